@@ -1,0 +1,121 @@
+"""EgoCross data conventions: domains, source datasets, support-set files and the frame sampling rates."""
+
+from __future__ import annotations
+
+import os
+
+# Domain order used in every EgoCross table (the seed README's column order).
+DOMAINS = ("Surgery", "Industry", "XSports", "Animal")
+
+# Source datasets per domain as spelled in the testbed json ("ExtrameSportFPV" is the json's own spelling).
+DOMAIN_SOURCES = {
+    "Surgery": ("CholecTrack20", "EgoSurgery"),
+    "Industry": ("ENIGMA",),
+    "XSports": ("ExtrameSportFPV",),
+    "Animal": ("EgoPet",),
+}
+_ALIASES = {"ExtremeSportFPV": "XSports"}
+DATASET_TO_DOMAIN = {src: dom for dom, srcs in DOMAIN_SOURCES.items() for src in srcs} | _ALIASES
+
+SUPPORT_SET_DOMAIN_FILES = {d: f"train_{d.lower()}.json" for d in DOMAINS}
+
+# The testbed's frames were pre-sampled at 0.5 fps, except CholecTrack20 .png frames and all of EgoSurgery (1 fps).
+DEFAULT_SAMPLING_FPS = 0.5
+
+
+def domain_of(dataset: str) -> str:
+    """Map a testbed ``dataset`` value to its EgoCross domain, with a clear error for unknown sources."""
+    try:
+        return DATASET_TO_DOMAIN[dataset]
+    except KeyError:
+        known = ", ".join(sorted(DATASET_TO_DOMAIN))
+        raise ValueError(f"unknown EgoCross source dataset {dataset!r} (known: {known})") from None
+
+
+def sampling_fps(dataset: str, frame_paths: list[str], default: float = DEFAULT_SAMPLING_FPS) -> float:
+    """The rate at which a testbed item's frames were sampled, following the official evaluation script."""
+    if dataset == "EgoSurgery":
+        return 1.0
+    if dataset == "CholecTrack20" and frame_paths and os.path.splitext(frame_paths[0])[1].lower() == ".png":
+        return 1.0
+    return default
+
+
+# --- testbed and answers files ----------------------------------------------------------------------------------
+
+TESTBED_FIELDS = ("id", "dataset", "primary_category", "question_type", "question_text", "options", "video_path")
+
+
+class DataFormatError(ValueError):
+    """A data file does not have the expected format; the message names the file, row and field."""
+
+    def __init__(self, path: str | os.PathLike, row: int | None, field: str | None, reason: str) -> None:
+        self.path, self.row, self.field, self.reason = str(path), row, field, reason
+        where = str(path) + (f", row {row}" if row is not None else "") + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {reason}")
+
+
+def _load_json_list(path: str | os.PathLike) -> list:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise DataFormatError(path, None, None, "file not found") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, None, None, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, list):
+        raise DataFormatError(path, None, None, f"expected a JSON list of items, got {type(data).__name__}")
+    return data
+
+
+def load_testbed(path: str | os.PathLike) -> list[dict]:
+    """Load and check an EgoCross testbed json (``egocross_testbed_imgs.json`` layout)."""
+    items = _load_json_list(path)
+    seen: set[str] = set()
+    for row, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise DataFormatError(path, row, None, "item is not an object")
+        for field in TESTBED_FIELDS:
+            if field not in item:
+                raise DataFormatError(path, row, field, "missing")
+        if not isinstance(item["video_path"], list) or not item["video_path"]:
+            raise DataFormatError(path, row, "video_path", "must be a non-empty list of frame paths")
+        if not isinstance(item["options"], list) or len(item["options"]) < 2:
+            raise DataFormatError(path, row, "options", "must be a list of at least two 'A: ...' strings")
+        try:
+            domain_of(item["dataset"])
+        except ValueError as exc:
+            raise DataFormatError(path, row, "dataset", str(exc)) from None
+        key = str(item["id"])
+        if key in seen:
+            raise DataFormatError(path, row, "id", f"duplicate id {key!r}")
+        seen.add(key)
+    return items
+
+
+def load_answers(path: str | os.PathLike) -> dict[str, str]:
+    """Load an answers json into ``{id: correct_option_letter}``, indexed by ``id`` and by ``question_id``."""
+    rows = _load_json_list(path)
+    answers: dict[str, str] = {}
+    for row, item in enumerate(rows):
+        if not isinstance(item, dict):
+            raise DataFormatError(path, row, None, "item is not an object")
+        letter = item.get("correct_option_letter")
+        if not isinstance(letter, str) or not letter.strip():
+            raise DataFormatError(path, row, "correct_option_letter", "missing or empty")
+        keys = [str(item[k]) for k in ("id", "question_id") if item.get(k) is not None]
+        if not keys:
+            raise DataFormatError(path, row, "id", "an answer needs 'id' or 'question_id'")
+        for key in keys:
+            answers[key] = letter.strip()
+    return answers
+
+
+def answer_for(item: dict, answers: dict[str, str]) -> str | None:
+    """The correct letter of a testbed item, matched by ``id`` first and ``question_id`` second."""
+    for key in ("id", "question_id"):
+        if item.get(key) is not None and str(item[key]) in answers:
+            return answers[str(item[key])]
+    return None

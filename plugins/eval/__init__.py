@@ -1,0 +1,1 @@
+"""Benchmark protocols, scorers, result tables and plots."""

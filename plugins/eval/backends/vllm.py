@@ -1,0 +1,55 @@
+"""vLLM backend (GPU; optional import): the same requests as the transformers backend, served by ``vllm.LLM``.
+
+Frames are passed as ``multi_modal_data`` with per-video metadata so Qwen3-VL sees the true timestamps.
+"""
+
+from __future__ import annotations
+
+from egoforge.eval.backends import GenerationSettings, VisualRequest
+from egoforge.eval.backends.frames import load_frames
+
+
+class VLLMBackend:
+    def __init__(self, model: str, settings: GenerationSettings, tensor_parallel_size: int = 1,
+                 max_model_len: int = 32768, gpu_memory_utilization: float = 0.85):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise RuntimeError(
+                "the vLLM backend needs vllm on a CUDA machine (pip install vllm); use --backend transformers here"
+            ) from exc
+        from transformers import AutoProcessor
+
+        self.settings = settings
+        self.processor = AutoProcessor.from_pretrained(model)
+        limit = {"video": 1, "image": 0} if settings.frames_as == "video" else {"image": 256, "video": 0}
+        self.llm = LLM(
+            model=model,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            limit_mm_per_prompt=limit,
+        )
+        self.sampling = SamplingParams(temperature=0.0, max_tokens=settings.max_new_tokens)
+
+    def _prompt(self, request: VisualRequest) -> dict:
+        s = self.settings
+        as_video = s.frames_as == "video"
+        frames = load_frames(request.frames, s.min_pixels, s.max_pixels, even=as_video)
+        visual = [{"type": "video"}] if as_video else [{"type": "image"}] * len(frames)
+        messages = [{"role": "user", "content": [*visual, {"type": "text", "text": request.prompt}]}]
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if as_video:
+            import numpy as np
+
+            array = np.stack([np.asarray(f) for f in frames])
+            meta = {"fps": request.fps, "total_num_frames": len(frames), "frames_indices": list(range(len(frames))),
+                    "duration": len(frames) / request.fps, "video_backend": "egoforge-frames"}
+            data = {"video": [(array, meta)]}
+        else:
+            data = {"image": frames}
+        return {"prompt": text, "multi_modal_data": data, "mm_processor_kwargs": {"do_sample_frames": False}}
+
+    def generate(self, requests: list[VisualRequest]) -> list[str]:
+        outputs = self.llm.generate([self._prompt(r) for r in requests], self.sampling, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]

@@ -1,0 +1,109 @@
+"""EgoCross CloseQA scoring: pure functions from (testbed items, answers, predictions) to accuracy tables."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from egoforge.data.egocross import DOMAINS, answer_for, domain_of
+from egoforge.eval.egocross_protocol import is_correct
+
+
+@dataclass
+class Tally:
+    correct: int = 0
+    total: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total if self.total else 0.0
+
+    def as_dict(self) -> dict:
+        return {"correct": self.correct, "total": self.total, "accuracy": round(self.accuracy, 2)}
+
+
+@dataclass
+class EgoCrossResults:
+    per_domain: dict[str, Tally] = field(default_factory=dict)
+    per_category: dict[str, Tally] = field(default_factory=dict)
+    per_question_type: dict[str, Tally] = field(default_factory=dict)
+    parse_status: Counter = field(default_factory=Counter)
+    missing_predictions: list[str] = field(default_factory=list)
+    missing_answers: list[str] = field(default_factory=list)
+
+    @property
+    def micro(self) -> float:
+        """Accuracy over all questions (the SFT repository's "Overall" since commit 7a539ab)."""
+        correct = sum(t.correct for t in self.per_domain.values())
+        total = sum(t.total for t in self.per_domain.values())
+        return 100.0 * correct / total if total else 0.0
+
+    @property
+    def macro(self) -> float:
+        """Mean of the per-domain accuracies (the seed README's 45.65 / 46.59)."""
+        scored = [t.accuracy for t in self.per_domain.values() if t.total]
+        return sum(scored) / len(scored) if scored else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "micro": round(self.micro, 2),
+            "macro": round(self.macro, 2),
+            "n_questions": sum(t.total for t in self.per_domain.values()),
+            "per_domain": {d: t.as_dict() for d, t in self.per_domain.items()},
+            "per_category": {c: t.as_dict() for c, t in sorted(self.per_category.items())},
+            "per_question_type": {q: t.as_dict() for q, t in sorted(self.per_question_type.items())},
+            "parse_status": dict(self.parse_status),
+            "missing_predictions": self.missing_predictions,
+            "missing_answers": self.missing_answers,
+        }
+
+
+def score_egocross(items: list[dict], answers: dict[str, str], predictions: dict[str, dict]) -> EgoCrossResults:
+    """Score every testbed item; a missing prediction counts as wrong (and is listed), a missing answer is skipped.
+
+    ``predictions`` maps item id to a record with at least ``prediction`` (a letter); ``parse_status`` is tallied
+    when present.
+    """
+    results = EgoCrossResults(per_domain={d: Tally() for d in DOMAINS})
+    per_category: dict[str, Tally] = defaultdict(Tally)
+    per_type: dict[str, Tally] = defaultdict(Tally)
+    for item in items:
+        key = str(item["id"])
+        truth = answer_for(item, answers)
+        if truth is None:
+            results.missing_answers.append(key)
+            continue
+        record = predictions.get(key)
+        if record is None:
+            results.missing_predictions.append(key)
+            prediction, status = "", "missing"
+        else:
+            prediction, status = str(record.get("prediction") or ""), record.get("parse_status", "given")
+        hit = is_correct(prediction, truth)
+        for tally in (
+            results.per_domain[domain_of(item["dataset"])],
+            per_category[str(item.get("primary_category", "?"))],
+            per_type[str(item.get("question_type", "?"))],
+        ):
+            tally.total += 1
+            tally.correct += int(hit)
+        results.parse_status[status] += 1
+    results.per_category = dict(per_category)
+    results.per_question_type = dict(per_type)
+    return results
+
+
+def submission(items: list[dict], predictions: dict[str, dict]) -> list[dict]:
+    """The challenge submission file: ``[{id, question_id, dataset, answer}]`` in testbed order."""
+    rows = []
+    for item in items:
+        record = predictions.get(str(item["id"]), {})
+        rows.append(
+            {
+                "id": item["id"],
+                "question_id": item.get("question_id", item["id"]),
+                "dataset": item["dataset"],
+                "answer": str(record.get("prediction") or ""),
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Offline fixtures: tiny random Qwen-VL checkpoints and generated egocentric data in the real formats."""

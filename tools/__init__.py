@@ -1,0 +1,1 @@
+"""The ``egoforge`` command-line tools: download, validate, prepare, evaluate, demo, list."""
