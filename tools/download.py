@@ -41,6 +41,10 @@ def download(name: str, local_dir: str, revision: str | None = None, local_files
     from modelscope.hub.snapshot_download import dataset_snapshot_download, snapshot_download
 
     try:
+        from modelscope_hub.errors import HubError  # NetworkError, CacheNotFound, ... (not all are OSErrors)
+    except ImportError:  # older modelscope without the split-out hub client
+        HubError = OSError
+    try:
         if source.kind == "dataset":
             if local_files_only:
                 raise DownloadError(f"{source.repo_id}: --local-files-only is only supported for models")
@@ -49,7 +53,7 @@ def download(name: str, local_dir: str, revision: str | None = None, local_files
                                  local_files_only=local_files_only)
     except DownloadError:
         raise
-    except OSError as exc:  # modelscope's NetworkError / CacheNotFound are OSError subclasses
+    except (OSError, HubError) as exc:
         raise DownloadError(
             f"could not download {source.kind} {source.repo_id} from ModelScope ({type(exc).__name__}: {exc}). "
             "Is this machine offline? Files already in the folder are kept; run the same command again to resume, "

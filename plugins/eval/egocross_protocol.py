@@ -22,7 +22,8 @@ def build_closeqa_prompt(question: str, options: list[str], original_fps: float,
     return (
         "Please carefully read the question and its options, then select the most appropriate answer. "
         f"Question: {question}{options_str}"
-        f"The original FPS of the video is {original_fps}. This image set is obtained by sampling at {sampling_fps} fps."
+        f"The original FPS of the video is {original_fps}. "
+        f"This image set is obtained by sampling at {sampling_fps} fps."
         "Respond in JSON format with two fields: 'prediction' (the correct option letter: A, B, C, or D) and 'reason' "
         "(a brief explanation of your choice). "
         "Do not include any other content.\n\n"

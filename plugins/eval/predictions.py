@@ -43,7 +43,7 @@ class PredictionWriter:
 
             atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in existing.values()))
         self.done = set(existing)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close()/__exit__)
 
     def write(self, records: Iterable[dict]) -> None:
         for record in records:

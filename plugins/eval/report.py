@@ -66,7 +66,9 @@ def bar_chart(
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def write_tables(rows: Mapping[str, Row], columns: list[str], out_dir: str | os.PathLike, stem: str, title: str) -> dict:
+def write_tables(
+    rows: Mapping[str, Row], columns: list[str], out_dir: str | os.PathLike, stem: str, title: str
+) -> dict:
     """Write ``stem.md``, ``stem.csv`` and ``stem.png``; return their paths."""
     out_dir = Path(out_dir)
     md = atomic_write_text(out_dir / f"{stem}.md", f"# {title}\n\n" + markdown_table(rows, columns))

@@ -70,7 +70,8 @@ _CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-_DEFAULT_SYSTEM = {"qwen2_vl": "You are a helpful assistant.", "qwen2_5_vl": "You are a helpful assistant.", "qwen3_vl": ""}
+_QWEN2_SYSTEM = "You are a helpful assistant."
+_DEFAULT_SYSTEM = {"qwen2_vl": _QWEN2_SYSTEM, "qwen2_5_vl": _QWEN2_SYSTEM, "qwen3_vl": ""}
 
 # Bump when the builder changes so cached checkpoints are rebuilt.
 BUILDER_VERSION = "5"

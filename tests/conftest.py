@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny models and generated EgoCross data are built once per session (and cached on disk)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Nothing in the test suite may reach a hub.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _has_cuda() -> bool:
+    return shutil.which("nvidia-smi") is not None and os.path.exists("/dev/nvidia0")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run tests/gpu/run_gpu_checks.sh on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir():
+    """Factory: path of a cached tiny checkpoint for an architecture (built at most once, lock-protected)."""
+    from egoforge.testing.tiny_models import ensure_tiny_model
+
+    return ensure_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tiny_model_dir) -> Path:
+    return tiny_model_dir("qwen3_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl(tiny_model_dir) -> Path:
+    return tiny_model_dir("qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def egocross_work(tmp_path_factory) -> Path:
+    """A work folder laid out like the repository: dataset_info/ (copy), data/egocross/ (support set), testbed/."""
+    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.recipes import stage_dataset_info
+
+    work = tmp_path_factory.mktemp("egocross_work")
+    make_support_set(work / "data" / "egocross", per_domain=3, frames=(2, 4), seed=0)
+    make_testbed(work / "testbed", per_domain=2, frames=(2, 4), seed=1)
+    stage_dataset_info(work)
+    return work
