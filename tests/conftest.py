@@ -58,3 +58,39 @@ def egocross_work(tmp_path_factory) -> Path:
     make_testbed(work / "testbed", per_domain=2, frames=(2, 4), seed=1)
     stage_dataset_info(work)
     return work
+
+
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder shared by all pytest-xdist workers of this run (each worker has its own basetemp below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(tmp_path_factory, name: str, builder) -> Path:
+    """Run ``builder(path)`` once per test run across xdist workers; later callers reuse ``path``."""
+    from egoforge.data.atomic import file_lock
+
+    root = _shared_root(tmp_path_factory)
+    target = root / name
+    with file_lock(root / f".{name}.lock"):
+        if not (target / ".done").exists():
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            builder(target)
+            (target / ".done").write_text("ok")
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained_lora(tmp_path_factory, egocross_work, tiny_qwen3_vl) -> Path:
+    """A LoRA adapter trained by the real llamafactory-cli from recipes/egocross_lora.yaml (tiny overrides)."""
+    from egoforge.llamafactory.launch import train
+    from egoforge.testing.recipes import tiny_overrides
+
+    def build(path: Path) -> None:
+        overrides = tiny_overrides(tiny_qwen3_vl, egocross_work / "dataset_info", egocross_work / "data" / "egocross",
+                                   path / "adapter", max_steps=3, save_steps=3)
+        train(REPO / "recipes" / "egocross_lora.yaml", overrides, path / "train.log", cwd=path)
+
+    return build_once(tmp_path_factory, "trained_lora", build) / "adapter"
