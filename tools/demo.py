@@ -46,7 +46,7 @@ def main(args) -> int:
     from egoforge.testing.tiny_models import ensure_tiny_model
 
     work = Path(args.workdir).resolve()
-    recipe = find_repo_file(args.recipe) if not Path(args.recipe).exists() else Path(args.recipe)
+    recipe = (Path(args.recipe) if Path(args.recipe).exists() else find_repo_file(args.recipe)).resolve()
     total, started = 6, time.time()
 
     t = _step(1, total, "tiny random Qwen3-VL (built from a config, cached per transformers version)")

@@ -188,7 +188,8 @@ def _encode(img: Image.Image, suffix: str) -> bytes:
 def _plan(domain: str, n: int, rng: random.Random) -> list[tuple[str, int]]:
     """Balanced (category, answer index) pairs for ``n`` questions of ``domain``."""
     cats = DOMAIN_CATEGORIES[domain]
-    plan = [(cats[i % len(cats)], (i // len(cats)) % 4) for i in range(n)]
+    # Letters cycle A-D; the category shifts by one each round so no category is tied to a letter.
+    plan = [(cats[(i + i // 4) % len(cats)], i % 4) for i in range(n)]
     rng.shuffle(plan)
     return plan
 
