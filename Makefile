@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	DS_BUILD_OPS=0 $(PY) -m pip install -e ".[dev]"
+	DS_BUILD_OPS=0 $(PY) -m pip install -e ".[dev,all]"
 	$(PY) -m pip check
 	touch $(STAMP)
 
@@ -27,9 +27,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(PY) benchmarks/sft_step_time.py
-	$(PY) benchmarks/frame_loading.py
-	$(PY) benchmarks/frames_as_video.py
+	set -e; for script in benchmarks/*.py; do case $$script in */_*) continue;; esac; \
+	  echo "== $$script"; $(PY) $$script; done
 
 clean-venv:
 	rm -rf $(VENV)

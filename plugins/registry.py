@@ -54,6 +54,7 @@ def _qualname(obj: Any) -> str:
 
 
 REWARDS = Registry("reward")
+# Trainers: callables ``run(recipe: dict, dry_run: bool = False) -> int`` used by ``egoforge train``.
 TRAINERS = Registry("trainer")
 REWARD_MANAGERS = Registry("verl reward manager")
 

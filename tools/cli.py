@@ -14,6 +14,7 @@ COMMANDS = {
     "prepare": "prepare",
     "evaluate": "evaluate",
     "demo": "demo",
+    "train": "train",
 }
 
 
