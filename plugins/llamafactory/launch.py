@@ -47,6 +47,8 @@ def train(
     """
     cmd = [llamafactory_cli(), "train", str(recipe), *(format_override(k, v) for k, v in overrides.items())]
     run_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    # LLaMA-Factory starts `torchrun` from PATH under FORCE_TORCHRUN: use this environment's, activated or not.
+    run_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), run_env.get("PATH", "")])
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
