@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "demo": "demo",
     "train": "train",
+    "inspect": "inspect_report",
 }
 
 
