@@ -51,6 +51,14 @@
     return true;
   }
 
+  function shortProblem(problem) {  // the full reason is in the tooltip and in the row's issue list
+    if (!problem) return "no image";
+    if (/escapes/.test(problem)) return "path outside the data root";
+    if (/not found/.test(problem)) return "file not found";
+    if (/does not decode/.test(problem)) return "does not decode";
+    return "unreadable";
+  }
+
   function frameStrip(s) {
     var strip = el("div", "strip");
     s.frames.forEach(function (f) {
@@ -76,8 +84,8 @@
           figure.appendChild(img);
         }
       } else {
-        var missing = el("div", "missing", f.problem || "no image");
-        missing.title = title;
+        var missing = el("div", "missing", shortProblem(f.problem));
+        missing.title = title + "\n" + (f.problem || "");
         figure.appendChild(missing);
       }
       figure.appendChild(el("figcaption", null, f.t !== null ? clock(f.t) : f.field));
