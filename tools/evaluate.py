@@ -1,11 +1,15 @@
-"""``egoforge evaluate egocross [run|score]``: the EgoCross CloseQA protocol and its scorer."""
+"""``egoforge evaluate egocross [run|score]``: the EgoCross CloseQA protocol and its scorer;
+``egoforge evaluate suite``: the egocentric benchmarks (EgoSchema, EgoPlan-Bench2, EgoThink, QAEgo4D, EgoTextVQA,
+EgoCross) through lmms-eval, beside the papers' rows."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-HELP = "evaluate a model on a benchmark (egocross: CloseQA generation + scoring, or `egocross score` alone)"
+HELP = ("evaluate a model on a benchmark (egocross: CloseQA generation + scoring, or `egocross score` alone; "
+        "suite: the egocentric benchmarks through lmms-eval)")
 
 
 def _add_score_args(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +44,100 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def _add_suite_args(parser: argparse.ArgumentParser) -> None:
+    from egoforge.lmms.tasks import BENCHMARKS
+
+    parser.add_argument("--model", required=True, help="model folder (checkpoint or LoRA adapter folder)")
+    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS), help=f"comma list of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--data-root", default="data/benchmarks", help="holds one folder per benchmark (NAME/)")
+    parser.add_argument("--data", action="append", default=[], metavar="NAME=DIR",
+                        help="a benchmark's folder elsewhere than DATA_ROOT/NAME (repeatable)")
+    parser.add_argument("--out", required=True, help="output folder: results.json, results.{md,csv,png}, tasks/")
+    parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
+    parser.add_argument("--lmms-model", default="egoforge_vl",
+                        help="lmms-eval model name (default egoforge's; any installed lmms-eval model works)")
+    parser.add_argument("--model-args", default="", help="extra lmms-eval model_args, k=v,k2=v2")
+    parser.add_argument("--device", help="transformers device (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--limit", type=int, help="only the first N docs of every task (smoke runs)")
+    parser.add_argument("--max-new-tokens", type=int, help="override every task's generation length")
+    parser.add_argument("--video-fps", type=float, default=2.0, help="video sampling rate (Ego3S: 2)")
+    parser.add_argument("--max-frames", type=int, default=16, help="frames per video at most (Ego3S: 16)")
+    parser.add_argument("--frames-as", default="video", choices=["video", "images"])
+    parser.add_argument("--video-max-pixels", type=int, default=128 * 28 * 28, help="per video frame (Ego3S)")
+    parser.add_argument("--image-max-pixels", type=int, default=401408, help="per image (Ego3S)")
+    parser.add_argument("--judge", default="none", choices=["none", "openai"],
+                        help="openai: the benchmarks' GPT judges (EgoTextVQA, EgoThink; needs OPENAI_API_KEY and "
+                             "the network) instead of egoforge's local metrics")
+    parser.add_argument("--strict-json", action="store_true", help="EgoCross: the official parser only")
+    parser.add_argument("--label", default="this model", help="row name of this model in the tables")
+    parser.add_argument("--no-published", action="store_true", help="leave the papers' rows out of the tables")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="validate data, write OUT/tasks and print the lmms-eval command without running it")
+    parser.add_argument("--quiet", action="store_true", help="do not echo lmms-eval's output")
+
+
+def _parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        for part in filter(None, item.split(",") if what == "--model-args" else [item]):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"{what}: expected KEY=VALUE, got {part!r}")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _suite(rest: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="egoforge evaluate suite")
+    _add_suite_args(parser)
+    opts = parser.parse_args(rest)
+
+    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.paths import UnsafePathError
+    from egoforge.eval.lmms_runner import LmmsEvalError
+    from egoforge.eval.report import markdown_table
+    from egoforge.eval.suite import SuiteConfig, SuiteError, data_dirs, parse_benchmarks, run_suite
+    from egoforge.lmms.taskgen import TaskOptions
+
+    try:
+        benchmarks = parse_benchmarks(opts.benchmarks)
+        model_args = _parse_pairs([opts.model_args], "--model-args")
+        if opts.lmms_model == "egoforge_vl":
+            model_args = {"frames_as": opts.frames_as, "video_max_pixels": opts.video_max_pixels,
+                          "image_max_pixels": opts.image_max_pixels, "video_fps": opts.video_fps,
+                          "max_frames": opts.max_frames, **({"device": opts.device} if opts.device else {}),
+                          **({"progress": "false"} if opts.quiet else {}), **model_args}
+        config = SuiteConfig(
+            model=opts.model, out=Path(opts.out).resolve(), benchmarks=benchmarks,
+            data=data_dirs(benchmarks, opts.data_root, _parse_pairs(opts.data, "--data")), backend=opts.backend,
+            lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
+            options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
+                                max_new_tokens=opts.max_new_tokens, judge=opts.judge == "openai",
+                                strict_json=opts.strict_json),
+            label=opts.label, published=not opts.no_published, echo=not opts.quiet)
+        results = run_suite(config, prepare_only=opts.prepare_only)
+    except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError) as exc:
+        print(f"egoforge evaluate suite: {exc}", file=sys.stderr)
+        return 1
+    if opts.prepare_only:
+        print(f"tasks: {results['tasks']}\nrun it with:\n{results['command']}")
+        return 0
+    table = results["table"]
+    print(markdown_table(table["rows"], table["columns"]), end="")
+    print(f"results: {config.out}/results.json (+ results.md, results.csv, results.png, tasks/, lmms/)")
+    return 0
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("benchmark", choices=["egocross"], help="benchmark protocol")
+    parser.add_argument("benchmark", choices=["egocross", "suite"], help="benchmark protocol")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="`score ...` or the run options (see --help of each)")
 
 
 def main(args) -> int:
     rest = list(args.rest)
+    if args.benchmark == "suite":
+        return _suite(rest)
     action = rest.pop(0) if rest and rest[0] in ("run", "score") else "run"
     parser = argparse.ArgumentParser(prog=f"egoforge evaluate {args.benchmark} {action}")
     (_add_score_args if action == "score" else _add_run_args)(parser)

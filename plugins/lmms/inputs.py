@@ -1,0 +1,93 @@
+"""Turn what an lmms-eval task's ``doc_to_visual`` returns into images and videos for a Qwen-VL model.
+
+- frames tagged as one clip (:mod:`egoforge.lmms.media`) become one video with their timeline rate and indices;
+- untagged PIL images stay images (e.g. EgoPlan-Bench2 keyframes, EgoThink photos);
+- a video path (stock lmms-eval video tasks) is decoded with PyAV at the model's ``video_fps`` / ``max_frames``;
+- an image path is opened.
+
+Every frame is resized once, here, to its pixel budget, so a batch never holds full-resolution video in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from egoforge.eval.backends.frames import fit_pixels
+from egoforge.lmms.media import is_image_path, is_video_path, read_mark, sample_video
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    frames_as: str = "video"  # "video": a clip is one video; "images": every frame is its own image
+    image_max_pixels: int = 401408  # Ego3S's --max_pixels (papers.md §2.1)
+    video_max_pixels: int = 128 * 28 * 28  # Ego3S's VIDEO_MAX_PIXELS per frame
+    min_pixels: int = 3136
+    video_fps: float = 2.0  # for video paths from stock tasks
+    max_frames: int = 16
+
+    def __post_init__(self) -> None:
+        if self.frames_as not in ("video", "images"):
+            raise ValueError(f"frames_as must be 'video' or 'images', not {self.frames_as!r}")
+
+
+@dataclass
+class Visual:
+    kind: str  # "image" or "video"
+    frames: list[Image.Image]
+    fps: float | None = None  # video: frames per second of the timeline ``indices`` count on
+    indices: list[int] = field(default_factory=list)
+
+    @property
+    def signature(self) -> str:
+        return self.kind
+
+
+def _resize(frame: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
+    frame = frame.convert("RGB") if frame.mode != "RGB" else frame
+    size = fit_pixels(frame.width, frame.height, min_pixels, max_pixels)
+    return frame.resize(size, Image.Resampling.BICUBIC) if size != frame.size else frame
+
+
+def _even(visual: Visual) -> Visual:
+    """Qwen-VL packs frames in pairs (temporal patch 2): repeat the last frame of an odd-length clip."""
+    if len(visual.frames) % 2 == 0:
+        return visual
+    step = visual.indices[-1] - visual.indices[-2] if len(visual.indices) > 1 else 1
+    frames, indices = [*visual.frames, visual.frames[-1]], [*visual.indices, visual.indices[-1] + step]
+    return Visual("video", frames, visual.fps, indices)
+
+
+def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
+    """The model inputs of one request, in the order the task gave them."""
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    visuals: list[Visual] = []
+    current_clip: str | None = None
+    for item in items:
+        if isinstance(item, str) and is_video_path(item):
+            item = sample_video(item, clip=item, sample_fps=settings.video_fps, max_frames=settings.max_frames)
+            visuals.extend(to_visuals(item, settings))
+            current_clip = None
+            continue
+        if isinstance(item, str) and is_image_path(item):
+            with Image.open(item) as img:
+                item = img.convert("RGB")
+        if not isinstance(item, Image.Image):
+            raise TypeError(f"egoforge_vl cannot read a visual of type {type(item).__name__} ({str(item)[:80]!r})")
+        mark = read_mark(item)
+        if mark is None:
+            visuals.append(Visual("image", [_resize(item, settings.min_pixels, settings.image_max_pixels)]))
+            current_clip = None
+            continue
+        budget = min(settings.video_max_pixels, mark.max_pixels or settings.video_max_pixels)
+        frame = _resize(item, settings.min_pixels, budget)
+        if current_clip == mark.clip and visuals and visuals[-1].kind == "video":
+            visuals[-1].frames.append(frame)
+            visuals[-1].indices.append(mark.index)
+        else:
+            visuals.append(Visual("video", [frame], mark.fps, [mark.index]))
+            current_clip = mark.clip
+    if settings.frames_as == "images":
+        return [Visual("image", [f]) for v in visuals for f in v.frames]
+    return [_even(v) if v.kind == "video" else v for v in visuals]
