@@ -286,5 +286,6 @@
   }
   window.addEventListener("hashchange", function () { readHash(); render(); });
   render();
+  document.body.dataset.readyMs = String(Math.round(performance.now()));  // read by benchmarks/inspect_report.py
   document.body.dataset.ready = "1";
 })();
