@@ -1,0 +1,181 @@
+"""Generated Ego3S training data in the Video-R1 json format, and a tiny random CLIP, for tests and benchmarks.
+
+Each sample is an egocentric clip from ``egodata.render_clip`` (the camera wearer's hand holding a coloured object,
+distractor squares, camera shake) written as an mp4 (or, for some samples, a folder of frames or a single image),
+plus the interaction region: ``roi_box`` (relative [x0, y0, x1, y1] around the held object and hand) and
+``roi_path`` (that region cropped from the middle frame). Questions cover the five Video-R1 problem types and are
+answerable from the frames; the held-object questions become unanswerable once the interaction region is masked,
+which is what CSM's fine filter looks for.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from egoforge.data.atomic import atomic_dir, atomic_write_bytes, atomic_write_json
+from egoforge.testing.egodata import COLORS, DIRECTIONS, QUADRANTS, Scene, render_clip
+
+PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
+LABEL_WORDS = ("fragile", "open", "stop", "push", "hot", "left")
+VIDEO_FPS = 4  # generated clips run at 4 fps; conversion samples them at the paper's 2 fps
+
+
+def roi_box(scene: Scene, size: tuple[int, int]) -> list[float]:
+    """Relative box around the held object's whole path and the hand below it."""
+    w, h = size
+    cx = w * (0.27 if "left" in scene.quadrant else 0.73)
+    cy = h * (0.3 if "top" in scene.quadrant else 0.7)
+    x0, y0, x1, y1 = max(0.0, cx - 24), max(0.0, cy - 17), min(w, cx + 24), min(h, cy + 22)
+    return [round(x0 / w, 4), round(y0 / h, 4), round(x1 / w, 4), round(y1 / h, 4)]
+
+
+def _draw_label(frames: list[Image.Image], word: str) -> list[Image.Image]:
+    """An OCR target: the word on a white card at the top of the view (PIL's built-in bitmap font)."""
+    out = []
+    for frame in frames:
+        frame = frame.copy()
+        draw = ImageDraw.Draw(frame)
+        draw.rectangle([30, 1, 66, 12], fill=(250, 250, 250))
+        draw.text((32, 1), word, fill=(0, 0, 0))
+        out.append(frame)
+    return out
+
+
+def write_mp4(frames: list[Image.Image], path: Path, fps: int = VIDEO_FPS) -> Path:
+    """Encode frames as an H.264 mp4 (PyAV), atomically."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(frame.convert("RGB")), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def _question(problem_type: str, scene: Scene, label: str, seconds: float, rng: random.Random) -> dict:
+    colors = list(COLORS)
+    if problem_type == "multiple choice":
+        options = colors[:]
+        rng.shuffle(options)
+        letter = "ABCD"[options.index(scene.color)]
+        return {"problem": "What is the color of the object held by the camera wearer?",
+                "options": [f"{lt}. {opt}" for lt, opt in zip("ABCD", options)], "answer": letter}
+    if problem_type == "numerical":
+        return {"problem": "How many squares are visible in the scene?", "options": [], "answer": str(scene.squares)}
+    if problem_type == "OCR":
+        return {"problem": "What word is written on the white card?", "options": [], "answer": label}
+    if problem_type == "free-form":
+        return {"problem": "Describe the object the camera wearer is holding and where it is.", "options": [],
+                "answer": f"The camera wearer holds a {scene.color} ball in the {scene.quadrant} of the view."}
+    return {"problem": "How many seconds does the clip last?", "options": [], "answer": f"{seconds:.1f}"}
+
+
+def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: tuple[int, int] = (8, 16),
+                          image_share: float = 0.15, folder_share: float = 0.15,
+                          file_name: str = "train.json") -> Path:
+    """Write ``n`` Video-R1-format samples under ``root`` and return the json path.
+
+    Layout: ``videos/clip_XXXX.mp4`` (or ``frames/clip_XXXX/frame_XXX.jpg``, or ``images/img_XXXX.jpg``),
+    ``roi/roi_XXXX.jpg``; media paths in the json are relative to ``root`` like the Video-R1 release. Problem types
+    cycle through all five, so every type appears once ``n >= 5``.
+    """
+    root = Path(root)
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        problem_type = PROBLEM_TYPES[i % len(PROBLEM_TYPES)]
+        scene = Scene(domain=rng.choice(("Industry", "XSports", "Animal")), color=rng.choice(tuple(COLORS)),
+                      quadrant=rng.choice(QUADRANTS), direction=rng.choice(DIRECTIONS), squares=rng.randint(1, 4),
+                      n_frames=rng.randint(*frames), seed=rng.randrange(2**31))
+        kind = rng.random()
+        data_type = "image" if kind < image_share and problem_type != "regression" else "video"
+        if data_type == "image":
+            scene = replace(scene, n_frames=1)
+        label = rng.choice(LABEL_WORDS)
+        clip = _draw_label(render_clip(scene), label)
+        size = clip[0].size
+        seconds = len(clip) / VIDEO_FPS
+        box = roi_box(scene, size)
+        middle = clip[len(clip) // 2]
+        crop = middle.crop((int(box[0] * size[0]), int(box[1] * size[1]), int(box[2] * size[0]),
+                            int(box[3] * size[1])))
+        roi_rel = f"roi/roi_{i:04d}.jpg"
+        atomic_write_bytes(root / roi_rel, _jpeg(crop))
+        if data_type == "image":
+            path = f"images/img_{i:04d}.jpg"
+            atomic_write_bytes(root / path, _jpeg(clip[0]))
+        elif kind < image_share + folder_share:
+            path = f"frames/clip_{i:04d}"
+            with atomic_dir(root / path) as tmp:
+                for t, frame in enumerate(clip):
+                    (tmp / f"frame_{t + 1:03d}.jpg").write_bytes(_jpeg(frame))
+        else:
+            path = f"videos/clip_{i:04d}.mp4"
+            write_mp4(clip, root / path)
+        q = _question(problem_type, scene, label, seconds, rng)
+        rows.append({
+            "problem_id": i + 1,
+            "problem": q["problem"],
+            "data_type": data_type,
+            "problem_type": problem_type,
+            "options": q["options"],
+            "process": "",
+            "solution": f"<answer>{q['answer']}</answer>",
+            "path": path,
+            "data_source": "egoforge-generated",
+            "roi_path": roi_rel,
+            "roi_box": box,
+        })
+    return atomic_write_json(root / file_name, rows)
+
+
+def build_tiny_clip(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random transformers CLIPModel + CLIPProcessor (character-level BPE tokenizer), saved as safetensors."""
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    chars = sorted(ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+    )
+    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return out_dir

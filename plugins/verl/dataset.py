@@ -1,0 +1,199 @@
+"""verl dataset classes for Ego3S (``data.custom_cls``), built on verl's own ``RLHFDataset``.
+
+``Ego3SDataset`` reads the parquet of ``egoforge ego3s convert`` and, at rollout time (verl calls the dataset
+class's ``process_multi_modal_info`` inside the agent loop), decodes video files and frame folders with PyAV under
+the paper's budget (2 fps, 4-16 frames) before handing frame lists to qwen-vl-utils. It also marks each row's
+split (``extra_info.split``), which the ``ego3s_irl`` reward manager uses to know the group size.
+
+``ECRDataset`` adds the evolving curriculum: a fixed number of slots over the CSM-selected training files plus a
+pool (``data.ecr.pool_files``); the ``ego3s_ecr`` trainer feeds it every step's rewards and it recurates on
+stagnation. Its state rides in verl's checkpoint: ``StatefulDataLoader`` saves ``dataset.state_dict()`` into
+``data.pt`` and restores it on resume, giving the identical selection. Needs ``data.dataloader_num_workers=0``
+(worker processes would hold stale copies of the slots).
+
+    data.custom_cls.path=pkg://egoforge.verl.dataset data.custom_cls.name=ECRDataset
+    +data.ecr.pool_files=[pool.parquet] +data.ecr.interval=100 +data.ecr.probe_size=500 +data.ecr.lambda_s=0.6
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import datasets
+from omegaconf import ListConfig
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum
+from egoforge.ego3s.media import FrameBudget, load_clip
+
+_BUDGET_KEYS = {"fps", "min_frames", "max_frames", "frames_fps"}
+
+
+def _as_list(files) -> list[str]:
+    if files is None:
+        return []
+    if isinstance(files, (list, tuple, ListConfig)):
+        return [str(f) for f in files]
+    return [str(files)]
+
+
+def decode_video_items(messages: list[dict]) -> list[dict]:
+    """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by sampled frames.
+
+    The input is not modified (verl keeps ``raw_prompt`` for logging and the reward loop).
+    """
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list) or not any(
+            isinstance(i, dict) and i.get("type") == "video" and isinstance(i.get("video"), str) for i in content
+        ):
+            out.append(message)
+            continue
+        items = []
+        for item in content:
+            if isinstance(item, dict) and item.get("type") == "video" and isinstance(item.get("video"), str):
+                fields = {k: item[k] for k in _BUDGET_KEYS if item.get(k) is not None}
+                frames, sample_fps = load_clip(item["video"], FrameBudget(**fields), resize=False)
+                item = {k: v for k, v in item.items() if k not in _BUDGET_KEYS}
+                item.update(video=frames, sample_fps=sample_fps)
+            items.append(item)
+        out.append({**message, "content": items})
+    return out
+
+
+class Ego3SDataset(RLHFDataset):
+    """RLHFDataset with PyAV video decoding under the Ego3S frame budget and split-marked rows."""
+
+    def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
+        files = _as_list(data_files)
+        self.split = "train" if files == _as_list(config.get("train_files")) else (
+            "val" if files == _as_list(config.get("val_files")) else None)
+        super().__init__(files, tokenizer, config, processor, max_samples)
+
+    @classmethod
+    def _process_multi_modal_info(cls, messages, image_patch_size, config):
+        return super()._process_multi_modal_info(decode_video_items(messages), image_patch_size, config)
+
+    @classmethod
+    async def process_vision_info(cls, messages, image_patch_size, config):
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        decoded = await loop.run_in_executor(None, decode_video_items, messages)
+        return await super().process_vision_info(decoded, image_patch_size, config)
+
+    def __getitem__(self, item):
+        row = super().__getitem__(item)
+        if self.split is not None:
+            row["extra_info"] = {**row["extra_info"], "split": self.split}
+        return row
+
+
+def ecr_config_from(data_config) -> tuple[ECRConfig, list[str]]:
+    """(ECRConfig, pool files) from ``data.ecr``."""
+    section = dict((data_config.get("ecr") or {}).items())
+    pool_files = _as_list(section.pop("pool_files", None))
+    section.pop("rescore_file", None)
+    known = set(ECRConfig.__dataclass_fields__)
+    unknown = set(section) - known
+    if unknown:
+        raise ValueError(f"data.ecr: unknown keys {sorted(unknown)}; known: pool_files, rescore_file, "
+                         f"{', '.join(sorted(known))}")
+    return ECRConfig(**section), pool_files
+
+
+class ECRDataset(Ego3SDataset):
+    """Ego3SDataset whose items are the curriculum's active slots (see the module docstring)."""
+
+    def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
+        if int(config.get("dataloader_num_workers", 0) or 0) != 0:
+            raise ValueError("ECRDataset recurates the training set in the trainer process: set "
+                             "data.dataloader_num_workers=0")
+        self.ecr_config, pool_files = ecr_config_from(config)
+        self.pool_files = pool_files
+        self.curriculum: ECRCurriculum | None = None
+        super().__init__(data_files, tokenizer, config, processor, max_samples)
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def _read_files_and_tokenize(self):
+        super()._read_files_and_tokenize()
+        active_frame = self.dataframe
+        frames = [active_frame]
+        if self.pool_files and self.split != "val":
+            from verl.utils.fs import copy_to_local
+
+            saved = self.data_files
+            self.data_files = [copy_to_local(src=f, cache_dir=self.cache_dir, use_shm=self.use_shm)
+                               for f in self.pool_files]
+            try:
+                super()._read_files_and_tokenize()
+                frames.append(self.dataframe)
+            finally:
+                self.data_files = saved
+        self.dataframe = datasets.concatenate_datasets(frames) if len(frames) > 1 else active_frame
+        ids = [_sample_id(e, i) for i, e in enumerate(self.dataframe["extra_info"])]
+        self.row_of: dict[str, int] = {}
+        for row, sample_id in enumerate(ids):
+            self.row_of.setdefault(sample_id, row)  # a pool copy of an active sample is ignored
+        self.id_of_row = ids
+        active = list(dict.fromkeys(ids[: len(active_frame)]))
+        pool = [x for x in dict.fromkeys(ids[len(active_frame):]) if x not in set(active)]
+        if self.curriculum is None:  # keep the live curriculum when verl re-reads files on resume
+            self.curriculum = ECRCurriculum(active, pool, self.ecr_config)
+        self._fingerprint = _fingerprint(active, pool)
+
+    def __len__(self):
+        return len(self.curriculum.slots)
+
+    def __getitem__(self, slot):
+        row_index = self.row_of[self.curriculum.slots[slot]]
+        row = super().__getitem__(row_index)
+        # verl groups rollouts and we map rewards back by ``index``: make it the unique row of this dataset.
+        row["index"] = row_index
+        return row
+
+    # -- curriculum ----------------------------------------------------------------------------------------
+    def observe(self, groups: Mapping[int, Sequence[float]]) -> None:
+        """Rewards of rollout groups keyed by dataset ``index`` (the rows ``__getitem__`` returned)."""
+        self.curriculum.observe_groups((self.id_of_row[int(index)], rewards) for index, rewards in groups.items())
+
+    def curriculum_step(self, step: int, rescore=None) -> dict[str, float]:
+        result = self.curriculum.step(step, rescore)
+        return result.metrics() if result is not None else {}
+
+    def state_dict(self) -> dict:
+        return {"fingerprint": self._fingerprint, "curriculum": copy.deepcopy(self.curriculum.state_dict())}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if state.get("fingerprint") != self._fingerprint:
+            raise ValueError("the checkpoint's ECR state was saved for different training/pool files; resume "
+                             "with the same data.train_files and data.ecr.pool_files")
+        self.curriculum.load_state_dict(state["curriculum"])
+
+
+def _sample_id(extra_info, row: int) -> str:
+    if isinstance(extra_info, Mapping) and extra_info.get("problem_id") not in (None, ""):
+        return str(extra_info["problem_id"])
+    if isinstance(extra_info, Mapping) and extra_info.get("index") is not None:
+        return f"index:{extra_info['index']}"
+    return f"row:{row}"
+
+
+def _fingerprint(active: list[str], pool: list[str]) -> str:
+    digest = hashlib.sha256()
+    for part in (active, pool):
+        digest.update("\x1f".join(part).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def group_rewards(uids: Sequence, indices: Sequence, scores: Sequence[float]) -> dict[int, list[float]]:
+    """Rollout scores grouped per prompt (uid), keyed by the prompt's dataset index (last group wins)."""
+    by_uid: dict[str, tuple[int, list[float]]] = {}
+    for uid, index, score in zip(uids, indices, scores):
+        entry = by_uid.setdefault(str(uid), (int(index), []))
+        entry[1].append(float(score))
+    return {index: rewards for index, rewards in by_uid.values()}

@@ -1,0 +1,58 @@
+"""verl adapter of the Ego3S rewards: ``reward.custom_reward_function.path=pkg://egoforge.rewards.ego3s``.
+
+``compute_score`` has verl's signature and returns a dict with ``score`` and every sub-score (verl logs each key
+as ``reward_extra_info``). On its own, with any reward manager, it scores format + accuracy + the object penalty
+and reports the CLIP similarity. The grounded rarity bonus needs all rollouts of a prompt: select egoforge's
+``ego3s_irl`` reward manager (``reward.reward_manager.name=ego3s_irl``) and it is added per group.
+
+Settings come from ``reward.custom_reward_function.reward_kwargs`` (verl binds them as keyword arguments):
+``preset`` (paper|official), ``irl`` (object tag + grounded terms, default true), ``clip_model`` (local CLIP
+folder), ``clip_backend``, ``clip_device``, and overrides ``lambda_o``, ``H``, ``N``, ``int_weight``,
+``penalty_weight``, ``format_weight``, ``accuracy_weight``, ``length_control``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from egoforge.rewards.clip import load_clip
+from egoforge.rewards.extras import LengthBonus
+from egoforge.rewards.grounding import IRLConfig
+from egoforge.rewards.scoring import RewardSettings, score_response
+
+SETTING_KEYS = ("preset", "irl", "lambda_o", "H", "N", "int_weight", "penalty_weight", "format_weight",
+                "accuracy_weight", "length_control")
+
+
+def settings_from_kwargs(preset: str = "paper", irl: bool = True, lambda_o: float | None = None,
+                         H: float | None = None, N: int | None = None, int_weight: float | None = None,
+                         penalty_weight: float | None = None, format_weight: float = 1.0,
+                         accuracy_weight: float = 1.0, length_control: bool = False, **_: Any) -> RewardSettings:
+    """RewardSettings from flat keyword arguments (reward_kwargs in verl, a recipe section for TRL)."""
+    irl_config = IRLConfig.preset(preset, lambda_o=lambda_o, H=H, N=N, int_weight=int_weight,
+                                  penalty_weight=penalty_weight)
+    return RewardSettings(irl=bool(irl), irl_config=irl_config, format_weight=float(format_weight),
+                          accuracy_weight=float(accuracy_weight),
+                          length_bonus=LengthBonus() if length_control else None)
+
+
+def clip_from_kwargs(clip_model: str | None = None, clip_backend: str = "transformers",
+                     clip_device: str | None = None, **_: Any):
+    """The process-wide CLIP backend named by the kwargs, or None when no model is configured."""
+    if not clip_model:
+        return None
+    return load_clip(clip_model, clip_backend, device=clip_device)
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None,
+                  **kwargs: Any) -> dict[str, float]:
+    """Score one rollout for verl (see the module docstring for the keyword arguments)."""
+    extra_info = extra_info or {}
+    problem_type = extra_info.get("problem_type")
+    if not problem_type:
+        raise ValueError(f"egoforge.rewards.ego3s: row {extra_info.get('index', '?')} ({data_source}): "
+                         "extra_info has no 'problem_type'; convert the data with `egoforge ego3s convert`")
+    settings = settings_from_kwargs(**kwargs)
+    clip = clip_from_kwargs(**kwargs) if settings.irl else None
+    return score_response(solution_str, str(ground_truth), str(problem_type), settings, clip,
+                          extra_info.get("roi_path") or None)
