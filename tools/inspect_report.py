@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--issues", help="issues JSON written by `egoforge validate --json`, shown on their rows")
     parser.add_argument("--validate", action="store_true", help="run egoforge validate's checks now and show them")
     parser.add_argument("--fps", type=float, default=0.5, help="sampling rate of frame lists, for the timestamps "
-                        "(EgoCross: 0.5; its CholecTrack20 .png clips and EgoSurgery are 1.0 regardless)")
+                        "(EgoCross: 0.5; its CholecTrack20 .png clips and EgoSurgery are 1.0 regardless; "
+                        "0: no timestamps)")
     parser.add_argument("--max-frames", type=int, default=16, help="frames shown per sample, spread evenly (16)")
     parser.add_argument("--page-size", type=int, default=50, help="samples per page (0: all on one page)")
     parser.add_argument("--title", help="page title (default: the data file's name)")

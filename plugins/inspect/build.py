@@ -141,8 +141,9 @@ def build_report(
     for path in inputs:
         if not path.is_file():
             raise ReportError(f"{path}: file not found")
-    if max_frames < 1 or page_size < 0 or fps <= 0:
-        raise ReportError("--max-frames must be >= 1, --page-size >= 0 (0: all on one page) and --fps > 0")
+    if max_frames < 1 or page_size < 0 or fps < 0:
+        raise ReportError("--max-frames must be >= 1, --page-size >= 0 (0: all on one page) and --fps >= 0 "
+                          "(0: images are not frames of one clip, no timestamps)")
     media_root = Path(media_dir) if media_dir else data.parent
     if not media_root.is_dir():
         raise ReportError(f"--media-dir {media_root}: not a folder")

@@ -80,7 +80,12 @@ def _video_item(item: object, field: str, fps: float, file: str, index: int, iss
     if isinstance(item, dict) and "video" in item:
         # qwen-vl-utils reads a frame list's rate from sample_fps (fps is the rate to sample a file at).
         rate = item.get("sample_fps") or item.get("fps") or fps
-        return _video_item(item["video"], field, float(rate), file, index, issues)
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            issues.append(Issue(file, index, f"{field}.fps", f"expected a number, got {rate!r}"))
+            rate = fps
+        return _video_item(item["video"], field, rate, file, index, issues)
     if isinstance(item, str):
         if item.lower().endswith(_VIDEO_SUFFIXES):
             return [MediaRef("video", field, path=item)]

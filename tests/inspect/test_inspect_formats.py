@@ -149,3 +149,8 @@ def test_unreadable_files_name_themselves(tmp_path):
         load_dataset(broken)
     with pytest.raises(ValueError, match="unknown format"):
         load_dataset(bad, fmt="csv")
+
+
+def test_fps_zero_means_no_timestamps(inspect_sharegpt):
+    _, samples = load_dataset(inspect_sharegpt["images"], fps=0)
+    assert samples[1].media and all(m.time is None for m in samples[1].media)
