@@ -127,12 +127,17 @@ def _summary_html(summary: Summary) -> str:
     return "".join(parts)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _issues_html(info: ReportInfo) -> str:
     if not info.file_issues and not info.rows_with_issues:
         return ""
     parts = ['<section class="issues-summary" id="issues"><h2>Validation issues</h2>']
     if info.rows_with_issues:
-        parts.append(f'<p>{info.row_issue_count} issues in {info.rows_with_issues} rows, highlighted below. '
+        parts.append(f'<p>{_count(info.row_issue_count, "issue")} in {_count(info.rows_with_issues, "row")}, '
+                     'highlighted below. '
                      '<button type="button" id="show-issues">show only those rows</button></p>')
     if info.file_issues:
         parts.append('<ul class="file-issues">')

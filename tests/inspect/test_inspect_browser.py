@@ -151,10 +151,10 @@ def test_thousand_samples_are_paged(browser, inspect_testbed, tmp_path):
     """1,000 samples (sharing frames) render one page of 50 cards; the pager walks through them."""
     items = inspect_testbed["items"]
     big = [dict(items[i % len(items)], id=f"q{i:04d}", question_id=i) for i in range(1000)]
-    data = inspect_testbed["root"] / "big_testbed.json"
+    data = tmp_path / "big_testbed.json"
     data.write_text(json.dumps(big))
     out = tmp_path / "report"
-    built = build_report(data, out)
+    built = build_report(data, out, media_dir=inspect_testbed["root"])
     assert built.samples == 1000
     _open(browser, out / "index.html")
     assert _rows(browser) == list(range(50))
