@@ -144,11 +144,13 @@ class Thumbnailer:
                       max_frames: int) -> list[Thumb]:
         index_name = self._name(digest, f"|video|{max_frames}").replace(".jpg", ".json")
         index_path = self.out_dir / index_name
-        if index_path.exists():
-            cached = json.loads(index_path.read_text(encoding="utf-8"))
-            if all((self.out_dir / entry["name"]).exists() for entry in cached):
-                return [Thumb(ref.field, e["time"], label, src=_url(e["name"]), href=href, width=e["width"],
-                              height=e["height"]) for e in cached]
+        try:
+            cached = json.loads(index_path.read_text(encoding="utf-8")) if index_path.exists() else None
+        except ValueError:
+            cached = None  # a damaged cache entry is simply rebuilt
+        if cached is not None and all((self.out_dir / entry["name"]).exists() for entry in cached):
+            return [Thumb(ref.field, e["time"], label, src=_url(e["name"]), href=href, width=e["width"],
+                          height=e["height"]) for e in cached]
         try:
             frames = sample_video(real, max_frames)
         except Exception as exc:
@@ -190,7 +192,7 @@ def sample_video(path: str | os.PathLike, count: int) -> list[tuple[float, Image
             for frame in container.decode(stream):
                 if frame.time is not None and frame.time >= target - 1e-6:
                     break
-            if frame is not None and (not picked or frame.time - start > picked[-1][0]):
+            if frame is not None and frame.time is not None and (not picked or frame.time - start > picked[-1][0]):
                 picked.append((float(frame.time) - start, frame.to_image()))
         if not picked:
             raise ValueError("no decodable frames")

@@ -140,6 +140,8 @@ def test_frame_list_videos_and_mp4(inspect_sharegpt, tmp_path):
     assert len(times) == 4 and times == sorted(times) and times[0] == 0.0 and times[-1] == pytest.approx(2.25)
     thumbs = [(out / f["src"]).read_bytes() for f in clip["frames"]]
     assert len(set(thumbs)) == 4  # four different moments of the clip, not one frame four times
+    assert _inspect(inspect_sharegpt["videos"], out, "--max-frames", "4", "--fps", "0.5") == 0  # from the cache
+    assert payload(out / "index.html")["samples"][-1]["frames"] == clip["frames"]
 
 
 def test_verl_parquet_report_with_predictions(inspect_parquet, inspect_testbed, tmp_path):
