@@ -59,7 +59,11 @@ TRAINERS = Registry("trainer")
 REWARD_MANAGERS = Registry("verl reward manager")
 
 # Modules whose import fills the registries; ``load_all`` imports them (missing optional ones are skipped).
-PROVIDERS: list[str] = []
+PROVIDERS: list[str] = [
+    "egoforge.egom2p.trainers",
+    "egoforge.lego.trainer",
+    "egoforge.egoagent.register",
+]
 
 
 def load_all() -> list[str]:

@@ -15,7 +15,9 @@ COMMANDS = {
     "evaluate": "evaluate",
     "demo": "demo",
     "train": "train",
+    "egom2p": "egom2p",
     "inspect": "inspect_report",
+    "egoagent": "egoagent",
 }
 
 

@@ -1,0 +1,366 @@
+"""Clip preparation: raw egocentric recordings -> aligned 2 s clips of every available modality.
+
+Input, one folder per recording (all times in seconds on the video's clock, first frame at its stream time)::
+
+    RAW/<recording>/rgb.mp4      any video PyAV decodes (required: it defines the clips)
+    RAW/<recording>/depth.npz    ``depth`` (N, H, W) float and ``timestamps`` (N,), registered to the rgb view
+      or depth/NNNNNN.png        16-bit PNG frames + depth/timestamps.txt (one time per line); meta.json
+                                 ``depth_scale`` converts PNG units to metres (default 0.001)
+    RAW/<recording>/gaze.csv     header ``timestamp_s,x,y[,valid]``: gaze in rgb pixel coordinates
+    RAW/<recording>/camera.txt   TUM trajectory ``timestamp tx ty tz qx qy qz qw``, camera-to-world (OpenCV axes)
+
+Output, one folder per clip (``<recording>__<index>``; dots become underscores so WebDataset keys stay intact)::
+
+    CLIPS/<dataset>/<key>/rgb.npy           (16, S, S, 3) uint8: nearest frame at 8 fps (ffmpeg ``fps=8``
+                                            rounding), centre square crop, lanczos resize to S (256)
+    CLIPS/<dataset>/<key>/depth.npy         (16, S, S) float16 in [0, 1]: per-clip min-max normalised
+    CLIPS/<dataset>/<key>/depth_metric.npy  (16, S, S) float16: the same frames before normalisation (evaluation)
+    CLIPS/<dataset>/<key>/gaze.npy          (60, 3) float32: (x, y) in the crop's [0, 1] frame + validity, 30 Hz
+    CLIPS/<dataset>/<key>/cam.npy           (60, 4, 4) float32: camera-to-world poses at 30 Hz (slerp)
+    CLIPS/<dataset>/<key>/meta.json         recording, start time, modalities present
+
+A modality a recording lacks, or that does not cover a clip (camera), or has no valid sample in it (gaze), is
+simply absent from the clip folder: downstream it is "unavailable" for that sample. Source files are only read;
+each clip folder is written atomically and skipped when it already exists, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from egoforge.data.atomic import atomic_dir
+from egoforge.egom2p.geometry import interpolate_poses, make_pose, quat_to_matrix
+from egoforge.egom2p.modalities import CLIP_SECONDS, MODALITIES
+
+
+class ClipDataError(ValueError):
+    """A raw input file is malformed; the message names the file, the row and the field."""
+
+    def __init__(self, file: str | os.PathLike, row: int | None, field: str, message: str):
+        self.file, self.row, self.field = str(file), row, field
+        where = f"{file}" + (f", row {row}" if row is not None else "") + f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class ClipSettings:
+    size: int = 256  # output side (paper: 256)
+    stride_s: float = CLIP_SECONDS  # seconds between clip starts (2.0: non-overlapping)
+    gaze_max_gap_s: float = 0.1  # interpolate gaze only across gaps shorter than this
+    depth_scale: float = 0.001  # PNG depth units -> metres, unless meta.json says otherwise
+
+
+# ---- readers (never write) ----
+
+def read_tum(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """TUM trajectory -> (times (N,), poses (N, 4, 4)), sorted by time."""
+    times, poses = [], []
+    with open(path, encoding="utf-8") as handle:
+        for row, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.replace(",", " ").split()
+            if len(parts) != 8:
+                raise ClipDataError(path, row, "line", f"expected 8 values (timestamp tx ty tz qx qy qz qw), "
+                                    f"got {len(parts)}")
+            try:
+                values = [float(p) for p in parts]
+            except ValueError:
+                raise ClipDataError(path, row, "line", f"non-numeric value in {line!r}") from None
+            q = np.array(values[4:8])
+            if not np.isfinite(values).all() or np.linalg.norm(q) < 1e-8:
+                raise ClipDataError(path, row, "qx qy qz qw", "quaternion is zero or not finite")
+            times.append(values[0])
+            poses.append(make_pose(quat_to_matrix(q), values[1:4]))
+    if len(times) < 2:
+        raise ClipDataError(path, None, "timestamp", "a trajectory needs at least two poses")
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times)[order], np.stack(poses)[order]
+
+
+def read_gaze_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """gaze.csv -> (times, xy pixels (N, 2), valid (N,)); NaN coordinates are invalid samples."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"timestamp_s", "x", "y"} - set(reader.fieldnames or [])
+        if missing:
+            raise ClipDataError(path, 1, ",".join(sorted(missing)),
+                                f"missing column(s); header is {reader.fieldnames}")
+        times, xy, valid = [], [], []
+        for row, record in enumerate(reader, start=2):
+            try:
+                t = float(record["timestamp_s"])
+            except (TypeError, ValueError):
+                raise ClipDataError(path, row, "timestamp_s", f"not a number: {record['timestamp_s']!r}") from None
+            point = []
+            for field in ("x", "y"):
+                try:
+                    point.append(float(record[field]) if record[field] not in ("", None) else math.nan)
+                except ValueError:
+                    raise ClipDataError(path, row, field, f"not a number: {record[field]!r}") from None
+            flag = record.get("valid")
+            flagged = flag in (None, "") or flag.strip().lower() in ("1", "true", "yes")
+            ok = flagged and all(map(math.isfinite, point))
+            times.append(t)
+            xy.append(point)
+            valid.append(ok)
+    if not times:
+        raise ClipDataError(path, None, "timestamp_s", "no gaze samples")
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times)[order], np.asarray(xy, dtype=np.float64)[order], np.asarray(valid)[order]
+
+
+class DepthSource:
+    """Depth frames with timestamps, from ``depth.npz`` or a folder of 16-bit PNGs (read lazily)."""
+
+    def __init__(self, recording: Path, scale: float):
+        npz, folder = recording / "depth.npz", recording / "depth"
+        self.frames: np.ndarray | None = None
+        if npz.is_file():
+            with np.load(npz, allow_pickle=False) as data:
+                for key in ("depth", "timestamps"):
+                    if key not in data:
+                        raise ClipDataError(npz, None, key, f"missing array; has {list(data.keys())}")
+                self.frames = np.asarray(data["depth"], dtype=np.float32)
+                self.times = np.asarray(data["timestamps"], dtype=np.float64)
+            if self.frames.ndim != 3 or len(self.frames) != len(self.times):
+                raise ClipDataError(npz, None, "depth", f"expected (N, H, W) with N = len(timestamps) = "
+                                    f"{len(self.times)}, got {self.frames.shape}")
+            self.source = npz
+        elif folder.is_dir():
+            self.files = sorted(folder.glob("*.png"))
+            stamps = folder / "timestamps.txt"
+            if not stamps.is_file():
+                raise ClipDataError(stamps, None, "timestamps", "a PNG depth folder needs timestamps.txt")
+            lines = [ln.strip() for ln in stamps.read_text().splitlines() if ln.strip()]
+            try:
+                self.times = np.asarray([float(v) for v in lines])
+            except ValueError as exc:
+                raise ClipDataError(stamps, None, "timestamps", str(exc)) from None
+            if len(self.times) != len(self.files):
+                raise ClipDataError(stamps, None, "timestamps", f"{len(self.times)} times for {len(self.files)} PNGs")
+            self.scale, self.source = scale, folder
+        else:
+            raise FileNotFoundError(recording / "depth.npz")
+
+    def frame(self, index: int) -> np.ndarray:
+        if self.frames is not None:
+            return self.frames[index]
+        with Image.open(self.files[index]) as image:
+            if image.mode not in ("I;16", "I;16B", "I", "F"):
+                raise ClipDataError(self.files[index], None, "mode", f"expected a 16-bit depth PNG, got {image.mode}")
+            return np.asarray(image, dtype=np.float32) * self.scale
+
+
+# ---- pure helpers ----
+
+def clip_starts(duration: float, stride: float, length: float = CLIP_SECONDS) -> list[float]:
+    """Start times of the clips that fit entirely in [0, duration)."""
+    count = int(math.floor((duration - length) / stride + 1e-9)) + 1 if duration >= length else 0
+    return [round(i * stride, 9) for i in range(count)]
+
+
+def nearest_indices(source_times: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each query time, the index of the nearest source time (ties go to the earlier frame)."""
+    idx = np.clip(np.searchsorted(source_times, query), 1, len(source_times) - 1)
+    left, right = source_times[idx - 1], source_times[idx]
+    return np.where(query - left <= right - query, idx - 1, idx)
+
+
+def centre_crop_box(width: int, height: int) -> tuple[int, int, int]:
+    """(x0, y0, side) of the centred square crop."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop then lanczos resize; uint8 RGB or float depth."""
+    h, w = image.shape[:2]
+    x0, y0, side = centre_crop_box(w, h)
+    crop = np.ascontiguousarray(image[y0: y0 + side, x0: x0 + side])
+    if crop.dtype != np.uint8:
+        crop = crop.astype(np.float32)
+    return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS))
+
+
+def normalize_depth(depth: np.ndarray) -> np.ndarray:
+    """Per-clip min-max to [0, 1] over finite values (a constant clip becomes zeros)."""
+    finite = np.isfinite(depth)
+    if not finite.any():
+        return np.zeros_like(depth, dtype=np.float32)
+    lo, hi = float(depth[finite].min()), float(depth[finite].max())
+    out = (np.where(finite, depth, lo) - lo) / max(hi - lo, 1e-12)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def sample_gaze(times: np.ndarray, xy: np.ndarray, valid: np.ndarray, query: np.ndarray,
+                max_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of gaze at ``query`` between valid neighbours closer than ``max_gap`` seconds."""
+    t, p = times[valid], xy[valid]
+    out, ok = np.zeros((len(query), 2)), np.zeros(len(query), bool)
+    if len(t) == 0:
+        return out, ok
+    idx = np.searchsorted(t, query)
+    for i, (q, j) in enumerate(zip(query, idx)):
+        if j < len(t) and abs(t[j] - q) < 1e-9:
+            out[i], ok[i] = p[j], True
+        elif 0 < j < len(t) and t[j] - t[j - 1] <= max_gap:
+            w = (q - t[j - 1]) / (t[j] - t[j - 1])
+            out[i], ok[i] = (1 - w) * p[j - 1] + w * p[j], True
+    return out, ok
+
+
+# ---- video ----
+
+def video_info(path: Path) -> tuple[int, int, float, float]:
+    """(width, height, start time, duration in seconds) of the first video stream."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ClipDataError(path, None, "streams", "no video stream")
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = sum(1 for _ in container.decode(video=0)) / float(stream.average_rate or 30)
+        return stream.codec_context.width, stream.codec_context.height, start, duration
+
+
+def resample_video(path: Path, query: np.ndarray, size: int) -> np.ndarray:
+    """Frames nearest to each query time (seconds from the stream start), cropped and resized: (Q, S, S, 3).
+
+    One decoding pass; only the frames that are some query's nearest are converted, so long recordings stream.
+    """
+    import av
+
+    out = np.zeros((len(query), size, size, 3), np.uint8)
+    filled = np.zeros(len(query), bool)
+    order = np.argsort(query)
+    j = 0
+    prev: tuple[float, av.VideoFrame] | None = None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        for frame in container.decode(stream):
+            t = float(frame.pts * frame.time_base) - start if frame.pts is not None else float(frame.time)
+            while j < len(order) and query[order[j]] <= t:
+                q = query[order[j]]
+                pick = frame if prev is None or (t - q) < (q - prev[0]) else prev[1]
+                out[order[j]] = crop_resize(pick.to_ndarray(format="rgb24"), size)
+                filled[order[j]] = True
+                j += 1
+            prev = (t, frame)
+            if j == len(order):
+                break
+        while j < len(order) and prev is not None:  # queries after the last frame's timestamp
+            out[order[j]] = crop_resize(prev[1].to_ndarray(format="rgb24"), size)
+            filled[order[j]] = True
+            j += 1
+    if not filled.all():
+        raise ClipDataError(path, None, "frames", "the video has no decodable frames")
+    return out
+
+
+# ---- recordings -> clips ----
+
+def recording_clips(recording: Path, settings: ClipSettings) -> Iterator[tuple[str, float, dict[str, np.ndarray]]]:
+    """Yield (key, start time, {file name: array}) for every clip of one recording folder."""
+    video = recording / "rgb.mp4"
+    if not video.is_file():
+        raise FileNotFoundError(f"{video}: every recording needs rgb.mp4 (it defines the clips)")
+    width, height, _, duration = video_info(video)
+    starts = clip_starts(duration, settings.stride_s)
+    if not starts:
+        return
+    meta_path = recording / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    depth = None
+    if (recording / "depth.npz").is_file() or (recording / "depth").is_dir():
+        depth = DepthSource(recording, float(meta.get("depth_scale", settings.depth_scale)))
+    gaze = read_gaze_csv(recording / "gaze.csv") if (recording / "gaze.csv").is_file() else None
+    cam = read_tum(recording / "camera.txt") if (recording / "camera.txt").is_file() else None
+
+    video_spec, traj_spec = MODALITIES["rgb"], MODALITIES["cam"]
+    video_t = np.asarray([s + k / video_spec.fps for s in starts for k in range(video_spec.frames)])
+    frames = resample_video(video, video_t, settings.size).reshape(len(starts), video_spec.frames,
+                                                                    settings.size, settings.size, 3)
+    x0, y0, side = centre_crop_box(width, height)
+    base = recording.name.replace(".", "_")
+    for i, start in enumerate(starts):
+        arrays: dict[str, np.ndarray] = {"rgb.npy": frames[i]}
+        vt = video_t[i * video_spec.frames: (i + 1) * video_spec.frames]
+        tt = start + np.arange(traj_spec.frames) / traj_spec.fps
+        if depth is not None:
+            picks = nearest_indices(depth.times, vt) if len(depth.times) > 1 else np.zeros(len(vt), int)
+            if np.all(np.abs(depth.times[picks] - vt) <= 0.5 / video_spec.fps):
+                metric = np.stack([crop_resize(depth.frame(p), settings.size) for p in picks])
+                arrays["depth.npy"] = normalize_depth(metric).astype(np.float16)
+                arrays["depth_metric.npy"] = metric.astype(np.float16)
+        if gaze is not None:
+            xy, ok = sample_gaze(*gaze, tt, settings.gaze_max_gap_s)
+            if ok.any():
+                uv = (xy - [x0, y0]) / side
+                uv = np.where(ok[:, None], uv, 0.0)
+                arrays["gaze.npy"] = np.concatenate([uv, ok[:, None]], 1).astype(np.float32)
+        if cam is not None and cam[0][0] <= tt[0] + 1e-6 and cam[0][-1] >= tt[-1] - 1e-6:
+            poses = interpolate_poses(cam[0], cam[1], np.clip(tt, cam[0][0], cam[0][-1]))
+            arrays["cam.npy"] = poses.astype(np.float32)
+        yield f"{base}__{i:04d}", start, arrays
+
+
+def prepare_clips(raw_root: str | os.PathLike, out_root: str | os.PathLike, dataset: str,
+                  settings: ClipSettings | None = None, progress: bool = True) -> dict[str, int]:
+    """Cut every recording under ``raw_root`` into clips under ``out_root/dataset``; returns counts."""
+    from tqdm import tqdm
+
+    settings = settings or ClipSettings()
+    raw_root, target = Path(raw_root), Path(out_root) / dataset
+    if target.resolve() == raw_root.resolve() or raw_root.resolve() in target.resolve().parents:
+        raise ValueError(f"output {target} lies inside the raw data {raw_root}: choose a separate folder")
+    recordings = sorted(p for p in raw_root.iterdir() if p.is_dir() and (p / "rgb.mp4").is_file())
+    if not recordings:
+        raise FileNotFoundError(f"{raw_root}: no recording folders with rgb.mp4")
+    counts = {"recordings": len(recordings), "clips": 0, "skipped": 0}
+    counts.update({m: 0 for m in MODALITIES})
+    for recording in tqdm(recordings, desc=f"clips {dataset}", disable=not progress):
+        for key, start, arrays in recording_clips(recording, settings):
+            folder = target / key
+            if (folder / "meta.json").is_file():
+                counts["skipped"] += 1
+                continue
+            present = sorted(name[:-4] for name in arrays if name[:-4] in MODALITIES)
+            with atomic_dir(folder) as tmp:
+                for name, array in arrays.items():
+                    np.save(tmp / name, array)
+                meta = {"recording": recording.name, "start_s": start, "modalities": present, "size": settings.size}
+                (tmp / "meta.json").write_text(json.dumps(meta) + "\n")
+            counts["clips"] += 1
+            for m in present:
+                counts[m] += 1
+    return counts
+
+
+def list_clips(root: str | os.PathLike) -> list[Path]:
+    """Complete clip folders below ``root/<dataset>`` (or directly below ``root``), sorted."""
+    root = Path(root)
+    return sorted(p.parent for p in root.glob("*/meta.json")) or sorted(p.parent for p in root.glob("*/*/meta.json"))
+
+
+def load_clip(folder: str | os.PathLike, modality: str) -> np.ndarray | None:
+    """One modality of one clip (None when the clip does not have it); refuses pickled arrays."""
+    path = Path(folder) / MODALITIES[modality].clip_file
+    return np.load(path, allow_pickle=False) if path.is_file() else None

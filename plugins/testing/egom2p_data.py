@@ -1,0 +1,208 @@
+"""Generated egocentric recordings for EgoM2P in the real raw formats, plus learnable synthetic token shards.
+
+``write_recording`` renders a head-mounted camera walking in front of a textured wall with a pinhole model, so the
+four modalities agree with each other like real data does: the RGB frames (H.264 ``rgb.mp4``), the per-pixel depth
+of the same views (``depth.npz`` or a folder of 16-bit PNGs in millimetres), the camera-to-world trajectory (TUM
+``camera.txt``, OpenCV axes) and the wearer's gaze following a moving target on the wall, projected into the image
+(``gaze.csv`` in pixels, with short blinks marked invalid). ``random_camera_clips`` / ``random_gaze_clips`` give
+smooth 60-sample clips for tokenizer tests, and ``write_token_shards`` writes token data whose modalities are
+tied to one latent state per sample, so a model can learn to predict any modality from the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from egoforge.data.atomic import atomic_write_bytes, atomic_write_text
+from egoforge.egom2p.geometry import make_pose, matrix_to_quat
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def camera_path(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Smooth walking-like camera-to-world poses (N, 4, 4): sway, forward drift, head yaw and pitch."""
+    a, f, phase = rng.uniform(0.1, 0.3), rng.uniform(0.3, 0.8), rng.uniform(0, 2 * np.pi)
+    drift = rng.uniform(-0.15, 0.15, size=3) * [1, 0.2, 1]
+    poses = []
+    for t in times:
+        position = np.array([a * np.sin(2 * np.pi * f * t + phase), 0.03 * np.sin(4 * np.pi * f * t), 0.0]) + drift * t
+        yaw = 0.25 * np.sin(2 * np.pi * 0.5 * f * t + phase)
+        pitch = 0.08 * np.sin(2 * np.pi * f * t)
+        poses.append(make_pose(_rot_y(yaw) @ _rot_x(pitch), position))
+    return np.stack(poses)
+
+
+def _texture(x: np.ndarray, y: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Colour of the wall at world (x, y): coloured checkerboard plus soft stripes."""
+    cell = (np.floor(x * 3).astype(int) + np.floor(y * 3).astype(int)) % len(palette)
+    base = palette[cell].astype(np.float64)
+    stripes = 0.5 + 0.5 * np.sin(7 * x + 3 * y)
+    return np.clip(base * (0.7 + 0.3 * stripes[..., None]), 0, 255)
+
+
+def render(pose: np.ndarray, K: np.ndarray, width: int, height: int, wall_z: float,
+           palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast the wall plane z = wall_z: (RGB uint8 (H, W, 3), depth along the optical axis (H, W))."""
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)  # z = 1 in camera
+    world = rays @ pose[:3, :3].T
+    s = (wall_z - pose[2, 3]) / world[..., 2]
+    hit = pose[:3, 3] + s[..., None] * world
+    return _texture(hit[..., 0], hit[..., 1], palette).astype(np.uint8), s.astype(np.float32)
+
+
+def project(point: np.ndarray, pose: np.ndarray, K: np.ndarray) -> np.ndarray:
+    cam = pose[:3, :3].T @ (point - pose[:3, 3])
+    return (K @ (cam / cam[2]))[:2]
+
+
+def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path) -> None:
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18", "preset": "ultrafast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_recording(folder: str | Path, seed: int = 0, seconds: float = 4.5, fps: int = 30, width: int = 80,
+                    height: int = 60, modalities: tuple[str, ...] = ("rgb", "depth", "gaze", "cam"),
+                    depth_format: str = "npz") -> Path:
+    """One recording folder in the layout ``egoforge egom2p prepare`` reads (see egoforge.egom2p.clips)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    times = np.arange(n) / fps
+    poses = camera_path(times, rng)
+    focal = 0.8 * width
+    K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    palette = rng.integers(30, 230, size=(4, 3))
+    wall_z = rng.uniform(1.5, 3.0)
+    frames, depths = zip(*(render(p, K, width, height, wall_z, palette) for p in poses))
+    _encode_mp4(list(frames), fps, folder / "rgb.mp4")
+    if "depth" in modalities:
+        depth = np.stack(depths)
+        if depth_format == "npz":
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, depth=depth, timestamps=times)
+            atomic_write_bytes(folder / "depth.npz", buffer.getvalue())
+        else:
+            from PIL import Image
+
+            (folder / "depth").mkdir(exist_ok=True)
+            for i, d in enumerate(depth):
+                png = io.BytesIO()
+                Image.fromarray(np.round(d * 1000).astype(np.uint16)).save(png, format="PNG")
+                atomic_write_bytes(folder / "depth" / f"{i:06d}.png", png.getvalue())
+            atomic_write_text(folder / "depth" / "timestamps.txt", "\n".join(f"{t:.6f}" for t in times) + "\n")
+            atomic_write_text(folder / "meta.json", json.dumps({"depth_scale": 0.001}) + "\n")
+    if "cam" in modalities:
+        quats = matrix_to_quat(poses[:, :3, :3])
+        lines = ["# timestamp tx ty tz qx qy qz qw (camera-to-world, OpenCV axes)"]
+        lines += [" ".join(f"{v:.9f}" for v in (t, *p[:3, 3], *q)) for t, p, q in zip(times, poses, quats)]
+        atomic_write_text(folder / "camera.txt", "\n".join(lines) + "\n")
+    if "gaze" in modalities:
+        target = np.array([0.0, 0.0, wall_z])
+        gaze_times = np.arange(int(round(seconds * 60))) / 60  # eye trackers run faster than the video
+        gaze_poses = camera_path(gaze_times, np.random.default_rng(seed))  # the same head motion
+        blink = rng.uniform(0.5, seconds - 0.5)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["timestamp_s", "x", "y", "valid"])
+        for t, pose in zip(gaze_times, gaze_poses):
+            point = target + np.array([0.4 * np.sin(1.3 * t), 0.25 * np.cos(0.9 * t), 0.0])
+            x, y = project(point, pose, K)
+            ok = abs(t - blink) > 0.05
+            writer.writerow([f"{t:.6f}", f"{x:.3f}" if ok else "", f"{y:.3f}" if ok else "", int(ok)])
+        atomic_write_text(folder / "gaze.csv", buffer.getvalue())
+    return folder
+
+
+def make_raw_dataset(root: str | Path, recordings: int = 2, seed: int = 0, **kwargs) -> Path:
+    """``recordings`` recording folders under ``root`` (alternating npz and PNG depth)."""
+    root = Path(root)
+    depth_format = kwargs.pop("depth_format", None)
+    for i in range(recordings):
+        fmt = depth_format or ("npz" if i % 2 == 0 else "png")
+        write_recording(root / f"rec{i:02d}.take", seed=seed * 1000 + i, depth_format=fmt, **kwargs)
+    return root
+
+
+def random_camera_clips(count: int, seed: int = 0, frames: int = 60, fps: float = 30.0) -> np.ndarray:
+    """(count, frames, 4, 4) smooth camera-to-world clips starting anywhere in the world."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(frames) / fps
+    out = []
+    for _ in range(count):
+        start = make_pose(_rot_y(rng.uniform(-np.pi, np.pi)), rng.normal(0, 2, 3))
+        out.append(start @ camera_path(times + rng.uniform(0, 10), rng))
+    return np.stack(out).astype(np.float32)
+
+
+def random_gaze_clips(count: int, seed: int = 0, frames: int = 60, invalid_rate: float = 0.1) -> np.ndarray:
+    """(count, frames, 3) smooth gaze in [0, 1] crop coordinates plus validity (short runs of invalid samples)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 30.0
+    out = np.zeros((count, frames, 3), np.float32)
+    for i in range(count):
+        centre = rng.uniform(0.3, 0.7, 2)
+        amp, freq, phase = rng.uniform(0.05, 0.25, 2), rng.uniform(0.2, 1.5, 2), rng.uniform(0, 2 * np.pi, 2)
+        out[i, :, :2] = centre + amp * np.sin(2 * np.pi * freq * t[:, None] + phase)
+        out[i, :, 2] = 1.0
+        if rng.random() < invalid_rate * 5:
+            start = rng.integers(0, frames - 5)
+            out[i, start: start + rng.integers(1, 5), :] = [0.0, 0.0, 0.0]
+    return out
+
+
+def learnable_tokens(table: dict, state: int, rng: np.random.Generator, noise: float = 0.05) -> dict[str, np.ndarray]:
+    """Tokens of every modality as a fixed function of one latent ``state`` (plus a little noise)."""
+    out = {}
+    for offset, (name, spec) in enumerate(table.items()):
+        pos = np.arange(spec.num_tokens)
+        # A few tokens per state, repeating along the sequence: any visible token reveals the state.
+        tokens = (state * 13 + offset * 5 + pos % 3) % spec.vocab_size
+        flip = rng.random(spec.num_tokens) < noise
+        tokens[flip] = rng.integers(0, spec.vocab_size, flip.sum())
+        out[name] = tokens.astype(np.int32).reshape(spec.token_grid)
+    return out
+
+
+def write_token_shards(root: str | Path, table: dict, datasets: dict[str, tuple[str, ...]], samples: int = 32,
+                       states: int = 8, seed: int = 0, samples_per_shard: int = 16) -> Path:
+    """Token shards in the real layout: ``datasets`` maps a dataset name to the modalities it has."""
+    from egoforge.egom2p.shards import TokenShardWriter
+
+    root = Path(root)
+    for d, (name, modalities) in enumerate(datasets.items()):
+        rng = np.random.default_rng([seed, d])
+        rows = [(f"{name}_{i:05d}", learnable_tokens(table, int(rng.integers(states)), rng)) for i in range(samples)]
+        for m in modalities:
+            info = {"tokenizer": {"type": "synthetic"}, "vocab_size": table[m].vocab_size,
+                    "token_grid": list(table[m].token_grid)}
+            with TokenShardWriter(root, m, name, info, samples_per_shard) as writer:
+                for key, tokens in rows:
+                    writer.write(key, tokens[m])
+    return root

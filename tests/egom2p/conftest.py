@@ -1,0 +1,82 @@
+"""EgoM2P fixtures, built once per test run and shared by the xdist workers: generated raw recordings and their
+prepared clips, learnable token shards, and a tiny EgoM2P trained by the real trainer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_VIDEO = {"token_grid": [5, 4, 4], "vocab_size": 200}
+
+
+def egom2p_build(tmp_path_factory, name: str, builder) -> Path:
+    """``builder(path)`` once per run across xdist workers (the root conftest's ``build_once`` contract)."""
+    from egoforge.data.atomic import file_lock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = root / name
+    with file_lock(root / f".{name}.lock"):
+        if not (target / ".done").exists():
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            builder(target)
+            (target / ".done").write_text("ok")
+    return target
+
+
+def tiny_table():
+    from egoforge.egom2p.modalities import modality_table
+
+    return modality_table({"rgb": TINY_VIDEO, "depth": TINY_VIDEO})
+
+
+@pytest.fixture(scope="session")
+def egom2p_raw_and_clips(tmp_path_factory) -> Path:
+    """raw/: three recordings (npz depth; PNG depth; one without gaze or depth); clips/synth/: their 32 px clips."""
+    from egoforge.egom2p.clips import ClipSettings, prepare_clips
+    from egoforge.testing.egom2p_data import write_recording
+
+    def build(path: Path) -> None:
+        raw = path / "raw"
+        write_recording(raw / "rec00.take", seed=0, depth_format="npz")
+        write_recording(raw / "rec01", seed=1, depth_format="png")
+        write_recording(raw / "rec02", seed=2, modalities=("rgb", "cam"))
+        prepare_clips(raw, path / "clips", "synth", ClipSettings(size=32), progress=False)
+
+    return egom2p_build(tmp_path_factory, "egom2p_raw_clips", build)
+
+
+@pytest.fixture(scope="session")
+def egom2p_tokens(tmp_path_factory) -> Path:
+    """Learnable token shards: synth_all (4 modalities) and synth_nogaze (rgb, depth, cam)."""
+    from egoforge.testing.egom2p_data import write_token_shards
+
+    def build(path: Path) -> None:
+        write_token_shards(path, tiny_table(), {"synth_all": ("rgb", "depth", "gaze", "cam"),
+                                                "synth_nogaze": ("rgb", "depth", "cam")}, samples=48)
+
+    return egom2p_build(tmp_path_factory, "egom2p_tokens", build)
+
+
+def tiny_train_overrides(tokens: Path, output_dir: Path, **extra) -> list[str]:
+    values = {"data.root": str(tokens), "output_dir": str(output_dir), "progress": False, "logging_steps": 5,
+              "warmup_tokens": 5120, **extra}
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def egom2p_trained(tmp_path_factory, egom2p_tokens) -> Path:
+    """A tiny EgoM2P trained for 80 steps on the learnable shards by `egoforge train recipes/egom2p_tiny.yaml`."""
+    from egoforge.tools.cli import main as cli
+
+    def build(path: Path) -> None:
+        overrides = tiny_train_overrides(egom2p_tokens, path / "run", max_steps=80, save_steps=80)
+        assert cli(["train", str(REPO / "recipes" / "egom2p_tiny.yaml"), *overrides]) == 0
+
+    return egom2p_build(tmp_path_factory, "egom2p_trained", build) / "run"

@@ -1,0 +1,233 @@
+"""``egoforge egom2p ...``: EgoM2P data preparation, tokenizers, generation and metrics.
+
+    egoforge egom2p modalities
+    egoforge egom2p prepare RAW --out CLIPS --dataset NAME [--size 256]
+    egoforge egom2p tokenizer train RECIPE [key=value ...]         (= egoforge train RECIPE)
+    egoforge egom2p tokenizer encode|decode|eval ...
+    egoforge egom2p tokenize CLIPS --out TOKENS --modality M --tokenizer DIR
+    egoforge egom2p generate --model DIR --task rgb2depth --clips CLIPS --tokenizer rgb=DIR --tokenizer depth=DIR
+    egoforge egom2p metrics --task rgb2depth --pred PRED --clips CLIPS
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "EgoM2P: prepare clips, train/encode/decode tokenizers, tokenize to shards, ROAR generation, metrics"
+
+TASK_NAMES = ("rgb2depth", "rgb2cam", "rgb2gaze", "depth2rgb")
+MODALITY_NAMES = ("rgb", "depth", "gaze", "cam")
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="egom2p_command", metavar="ACTION")
+    sub.add_parser("modalities", help="print the modality table")
+
+    p = sub.add_parser("prepare", help="cut raw recordings into aligned 2 s clips (never writes the source)")
+    p.add_argument("raw", help="recordings: RAW/<recording>/rgb.mp4 [+ depth.npz or depth/, gaze.csv, camera.txt]")
+    p.add_argument("--out", required=True, help="clip root; clips go to OUT/<dataset>/<recording>__<index>/")
+    p.add_argument("--dataset", required=True, help="dataset name (one folder per dataset)")
+    p.add_argument("--size", type=int, default=256, help="output side after the centre crop (paper: 256)")
+    p.add_argument("--stride", type=float, default=2.0, help="seconds between clip starts (2.0: no overlap)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("tokenizer", help="tokenizer train / encode / decode / eval")
+    tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    t = tsub.add_parser("train", help="train a tokenizer from a recipe (same as `egoforge train`)")
+    t.add_argument("recipe")
+    t.add_argument("overrides", nargs="*")
+    t.add_argument("--dry-run", action="store_true")
+    for name, text in (("encode", "clips -> tokens (.npz: one array per clip key)"),
+                       ("decode", "tokens (.npz) -> clips (<out>/<key>/<modality>.npy)"),
+                       ("eval", "round-trip reconstruction metrics on clips")):
+        t = tsub.add_parser(name, help=text)
+        t.add_argument("--tokenizer", required=True, help="tokenizer folder (or Cosmos folder with encoder.jit)")
+        t.add_argument("--modality", required=True, choices=MODALITY_NAMES)
+        t.add_argument("--device", default="cpu")
+        t.add_argument("--out", required=name != "eval", help="output file (encode), folder (decode), json (eval)")
+        if name == "decode":
+            t.add_argument("--tokens", required=True, help=".npz written by `tokenizer encode`")
+        else:
+            t.add_argument("--clips", required=True, help="clip root (CLIPS or CLIPS/<dataset>)")
+            t.add_argument("--limit", type=int)
+
+    p = sub.add_parser("tokenize", help="tokenize clips into WebDataset shards (ROOT/<modality>/<dataset>/)")
+    p.add_argument("clips", help="clip root written by `prepare`")
+    p.add_argument("--out", required=True, help="token shard root")
+    p.add_argument("--modality", required=True, choices=MODALITY_NAMES)
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder (trajectory VQ, egoforge FSQ, or Cosmos)")
+    p.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
+    p.add_argument("--samples-per-shard", type=int, default=1000, help="paper: 1000")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+
+    for name, text in (("generate", "ROAR-decode a task's target on clips, detokenize, score, report"),
+                       ("metrics", "score existing predictions (<pred>/<dataset>/<clip>/<target>.npy)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--task", required=True, choices=TASK_NAMES)
+        p.add_argument("--clips", required=True, help="clip root with the ground truth")
+        p.add_argument("--out", help="output folder (generate: required; metrics: default <pred>)")
+        if name == "metrics":
+            p.add_argument("--pred", required=True, help="prediction folder")
+            continue
+        p.add_argument("--model", required=True, help="trained EgoM2P folder (config.json + model.safetensors)")
+        p.add_argument("--tokenizer", action="append", default=[], metavar="MODALITY=FOLDER",
+                       help="tokenizer of a modality the task uses (repeatable)")
+        p.add_argument("--steps", type=int, help="decoding steps (paper: 3 depth/cam, 5 gaze, 6 rgb)")
+        p.add_argument("--schedule", default="linear", choices=["linear", "cosine"])
+        p.add_argument("--temperature", type=float, default=0.01)
+        p.add_argument("--cfg-scale", type=float, default=2.0)
+        p.add_argument("--top-p", type=float, default=0.8)
+        p.add_argument("--top-k", type=int, default=0)
+        p.add_argument("--batch-size", type=int, default=4)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--limit", type=int)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--quiet", action="store_true")
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, path = value.partition("=")
+        if not sep or key not in MODALITY_NAMES:
+            raise ValueError(f"--tokenizer {value!r}: expected MODALITY=FOLDER with MODALITY in {MODALITY_NAMES}")
+        out[key] = path
+    return out
+
+
+def _tokenizer_action(args) -> int:
+    import numpy as np
+
+    from egoforge.egom2p.clips import list_clips, load_clip
+    from egoforge.egom2p.tokenizers import load_tokenizer
+
+    if args.tokenizer_command == "train":
+        from egoforge.tools import train as train_tool
+
+        return train_tool.main(argparse.Namespace(recipe=args.recipe, overrides=args.overrides, dry_run=args.dry_run))
+    tokenizer = load_tokenizer(args.tokenizer, args.modality, args.device)
+    if args.tokenizer_command == "decode":
+        from egoforge.data.atomic import atomic_write_bytes
+
+        with np.load(args.tokens, allow_pickle=False) as data:
+            keys = list(data.keys())
+            tokens = np.stack([data[k] for k in keys])
+        clips = tokenizer.decode(tokens)
+        for key, clip in zip(keys, clips):
+            import io
+
+            buffer = io.BytesIO()
+            np.save(buffer, clip)
+            atomic_write_bytes(Path(args.out) / key / f"{args.modality}.npy", buffer.getvalue())
+        print(f"decoded {len(keys)} clips into {args.out}")
+        return 0
+    clips = [c for c in list_clips(args.clips) if load_clip(c, args.modality) is not None][: args.limit]
+    if not clips:
+        raise FileNotFoundError(f"{args.clips}: no clips with {args.modality}")
+    if args.tokenizer_command == "encode":
+        import io
+
+        from egoforge.data.atomic import atomic_write_bytes
+
+        tokens = {f"{c.parent.name}__{c.name}": tokenizer.encode(load_clip(c, args.modality)[None])[0] for c in clips}
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **tokens)
+        atomic_write_bytes(args.out, buffer.getvalue())
+        print(f"encoded {len(tokens)} clips into {args.out} (grid {next(iter(tokens.values())).shape})")
+        return 0
+    from egoforge.egom2p.pretokenize import reconstruction_report
+
+    report = reconstruction_report(tokenizer, args.modality, clips)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        from egoforge.data.atomic import atomic_write_json
+
+        atomic_write_json(args.out, report)
+    return 0
+
+
+def main(args) -> int:
+    command = getattr(args, "egom2p_command", None)
+    if not command:
+        print("usage: egoforge egom2p {modalities,prepare,tokenizer,tokenize,generate,metrics} ...", file=sys.stderr)
+        return 2
+    from egoforge.egom2p.clips import ClipDataError
+    from egoforge.egom2p.cosmos import CosmosMissingError
+    from egoforge.egom2p.shards import ShardFormatError
+
+    try:
+        if command == "modalities":
+            from egoforge.egom2p.modalities import describe
+
+            print(describe())
+            return 0
+        if command == "prepare":
+            from egoforge.egom2p.clips import ClipSettings, prepare_clips
+
+            settings = ClipSettings(size=args.size, stride_s=args.stride)
+            counts = prepare_clips(args.raw, args.out, args.dataset, settings, progress=not args.quiet)
+            print(json.dumps(counts))
+            return 0
+        if command == "tokenizer":
+            if not getattr(args, "tokenizer_command", None):
+                print("usage: egoforge egom2p tokenizer {train,encode,decode,eval} ...", file=sys.stderr)
+                return 2
+            return _tokenizer_action(args)
+        if command == "tokenize":
+            from egoforge.egom2p.pretokenize import tokenize_clips
+            from egoforge.egom2p.tokenizers import load_tokenizer
+
+            tokenizer = load_tokenizer(args.tokenizer, args.modality, args.device)
+            counts = tokenize_clips(tokenizer, args.modality, args.clips, args.out, args.dataset, args.batch_size,
+                                    args.samples_per_shard, progress=not args.quiet)
+            print(json.dumps(counts))
+            return 0
+        if command == "generate":
+            from egoforge.egom2p.generate import TASKS, GenerationConfig
+            from egoforge.egom2p.inference import load_pipeline, results_json, run_task
+
+            if not args.out:
+                raise ValueError("--out is required")
+            gen = GenerationConfig(steps=args.steps or TASKS[args.task].steps, schedule=args.schedule,
+                                   temperature=args.temperature, cfg_scale=args.cfg_scale, top_p=args.top_p,
+                                   top_k=args.top_k)
+            model, tokenizers = load_pipeline(args.model, _pairs(args.tokenizer), args.task, args.device)
+            results = run_task(model, tokenizers, args.task, args.clips, args.out, gen, args.batch_size, args.seed,
+                               args.limit, progress=not args.quiet)
+            print(results_json(results))
+            return 0
+        if command == "metrics":
+            return _metrics(args)
+    except (ClipDataError, ShardFormatError, CosmosMissingError, FileNotFoundError, ValueError) as exc:
+        print(f"egoforge egom2p {command}: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _metrics(args) -> int:
+    import numpy as np
+
+    from egoforge.data.atomic import atomic_write_json
+    from egoforge.egom2p.clips import list_clips
+    from egoforge.egom2p.generate import TASKS
+    from egoforge.egom2p.inference import score
+
+    target = TASKS[args.task].target
+    per_clip = {}
+    for clip in list_clips(args.clips):
+        pred = Path(args.pred) / clip.parent.name / clip.name / f"{target}.npy"
+        if pred.is_file() and (clip / f"{target}.npy").is_file():
+            per_clip[f"{clip.parent.name}/{clip.name}"] = score(args.task, clip, np.load(pred, allow_pickle=False))
+    if not per_clip:
+        raise FileNotFoundError(f"{args.pred}: no <dataset>/<clip>/{target}.npy matching clips under {args.clips}")
+    keys = sorted({k for m in per_clip.values() for k in m})
+    mean = {k: float(np.mean([m[k] for m in per_clip.values() if k in m])) for k in keys}
+    result = {"task": args.task, "clips": len(per_clip), "mean": mean, "per_clip": per_clip}
+    atomic_write_json(Path(args.out or args.pred) / "metrics.json", result)
+    print(json.dumps({"task": args.task, "clips": len(per_clip), "mean": mean}, indent=2))
+    return 0
