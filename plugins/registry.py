@@ -61,6 +61,8 @@ REWARD_MANAGERS = Registry("verl reward manager")
 # Modules whose import fills the registries; ``load_all`` imports them (missing optional ones are skipped).
 PROVIDERS: list[str] = [
     "egoforge.egom2p.trainers",
+    "egoforge.lego.trainer",
+    "egoforge.egoagent.register",
 ]
 
 

@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "demo": "demo",
     "train": "train",
+    "lego": "lego",
     "egom2p": "egom2p",
     "inspect": "inspect_report",
     "egoagent": "egoagent",
