@@ -62,7 +62,6 @@ REWARD_MANAGERS = Registry("verl reward manager")
 PROVIDERS: list[str] = [
     "egoforge.egom2p.trainers",
     "egoforge.lego.trainer",
-    "egoforge.egoagent.register",
 ]
 
 
