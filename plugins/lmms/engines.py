@@ -1,8 +1,8 @@
 """Generation for the ``egoforge_vl`` lmms-eval model: transformers (CPU/GPU) or vLLM (GPU).
 
 Both take :class:`Prompt` objects whose visuals are already decoded and resized (:mod:`egoforge.lmms.inputs`).
-A clip is given to Qwen-VL as one video with its true timing: Qwen3-VL through ``video_metadata`` (its timeline
-rate and frame indices, so it sees the real ``<t seconds>``), Qwen2.5-VL through ``fps`` (absolute-time M-RoPE).
+A clip is given to Qwen-VL as one video with its true timing, through ``video_metadata`` (timeline rate and frame
+indices): Qwen3-VL sees the real ``<t seconds>``, Qwen2.5-VL's absolute-time M-RoPE gets the sampled rate.
 Model loading reuses :class:`egoforge.eval.backends.hf.TransformersBackend` (full checkpoints or LoRA folders).
 """
 
@@ -58,14 +58,6 @@ def video_metadata(visual: Visual) -> dict:
             "duration": (max(visual.indices) + 1) / visual.fps}
 
 
-def effective_fps(visual: Visual) -> float:
-    """Frames per second of the sampled clip (for Qwen2.5-VL's absolute-time M-RoPE)."""
-    if len(visual.indices) < 2:
-        return visual.fps
-    span = visual.indices[-1] - visual.indices[0]
-    return visual.fps * (len(visual.indices) - 1) / span if span > 0 else visual.fps
-
-
 def grouped(prompts: list[Prompt], batch_size: int):
     """Batches of (positions, prompts) with one batch key each, in first-seen order."""
     groups: OrderedDict[tuple, list[int]] = OrderedDict()
@@ -94,12 +86,11 @@ class TransformersEngine:
         if images:
             kwargs["images"] = images
         if videos:
+            # The frames are already sampled: the metadata carries their timing (Qwen3-VL's timestamps,
+            # Qwen2.5-VL's seconds per temporal patch = 2 / sampled fps) and nothing is re-sampled.
             kwargs["videos"] = [v.frames for v in videos]
-            if self.model_type.startswith("qwen3"):
-                kwargs["video_metadata"] = [video_metadata(v) for v in videos]
-                kwargs["do_sample_frames"] = False
-            elif self.model_type == "qwen2_5_vl":
-                kwargs["fps"] = [effective_fps(v) for v in videos]
+            kwargs["video_metadata"] = [video_metadata(v) for v in videos]
+            kwargs["do_sample_frames"] = False
         return self.processor(**kwargs)
 
     def generate(self, prompts: list[Prompt]) -> list[str]:

@@ -1,0 +1,150 @@
+"""The results collector, the tables with the papers' rows and the lmms-eval failure checks, against hand-computed
+values and canned lmms-eval outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from egoforge.eval.lmms_runner import LmmsEvalError, LmmsRun, check_run
+from egoforge.eval.published import EGO3S_ROWS, EGO3S_SUITE_ROWS, EGOCROSS_ROWS
+from egoforge.eval.suite_report import write_report
+from egoforge.eval.suite_results import collect, combine, published_rows, suite_columns, suite_table_rows
+
+# lmms-eval's results for one run, as its *_results.json holds them (fractions; "<metric>,<filter>" keys).
+LMMS_RESULTS = {
+    "results": {
+        "qaego4d": {"alias": "qaego4d", "accuracy,none": 0.5, "accuracy_stderr,none": 0.2},
+        "egotextvqa_outdoor": {"accuracy,none": 0.25, "token_f1,none": 0.5},
+        "egotextvqa_indoor": {"accuracy,none": 1.0, "token_f1,none": 1.0},
+        "egothink_activity_local": {"match,none": 0.2, "token_f1,none": 0.4},
+        "egothink_existence_local": {"match,none": 0.6, "token_f1,none": 0.8},
+        "egocross_closeqa": {"accuracy,none": 0.75, "macro,none": 0.625, "accuracy_stderr,none": "N/A"},
+    },
+    "n-samples": {"qaego4d": {"original": 10, "effective": 10},
+                  "egotextvqa_outdoor": {"original": 4, "effective": 4},
+                  "egotextvqa_indoor": {"original": 2, "effective": 2},
+                  "egothink_activity_local": {"original": 100, "effective": 100},
+                  "egothink_existence_local": {"original": 50, "effective": 50},
+                  "egocross_closeqa": {"original": 8, "effective": 8}},
+}
+PLANS = [
+    {"benchmark": "qaego4d", "tasks": {"qaego4d": 10}, "metric": "accuracy", "combine": "single"},
+    {"benchmark": "egotextvqa", "tasks": {"egotextvqa_outdoor": 4, "egotextvqa_indoor": 2}, "metric": "accuracy",
+     "combine": "micro", "extra_metrics": ["token_f1"], "notes": ["local"]},
+    {"benchmark": "egothink", "tasks": {"egothink_activity_local": 100, "egothink_existence_local": 50},
+     "metric": "match", "combine": "mean", "extra_metrics": ["token_f1"]},
+    {"benchmark": "egocross", "tasks": {"egocross_closeqa": 8}, "metric": "accuracy", "combine": "single",
+     "extra_metrics": ["macro"]},
+]
+
+
+def test_collect_against_hand_computed_values():
+    got = collect(LMMS_RESULTS, PLANS)
+    assert got["qaego4d"]["score"] == pytest.approx(50.0) and got["qaego4d"]["n"] == 10
+    # micro over the two splits: (0.25 * 4 + 1.0 * 2) / 6 = 0.5
+    assert got["egotextvqa"]["score"] == pytest.approx(50.0)
+    assert got["egotextvqa"]["extra"]["token_f1"] == pytest.approx(100 * (0.5 * 4 + 1.0 * 2) / 6)
+    assert got["egotextvqa"]["tasks"]["egotextvqa_indoor"] == {"n": 2, "accuracy": 100.0, "token_f1": 100.0}
+    # EgoThink: unweighted mean over capabilities, (0.2 + 0.6) / 2, not the size-weighted 0.333
+    assert got["egothink"]["score"] == pytest.approx(40.0) and got["egothink"]["n"] == 150
+    assert got["egocross"]["score"] == pytest.approx(75.0)
+    assert got["egocross"]["extra"]["macro"] == pytest.approx(62.5)
+    assert got["egotextvqa"]["notes"] == ["local"]
+
+
+def test_collect_names_a_missing_metric():
+    plans = [{"benchmark": "qaego4d", "tasks": {"qaego4d": 10}, "metric": "f1", "combine": "single"}]
+    with pytest.raises(KeyError, match="'qaego4d' has no numeric metric 'f1'"):
+        collect(LMMS_RESULTS, plans)
+
+
+def test_combine_rules():
+    assert combine([10.0, 40.0], [1, 3], "micro") == pytest.approx(32.5)
+    assert combine([10.0, 40.0], [1, 3], "mean") == pytest.approx(25.0)
+    assert math.isnan(combine([], [], "mean"))
+    with pytest.raises(ValueError):
+        combine([1.0], [1], "median")
+
+
+def test_suite_table_has_the_papers_rows():
+    rows = suite_table_rows("mine", collect(LMMS_RESULTS, PLANS))
+    assert rows["mine"] == {"QAEgo4D": pytest.approx(50.0), "EgoTextVQA": pytest.approx(50.0),
+                            "EgoThink": pytest.approx(40.0), "EgoCross micro": pytest.approx(75.0),
+                            "EgoCross macro": pytest.approx(62.5)}
+    ego3s = rows["Ego3S: Ego3S (CSM+IRL+ECR) (Qwen2.5-VL-7B)"]
+    assert ego3s == {"EgoPlan2": 36.83, "QAEgo4D": 66.80, "EgoTextVQA": 22.40, "EgoSchema": 49.20, "EgoThink": 58.71}
+    assert rows["Ego3S: Full (12k, GRPO) (Qwen2.5-VL-7B)"]["EgoPlan2"] == 30.43
+    assert rows["EgoCross: Full SFT 2 ep (Qwen3-VL-4B)"] == {"EgoCross micro": 46.08, "EgoCross macro": 46.59}
+    assert len(published_rows()) == len(EGO3S_SUITE_ROWS) + len(EGOCROSS_ROWS)
+    assert suite_columns(["qaego4d", "egocross"], with_published=False) == ["QAEgo4D", "EgoCross micro",
+                                                                            "EgoCross macro"]
+    assert len(suite_columns(["qaego4d"])) == 7
+
+
+def test_published_ego3s_rows_match_papers_md():
+    # papers.md §2.5: ten rows; CSM only and IRL only each beat the GRPO baseline on every benchmark.
+    assert len(EGO3S_ROWS) == 10 and EGO3S_ROWS["IRL only"]["Time(h)"] == 62.1
+    base = EGO3S_ROWS["Full (12k, GRPO)"]
+    for name in ("CSM only", "IRL only", "Ego3S (CSM+IRL+ECR)"):
+        assert all(EGO3S_ROWS[name][b] > base[b] for b in ("EgoPlan2", "QAEgo4D", "EgoTextVQA", "EgoSchema",
+                                                            "EgoThink"))
+    assert EGO3S_ROWS["GRPO"] == base
+
+
+def test_report_files(tmp_path):
+    collected = collect(LMMS_RESULTS, PLANS)
+    rows = suite_table_rows("mine", collected)
+    columns = suite_columns(["qaego4d", "egotextvqa", "egothink", "egocross"])
+    paths = write_report(rows, columns, collected, "mine", tmp_path)
+    md = paths["markdown"].read_text()
+    assert "| mine | – | 50.00 | 50.00 | – | 40.00 | 75.00 | 62.50 |" in md
+    assert "| Ego3S: CSM only (Qwen2.5-VL-7B) | 33.76 | 65.80 | 21.40 | 48.60 | 57.23 | – | – |" in md
+    assert "**egothink**: match (mean)" in md
+    assert paths["csv"].read_text().splitlines()[1].startswith("mine,,50.00,50.00,,40.00,75.00,62.50")
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- lmms-eval exits 0 when an evaluation fails: egoforge must not -------------------------------------------------
+
+def _results_file(tmp_path, tasks):
+    path = tmp_path / "m" / "20261122_results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"results": {t: {"accuracy,none": 0.0} for t in tasks}}))
+    return path
+
+
+def test_check_run_accepts_a_complete_run(tmp_path):
+    results = check_run(0, "all good", [_results_file(tmp_path, ["a", "b"])], ["a", "b"], "log")
+    assert set(results["results"]) == {"a", "b"}
+
+
+@pytest.mark.parametrize("returncode, log, files, reason", [
+    (1, "boom", ["a"], "exit status 1"),
+    (0, "Error during evaluation: CUDA out of memory. Please set `--verbosity=DEBUG`", ["a"],
+     "'Error during evaluation'"),
+    (0, "Traceback (most recent call last):\n  File x\nValueError: bad", ["a"], "Traceback"),
+    (0, "done", None, "no \\*_results.json"),
+    (0, "done", ["a"], "no results for task\\(s\\) b"),
+])
+def test_check_run_fails_loudly(tmp_path, returncode, log, files, reason):
+    paths = [] if files is None else [_results_file(tmp_path, files)]
+    with pytest.raises(LmmsEvalError, match=reason) as info:
+        check_run(returncode, log, paths, ["a", "b"], "/runs/x/lmms_eval.log")
+    assert "/runs/x/lmms_eval.log" in str(info.value) and "last lines" in str(info.value)
+
+
+def test_lmms_command(tmp_path):
+    run = LmmsRun(model="egoforge_vl", model_args={"pretrained": "/m", "backend": "transformers", "device": None},
+                  tasks=["qaego4d", "egocross_closeqa"], include_path=tmp_path / "tasks", output_path=tmp_path / "o",
+                  limit=2)
+    cmd = run.command()
+    assert cmd[1:3] == ["-m", "lmms_eval"]
+    assert cmd[cmd.index("--model_args") + 1] == "pretrained=/m,backend=transformers"
+    assert cmd[cmd.index("--tasks") + 1] == "qaego4d,egocross_closeqa"
+    assert cmd[cmd.index("--limit") + 1] == "2" and "--log_samples" in cmd
+    run.model_args["pretrained"] = "/models/a,b"
+    with pytest.raises(ValueError, match="splits model_args"):
+        run.command()
