@@ -46,7 +46,7 @@ class RunConfig:
     seed: int = 0
     batch_size: int = 4  # per device
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"  # "no", "bf16" or "fp16" (accelerate)
+    mixed_precision: str | bool = "no"  # "no", "bf16" or "fp16" (accelerate); YAML's bare `no` reads as False
     max_steps: int | None = None  # stop early (tests, smoke runs); the schedule keeps its full length
     save_steps: int = 1000
     save_total_limit: int = 2
@@ -72,7 +72,8 @@ def make_accelerator(run: RunConfig):
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
 
-    return Accelerator(mixed_precision=run.mixed_precision, dataloader_config=DataLoaderConfiguration())
+    precision = "no" if run.mixed_precision in (False, None, "no") else str(run.mixed_precision)
+    return Accelerator(mixed_precision=precision, dataloader_config=DataLoaderConfiguration())
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay: set[str] | None = None) -> list[dict]:

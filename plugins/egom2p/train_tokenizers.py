@@ -205,8 +205,8 @@ def train_video(recipe: dict, dry_run: bool = False) -> int:
         items += [(d, modality) for d in train_dirs]
         val_items += [(d, modality) for d in val_dirs]
     probe = load_clip(items[0][0], items[0][1])
-    if probe.shape[1] != vcfg.frames or probe.shape[2] != vcfg.size:
-        raise ValueError(f"{items[0][0]}: clips are {probe.shape[1]} frames at {probe.shape[2]} px but "
+    if probe.shape[0] != vcfg.frames or probe.shape[1] != vcfg.size:
+        raise ValueError(f"{items[0][0]}: clips are {probe.shape[0]} frames at {probe.shape[1]} px but "
                          f"recipe.tokenizer says {vcfg.frames} frames at {vcfg.size} px")
     state = PartialState()
     global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * state.num_processes

@@ -206,3 +206,53 @@ def write_token_shards(root: str | Path, table: dict, datasets: dict[str, tuple[
                 for key, tokens in rows:
                     writer.write(key, tokens[m])
     return root
+
+
+def write_clip_folders(root: str | Path, dataset: str, arrays: dict[str, np.ndarray], prefix: str = "clip") -> Path:
+    """Clip folders in the ``prepare`` layout from stacked arrays, e.g. {"cam": (N, 60, 4, 4), "gaze": (N, 60, 3)}."""
+    count = len(next(iter(arrays.values())))
+    folder = Path(root) / dataset
+    for i in range(count):
+        clip = folder / f"{prefix}{i:05d}"
+        clip.mkdir(parents=True, exist_ok=True)
+        for name, values in arrays.items():
+            np.save(clip / f"{name}.npy", values[i])
+        atomic_write_text(clip / "meta.json", json.dumps({"recording": prefix, "modalities": sorted(arrays)}) + "\n")
+    return folder
+
+
+def export_cosmos_style_jit(autoencoder, folder: str | Path, frames: int, size: int) -> Path:
+    """TorchScript ``encoder.jit`` / ``decoder.jit`` with Cosmos DV's call interface, from an egoforge FSQ video
+    autoencoder: the encoder maps (B, 3, T, H, W) in [-1, 1] to (indices, codes), the decoder indices to frames.
+    Lets the Cosmos adapter's real loading and calling code run offline; it is not Cosmos."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, ae):
+            super().__init__()
+            self.ae = ae
+
+        def forward(self, x):
+            codes, indices = self.ae.encode_latent(x.float())
+            return indices, codes
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, ae):
+            super().__init__()
+            self.ae = ae
+
+        def forward(self, indices):
+            return self.ae.decode(indices)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    autoencoder = autoencoder.eval().float()
+    padded = 1 + -(-(frames - 1) // 8) * 8
+    with torch.no_grad():
+        example = torch.zeros(1, 3, padded, size, size)
+        encoder = torch.jit.trace(Encoder(autoencoder), example, check_trace=False)
+        indices = encoder(example)[0]
+        decoder = torch.jit.trace(Decoder(autoencoder), indices, check_trace=False)
+    torch.jit.save(encoder, str(folder / "encoder.jit"))
+    torch.jit.save(decoder, str(folder / "decoder.jit"))
+    return folder
