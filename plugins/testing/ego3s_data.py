@@ -94,12 +94,13 @@ def _question(problem_type: str, scene: Scene, label: str, seconds: float, rng: 
 
 def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: tuple[int, int] = (8, 16),
                           image_share: float = 0.15, folder_share: float = 0.15,
-                          file_name: str = "train.json") -> Path:
+                          file_name: str = "train.json", first_id: int = 1) -> Path:
     """Write ``n`` Video-R1-format samples under ``root`` and return the json path.
 
     Layout: ``videos/clip_XXXX.mp4`` (or ``frames/clip_XXXX/frame_XXX.jpg``, or ``images/img_XXXX.jpg``),
     ``roi/roi_XXXX.jpg``; media paths in the json are relative to ``root`` like the Video-R1 release. Problem types
-    cycle through all five, so every type appears once ``n >= 5``.
+    cycle through all five, so every type appears once ``n >= 5``. ``problem_id`` counts from ``first_id`` (give a
+    pool a different range than the training file).
     """
     root = Path(root)
     rng = random.Random(seed)
@@ -121,22 +122,23 @@ def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: 
         middle = clip[len(clip) // 2]
         crop = middle.crop((int(box[0] * size[0]), int(box[1] * size[1]), int(box[2] * size[0]),
                             int(box[3] * size[1])))
-        roi_rel = f"roi/roi_{i:04d}.jpg"
+        stem = f"{first_id + i:04d}"
+        roi_rel = f"roi/roi_{stem}.jpg"
         atomic_write_bytes(root / roi_rel, _jpeg(crop))
         if data_type == "image":
-            path = f"images/img_{i:04d}.jpg"
+            path = f"images/img_{stem}.jpg"
             atomic_write_bytes(root / path, _jpeg(clip[0]))
         elif kind < image_share + folder_share:
-            path = f"frames/clip_{i:04d}"
+            path = f"frames/clip_{stem}"
             with atomic_dir(root / path) as tmp:
                 for t, frame in enumerate(clip):
                     (tmp / f"frame_{t + 1:03d}.jpg").write_bytes(_jpeg(frame))
         else:
-            path = f"videos/clip_{i:04d}.mp4"
+            path = f"videos/clip_{stem}.mp4"
             write_mp4(clip, root / path)
         q = _question(problem_type, scene, label, seconds, rng)
         rows.append({
-            "problem_id": i + 1,
+            "problem_id": first_id + i,
             "problem": q["problem"],
             "data_type": data_type,
             "problem_type": problem_type,
@@ -174,6 +176,49 @@ def build_tiny_clip(out_dir: str | Path, seed: int = 0) -> Path:
                   patch_size=8)
     torch.manual_seed(seed)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return out_dir
+
+
+def warm_start_format(model_dir: str | Path, out_dir: str | Path, samples: list[dict], steps: int = 40,
+                      lr: float = 3e-3, seed: int = 0) -> Path:
+    """A few steps of plain causal-LM fine-tuning on text-only prompts -> Ego3S-formatted answers.
+
+    The paper's IRL starts from a CoT-SFT checkpoint; a tiny random model likewise needs to have seen the
+    ``<think>/<answer>/<object>`` format once before GRPO rewards vary within a group. Writes a checkpoint
+    (model + processor) to ``out_dir``.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from egoforge.ego3s.prompts import build_prompt
+
+    torch.manual_seed(seed)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = processor.tokenizer
+    texts = []
+    for s in samples:
+        answer = s["solution"].replace("<answer>", "").replace("</answer>", "")
+        prompt = [{"role": "user", "content": build_prompt(s["problem"], s["problem_type"], s.get("options"))}]
+        reply = f"<think>I see it</think><answer>{answer}</answer><object>ball</object>"
+        chat = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        texts.append((chat, reply + tokenizer.eos_token))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for step in range(steps):
+        chat, reply = texts[step % len(texts)]
+        prompt_ids = tokenizer(chat, add_special_tokens=False)["input_ids"]
+        reply_ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        input_ids = torch.tensor([prompt_ids + reply_ids])
+        labels = torch.tensor([[-100] * len(prompt_ids) + reply_ids])
+        loss = model(input_ids=input_ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

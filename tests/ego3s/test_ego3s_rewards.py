@@ -260,7 +260,7 @@ def test_clip_similarity_is_max_cosine_of_l2_normalised_features(tiny_clip, ego3
 
     from egoforge.rewards.clip import load_clip
 
-    roi = str(ego3s_data / "roi" / "roi_0000.jpg")
+    roi = str(ego3s_data / "roi" / "roi_0001.jpg")
     backend = load_clip(tiny_clip)
     objects = ["ball", "hand", "cutting board"]
     model, processor = CLIPModel.from_pretrained(tiny_clip), CLIPProcessor.from_pretrained(tiny_clip)

@@ -1,0 +1,197 @@
+"""``egoforge select csm``: generate under the three conditions, cache, filter, and write the selected subset.
+
+Outputs in ``out_dir``: ``responses.jsonl`` (the resumable cache: one line per sample and condition with the G
+responses and their rewards), ``selected.json`` (the kept source rows, unchanged, in source order),
+``selected.parquet`` (the same rows converted for verl), ``csm_report.json`` (settings, per-sample rewards, gaps,
+deviations and decisions, kept fraction, generations spent) and ``csm_histogram.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
+from egoforge.data.paths import resolve_under
+from egoforge.ego3s.convert import ConversionError, ConvertOptions, to_verl_rows, write_parquet
+from egoforge.ego3s.csm import CONDITIONS, CSMConfig, mean_total_reward, response_rewards, select
+from egoforge.ego3s.generation import Request
+from egoforge.ego3s.media import FrameBudget, load_clip, mask_region
+from egoforge.ego3s.prompts import build_prompt
+from egoforge.ego3s.schema import load_video_r1, validate_rows
+from egoforge.eval.predictions import PredictionWriter, read_predictions
+
+# Egocentric prior for clips without an annotated interaction region: the hands work in the lower middle.
+DEFAULT_ROI_BOX = (0.25, 0.4, 0.75, 1.0)
+
+
+@dataclass
+class CSMRunOptions:
+    csm: CSMConfig = field(default_factory=CSMConfig)
+    budget: FrameBudget = field(default_factory=FrameBudget)
+    media_root: str | os.PathLike | None = None
+    batch_size: int = 4  # requests per generate call (each yields G responses)
+    missing_roi: str = "default"  # clips without roi_box(es): "default" box, or "keep" them (no fine test)
+    default_box: tuple[float, float, float, float] = DEFAULT_ROI_BOX
+    convert: ConvertOptions = field(default_factory=ConvertOptions)
+
+
+@dataclass
+class CSMResult:
+    selected_json: Path
+    selected_parquet: Path
+    report: Path
+    histogram: Path
+    summary: dict
+
+
+def _cache_id(problem_id, condition: str) -> str:
+    return f"{problem_id}::{condition}"
+
+
+def _request_needs_default_box(row: dict) -> bool:
+    return row["data_type"] in ("video", "image") and not (row.get("roi_boxes") or row.get("roi_box"))
+
+
+def _request(row: dict, condition: str, root: Path, opts: CSMRunOptions) -> Request | None:
+    """The generation request of one sample under one condition (None: the condition does not apply)."""
+    prompt = build_prompt(row["problem"], row["problem_type"], row.get("options") or [], irl=False)
+    if condition == "text":
+        return Request(prompt)
+    frames, fps = load_clip(resolve_under(root, row["path"], allow_absolute=True), opts.budget)
+    is_image = row["data_type"] == "image"
+    if condition == "masked":
+        boxes = row.get("roi_boxes") or row.get("roi_box")
+        if not boxes:
+            if opts.missing_roi == "keep":
+                return None
+            boxes = list(opts.default_box)
+        frames = mask_region(frames, boxes)
+    return Request(prompt, frames, fps, is_image)
+
+
+def _generate_condition(rows: list[dict], condition: str, sampler, cache: PredictionWriter, root: Path,
+                        opts: CSMRunOptions, progress: Callable | None) -> int:
+    """Generate (and cache) the condition for every row not cached yet; returns how many generations ran."""
+    todo = [r for r in rows if _cache_id(r["problem_id"], condition) not in cache.done]
+    spent = 0
+    chunks = [todo[i:i + opts.batch_size] for i in range(0, len(todo), opts.batch_size)]
+    for chunk in (progress(chunks, desc=f"CSM {condition}") if progress else chunks):
+        requests = [(r, _request(r, condition, root, opts)) for r in chunk]
+        live = [(r, q) for r, q in requests if q is not None]
+        responses = sampler.generate([q for _, q in live]) if live else []
+        records = []
+        for (row, _), texts in zip(live, responses):
+            formats, accuracies = response_rewards(texts, row["solution"], row["problem_type"])
+            records.append({"id": _cache_id(row["problem_id"], condition), "problem_id": str(row["problem_id"]),
+                            "condition": condition, "responses": texts, "format": formats,
+                            "accuracy": accuracies, "mean_reward": mean_total_reward(formats, accuracies)})
+            spent += len(texts)
+        cache.write(records)
+    return spent
+
+
+def _rewards(cache_path: Path, condition: str) -> dict[str, float]:
+    return {r["problem_id"]: r["mean_reward"] for r in read_predictions(cache_path).values()
+            if r["condition"] == condition}
+
+
+def histogram_png(selection, cfg: CSMConfig, path: Path) -> Path:
+    """Deviation histograms of the two filters with their thresholds (kept = beyond the dashed lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("coarse: (R_video - R_text) - mean", list(selection.coarse_deviation.values()), cfg.lambda_c,
+               cfg.coarse_side)]
+    if cfg.fine:
+        panels.append(("fine: (R_video - R_masked) - mean", list(selection.fine_deviation.values()), cfg.lambda_f,
+                       cfg.fine_side))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, (title, values, threshold, side) in zip(axes[0], panels):
+        ax.hist(values or [0.0], bins=20, range=(-1.5, 1.5), color="#4c72b0")
+        ax.axvline(threshold, color="#c44e52", linestyle="--")
+        if side == "both":
+            ax.axvline(-threshold, color="#c44e52", linestyle="--")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("deviation of the reward gap")
+        ax.set_ylabel("samples")
+    kept = len(selection.kept)
+    fig.suptitle(f"CSM: kept {kept} of {len(selection.coarse_deviation)}", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts: CSMRunOptions = CSMRunOptions(),
+            progress: Callable | None = None) -> CSMResult:
+    """CSM over a Video-R1 json with ``sampler`` (``egoforge.ego3s.generation``); resumable through the cache."""
+    source, out_dir = Path(source), Path(out_dir)
+    rows = load_video_r1(source)
+    root = Path(opts.media_root) if opts.media_root else source.parent
+    issues = validate_rows(rows, str(source), root, decode=opts.convert.decode)
+    if issues:
+        raise ConversionError(issues)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = out_dir / "responses.jsonl"
+    spent = 0
+    with PredictionWriter(cache_path) as cache:
+        for condition in ("text", "video"):
+            spent += _generate_condition(rows, condition, sampler, cache, root, opts, progress)
+        text, video = _rewards(cache_path, "text"), _rewards(cache_path, "video")
+        masked, untestable = None, set()
+        if opts.csm.fine:
+            from egoforge.ego3s.csm import coarse_select
+
+            _, _, coarse_kept = coarse_select(text, video, opts.csm)
+            survivors = [r for r in rows if str(r["problem_id"]) in coarse_kept]
+            spent += _generate_condition(survivors, "masked", sampler, cache, root, opts, progress)
+            masked = _rewards(cache_path, "masked")
+            if opts.missing_roi == "keep":  # clips with no interaction region pass the fine test untested
+                untestable = {str(r["problem_id"]) for r in survivors if _request_needs_default_box(r)}
+    selection = select(text, video, masked, opts.csm, untestable)
+    kept_rows = [r for r in rows if str(r["problem_id"]) in selection.kept]
+    selected_json = atomic_write_json(out_dir / "selected.json", kept_rows)
+    selected_parquet = out_dir / "selected.parquet"
+    if kept_rows:
+        convert = replace(opts.convert, media_root=root)
+        verl_rows = to_verl_rows(kept_rows, root, convert, out_dir / "selected.frames")
+        index_of = {str(r["problem_id"]): i for i, r in enumerate(rows)}
+        for row in verl_rows:  # keep the source row number, as `egoforge ego3s convert` does
+            row["extra_info"]["index"] = index_of[row["extra_info"]["problem_id"]]
+        write_parquet(verl_rows, selected_parquet)
+    generations = sum(len(r["responses"]) for r in read_predictions(cache_path).values())
+    summary = selection.summary(len(rows)) | {
+        "generations_total": generations,
+        "generations_this_run": spent,
+        "generations_per_sample": generations / len(rows) if rows else 0.0,
+    }
+    per_sample = {
+        str(r["problem_id"]): {
+            "text": text.get(str(r["problem_id"])), "video": video.get(str(r["problem_id"])),
+            "masked": (masked or {}).get(str(r["problem_id"])),
+            "coarse_deviation": selection.coarse_deviation.get(str(r["problem_id"])),
+            "fine_deviation": selection.fine_deviation.get(str(r["problem_id"])),
+            "kept": str(r["problem_id"]) in selection.kept,
+        } for r in rows
+    }
+    report = atomic_write_json(out_dir / "csm_report.json", {
+        "source": str(source), "settings": asdict(opts.csm), "conditions": list(CONDITIONS),
+        "summary": summary, "samples": per_sample,
+    })
+    histogram = histogram_png(selection, opts.csm, out_dir / "csm_histogram.png")
+    return CSMResult(selected_json, selected_parquet, report, histogram, summary)
+
+
+def load_report_scores(path: str | os.PathLike) -> dict[str, float]:
+    """problem_id -> coarse deviation from a CSM report (used to rank ECR's pool by CSM value)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {k: v["coarse_deviation"] for k, v in data.get("samples", {}).items()
+            if v.get("coarse_deviation") is not None}

@@ -1,0 +1,110 @@
+"""``egoforge ego3s {convert,validate,demo-data}``: Ego3S data tools (Video-R1 json -> verl parquet)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "Ego3S data: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames)"
+
+
+def _budget_arguments(parser) -> None:
+    parser.add_argument("--fps", type=float, default=2.0, help="frame sampling rate (paper: 2)")
+    parser.add_argument("--min-frames", type=int, default=4, help="(paper: 4)")
+    parser.add_argument("--max-frames", type=int, default=16, help="(paper: 16)")
+    parser.add_argument("--max-pixels", type=int, default=128 * 28 * 28, help="per video frame (paper: 128*28*28)")
+    parser.add_argument("--min-pixels", type=int, default=3136)
+    parser.add_argument("--image-max-pixels", type=int, default=401408, help="for image samples (paper: 401408)")
+    parser.add_argument("--frames-fps", type=float, default=2.0,
+                        help="sampling rate of folders of frames (they carry no timing; default 2)")
+
+
+def budget_from(args):
+    from egoforge.ego3s.media import FrameBudget
+
+    return FrameBudget(fps=args.fps, min_frames=args.min_frames, max_frames=args.max_frames,
+                       max_pixels=args.max_pixels, min_pixels=args.min_pixels,
+                       image_max_pixels=args.image_max_pixels, frames_fps=args.frames_fps)
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="ego3s_command", metavar="ACTION", required=True)
+    convert = sub.add_parser("convert", help="Video-R1 json/jsonl -> verl parquet (prompt, data_source, "
+                             "reward_model.ground_truth, extra_info, videos/images)")
+    convert.add_argument("source", help="Video-R1 json or jsonl (never modified)")
+    convert.add_argument("--out", required=True, help="output .parquet")
+    convert.add_argument("--media-dir", help="data root of the media paths (default: the source's folder)")
+    convert.add_argument("--video-mode", choices=["file", "frames"], default="file",
+                         help="file: keep video paths, sampled at rollout by egoforge's dataset class (default); "
+                         "frames: extract the sampled frames once into OUT.frames/ (works with verl's stock dataset)")
+    convert.add_argument("--no-irl", action="store_true", help="plain Video-R1 prompt without the <object> list")
+    convert.add_argument("--data-source", default="ego3s", help="data_source for rows that have none")
+    convert.add_argument("--skip-invalid", action="store_true", help="drop rows with problems instead of refusing")
+    convert.add_argument("--no-decode", action="store_true", help="only check that media exist (faster)")
+    convert.add_argument("--quiet", action="store_true")
+    _budget_arguments(convert)
+    validate = sub.add_parser("validate", help="check a Video-R1 file row by row (file, row, field); exit 1 on "
+                              "errors")
+    validate.add_argument("source")
+    validate.add_argument("--media-dir")
+    validate.add_argument("--no-decode", action="store_true")
+    validate.add_argument("--max-print", type=int, default=50)
+    demo = sub.add_parser("demo-data", help="write generated Video-R1 samples (egocentric clips, ROIs) for a dry run")
+    demo.add_argument("--out", required=True)
+    demo.add_argument("-n", type=int, default=20)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--first-id", type=int, default=1)
+
+
+def _print_issues(issues, limit: int) -> None:
+    for issue in issues[:limit]:
+        print(issue, file=sys.stderr)
+    if len(issues) > limit:
+        print(f"... {len(issues) - limit} more", file=sys.stderr)
+
+
+def main(args) -> int:
+    if args.ego3s_command == "validate":
+        from pathlib import Path
+
+        from egoforge.ego3s.schema import load_video_r1, validate_rows
+
+        try:
+            rows = load_video_r1(args.source)
+        except (OSError, ValueError) as exc:
+            print(f"egoforge ego3s validate: {exc}", file=sys.stderr)
+            return 1
+        root = Path(args.media_dir) if args.media_dir else Path(args.source).parent
+        issues = validate_rows(rows, args.source, root, decode=not args.no_decode)
+        _print_issues(issues, args.max_print)
+        print(json.dumps({"file": args.source, "rows": len(rows), "errors": len(issues)}))
+        return 1 if issues else 0
+    if args.ego3s_command == "demo-data":
+        from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+        path = make_video_r1_dataset(args.out, n=args.n, seed=args.seed, first_id=args.first_id)
+        print(path)
+        return 0
+    from tqdm.auto import tqdm
+
+    from egoforge.ego3s.convert import ConversionError, ConvertOptions, convert_file
+
+    opts = ConvertOptions(media_root=args.media_dir, video_mode=args.video_mode, irl=not args.no_irl,
+                          budget=budget_from(args), default_source=args.data_source,
+                          skip_invalid=args.skip_invalid, decode=not args.no_decode)
+    try:
+        out, skipped = convert_file(args.source, args.out, opts,
+                                    progress=lambda rows: tqdm(rows, desc="converting", unit="row",
+                                                               disable=args.quiet, file=sys.stderr))
+    except ConversionError as exc:
+        _print_issues(exc.issues, 50)
+        print(f"egoforge ego3s convert: {len(exc.issues)} problem(s); nothing written (--skip-invalid drops "
+              "the bad rows)", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"egoforge ego3s convert: {exc}", file=sys.stderr)
+        return 1
+    if skipped:
+        _print_issues(skipped, 50)
+    print(json.dumps({"out": str(out), "skipped_rows": len({i.row for i in skipped})}))
+    return 0
