@@ -19,6 +19,8 @@ COMMANDS = {
     "egom2p": "egom2p",
     "inspect": "inspect_report",
     "egoagent": "egoagent",
+    "ego3s": "ego3s",
+    "select": "select",
 }
 
 
