@@ -112,8 +112,9 @@ def make_egoschema(root: str | Path, n: int = 3, frames: int = 8, fps: float = 2
     for i, color in enumerate(_colors(rng, n)):
         video_idx = f"{seed:04x}{i:04x}-1111-4000-8000-{rng.randrange(16**12):012x}"
         write_mp4(root / "videos" / f"{video_idx}.mp4", render_clip(_scene(rng, color, frames)), fps)
-        options = choices[:]
+        options = [c for c in choices if c != color]
         rng.shuffle(options)
+        options.insert(i % 5, color)  # answers spread over the letters
         rows.append({"question_idx": str(i), "question": f"{HELD_QUESTION} Pick the colour c holds.",
                      "video_idx": video_idx, "option": [f"{'ABCDE'[k]}. {o}" for k, o in enumerate(options)],
                      "answer": str(options.index(color))})
@@ -195,8 +196,8 @@ def make_egothink(root: str | Path, capabilities: tuple[str, ...] = ("Activity",
 
 
 def make_egocross(root: str | Path, per_domain: int = 1, seed: int = 1) -> Path:
-    """The EgoCross testbed layout (``egocross_testbed_imgs.json`` + answers + frames)."""
-    make_testbed(root, per_domain=per_domain, frames=(2, 3), seed=seed)
+    """The EgoCross testbed layout (``egocross_testbed_imgs.json`` + answers + frames), options shuffled."""
+    make_testbed(root, per_domain=per_domain, frames=(2, 3), seed=seed, shuffle_options=True)
     return Path(root)
 
 
