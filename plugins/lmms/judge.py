@@ -8,7 +8,7 @@ dead endpoint fails rather than reporting a wrong number.
 
 Configuration (environment): ``OPENAI_API_KEY`` (required), ``EGOFORGE_JUDGE_URL`` (default ``OPENAI_API_URL``
 or ``https://api.openai.com/v1/chat/completions``), ``EGOFORGE_JUDGE_MODEL`` (default ``gpt-4o-mini``, the model
-EgoTextVQA's evaluation uses).
+EgoTextVQA's evaluation uses), ``EGOFORGE_JUDGE_RETRIES`` (default 3).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class JudgeConfig:
             raise RuntimeError("the LLM judge needs OPENAI_API_KEY (and optionally EGOFORGE_JUDGE_URL, "
                                "EGOFORGE_JUDGE_MODEL); run without --judge for the local metrics")
         url = os.environ.get("EGOFORGE_JUDGE_URL") or os.environ.get("OPENAI_API_URL") or DEFAULT_URL
-        return cls(url=url, model=os.environ.get("EGOFORGE_JUDGE_MODEL", DEFAULT_MODEL), api_key=key)
+        return cls(url=url, model=os.environ.get("EGOFORGE_JUDGE_MODEL", DEFAULT_MODEL), api_key=key,
+                   retries=max(1, int(os.environ.get("EGOFORGE_JUDGE_RETRIES", "3"))))
 
 
 @dataclass(frozen=True)
