@@ -19,6 +19,7 @@ from PIL import Image
 CLIP_INFO_KEY = "egoforge_clip"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SEEK_RATIO = 8  # seek instead of decoding sequentially when fewer than 1 in 8 frames up to the last are wanted
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,48 @@ def _decode(path: str | os.PathLike, keep: set[int] | None) -> tuple[dict[int, I
     return kept, count
 
 
+def _decode_seeking(path: str | os.PathLike, keep: list[int], fps: float) -> dict[int, Image.Image] | None:
+    """Seek to the keyframe before each wanted frame and decode forward to it (sparse sampling of long videos).
+
+    Frame positions come from timestamps, so this needs a constant frame rate and presentation timestamps; it
+    returns None when the file does not provide them and the caller decodes sequentially instead.
+    """
+    import av
+
+    kept: dict[int, Image.Image] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        base, start = stream.time_base, stream.start_time or 0
+        if not base:
+            return None
+        for index in keep:
+            container.seek(start + int(index / fps / base), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    return None
+                position = round(float((frame.pts - start) * base) * fps)
+                if position >= index:
+                    kept[index] = frame.to_image().convert("RGB")
+                    break
+    return kept if len(kept) == len(set(keep)) else None
+
+
 def sample_video(path: str | os.PathLike, *, clip: str, sample_fps: float | None = None,
                  max_frames: int | None = None, start: float | None = None, end: float | None = None,
                  max_pixels: int | None = None) -> list[Image.Image]:
-    """Decode a video and keep frames as :func:`select_indices` chooses; frames carry native-timeline indices."""
+    """Decode a video and keep frames as :func:`select_indices` chooses; frames carry native-timeline indices.
+
+    Sparse picks from a long video seek to each frame's keyframe instead of decoding everything in between.
+    """
     n_total, fps = video_info(path)
     if n_total <= 0:  # no frame count in the container: count by decoding (timestamps only, frames dropped)
         _, n_total = _decode(path, keep=set())
     keep = select_indices(n_total, fps, sample_fps=sample_fps, max_frames=max_frames, start=start, end=end)
-    decoded, count = _decode(path, set(keep))
+    sparse = bool(keep) and len(keep) * SEEK_RATIO < keep[-1] + 1
+    decoded = _decode_seeking(path, keep, fps) if sparse else None
+    if decoded is None:
+        decoded, _ = _decode(path, set(keep))
     if not decoded:
         raise ValueError(f"{path}: no decodable video frames")
     # Containers can over-report their frame count; fall back to the last frame that really exists.

@@ -101,3 +101,20 @@ def test_qwen2_5_gets_seconds_per_temporal_patch(tiny_qwen2_5_vl):
     inputs = engine._inputs([Prompt("q", to_visuals(clip, SETTINGS), max_new_tokens=2)])
     assert inputs["second_per_grid_ts"].tolist() == pytest.approx([2 / (4 / 13 * 6.0)])
     assert isinstance(engine.generate([Prompt("q", to_visuals(clip, SETTINGS), max_new_tokens=2)])[0], str)
+
+
+def test_seeking_and_sequential_decoding_pick_the_same_frames(tmp_path):
+    """Sparse picks from a long clip seek to keyframes; they must equal the frames sequential decoding gives."""
+    import numpy as np
+
+    from egoforge.lmms import media
+
+    clip = render_clip(Scene("Industry", "red", "top left", "right", 3, 240, 0), size=(96, 64))
+    video = str(write_mp4(tmp_path / "long.mp4", clip, fps=30.0))
+    keep = media.select_indices(240, 30.0, max_frames=8)
+    seeking = media._decode_seeking(video, keep, 30.0)
+    sequential, count = media._decode(video, set(keep))
+    assert count == keep[-1] + 1 and sorted(seeking) == sorted(sequential) == keep
+    assert all(np.array_equal(np.asarray(seeking[i]), np.asarray(sequential[i])) for i in keep)
+    frames = media.sample_video(video, clip="long", max_frames=8)
+    assert [media.read_mark(f).index for f in frames] == keep
