@@ -239,6 +239,9 @@ def fit(run: RunConfig, optim: OptimConfig, model: nn.Module, schedule: Schedule
                 values = [w[key] for w in window if key in w]
                 record[key] = sum(values) / len(values)
             window = []
+            if accelerator.num_processes > 1:  # the logged loss is the mean over ranks (per-part losses: rank 0)
+                mean = accelerator.reduce(torch.tensor(record["loss"], device=accelerator.device), "mean")
+                record["loss"] = float(mean)
             if evaluate is not None and eval_steps and (done % eval_steps == 0 or done == end_step):
                 record.update(evaluate(accelerator.unwrap_model(model)))
             if accelerator.is_main_process:

@@ -240,8 +240,9 @@ def assemble(samples: list[tuple[str, str, dict[str, np.ndarray]]], table: dict[
 class MixtureBatches(torch.utils.data.IterableDataset):
     """Endless masked batches from a weighted mixture of datasets, deterministic per (seed, rank, worker).
 
-    ``skip_batches`` drops the first batches this rank already trained on (exact resume): with W loader workers,
-    worker w produced batches w, w + W, ... so it replays and drops its share.
+    ``skip_batches`` drops the first batches this rank already trained on (exact resume). With W loader workers,
+    global batch g comes from stream g mod W; a DataLoader always starts at worker 0, so after skipping s batches
+    worker w runs stream (w + s) mod W, replaying and dropping the batches that stream already produced.
     """
 
     def __init__(self, data: DataConfig, table: dict[str, Modality], masking: MaskingConfig, batch_size: int,
@@ -261,12 +262,13 @@ class MixtureBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        part, parts = self.rank * workers + worker, self.world_size * workers
+        stream_id = (worker + self.skip_batches) % workers
+        part, parts = self.rank * workers + stream_id, self.world_size * workers
         rng = np.random.default_rng([self.seed, part, parts])
         streams = [_stream(d, np.random.default_rng([self.seed, part, parts, i]), part, parts,
                            self.data.shuffle_buffer) for i, d in enumerate(self.datasets)]
         sizes = [m.num_tokens for m in self.table.values()]
-        skip = max(0, (self.skip_batches - worker + workers - 1) // workers)
+        skip = max(0, -(-(self.skip_batches - stream_id) // workers))
         produced = 0
         while True:
             samples, masks = [], []

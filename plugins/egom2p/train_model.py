@@ -10,6 +10,7 @@ gradient_accumulation_steps x processes.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from egoforge.egom2p.modalities import Modality, modality_table
 from egoforge.egom2p.model import EgoM2P, ModelConfig, build_model, count_parameters
 from egoforge.egom2p.schedule import absolute_lr, steps_for_tokens
 from egoforge.egom2p.shards import DataConfig, DatasetSpec, MixtureBatches
-from egoforge.train.recipe import build_config
+from egoforge.train.recipe import RecipeError, build_config
 
 MODEL_TYPE = "egom2p"
 
@@ -85,10 +86,23 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 def train(recipe: dict, dry_run: bool = False) -> int:
+    from egoforge.egom2p.shards import ShardFormatError
+
+    try:
+        return _train(recipe, dry_run)
+    except ShardFormatError as exc:  # bad or missing data: a message, not a traceback
+        print(f"egoforge train (egom2p): {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(recipe: dict, dry_run: bool) -> int:
     from accelerate import PartialState
 
     cfg = parse_config(recipe)
-    table = modality_table(cfg.modalities)
+    try:
+        table = modality_table(cfg.modalities)
+    except ValueError as exc:
+        raise RecipeError(f"recipe.{exc}") from None
     world = PartialState().num_processes
     global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * world
     per_sample = cfg.masking.num_input_tokens + cfg.masking.num_target_tokens

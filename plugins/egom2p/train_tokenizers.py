@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,17 @@ def split_clips(data: ClipData, modality: str) -> tuple[list[Path], list[Path]]:
     val = [p for p in folders if bucket(p) < data.val_fraction]
     train = [p for p in folders if bucket(p) >= data.val_fraction] or folders
     return train, val or train[: max(1, len(train) // 10)]
+
+
+def guarded(trainer, recipe: dict, dry_run: bool) -> int:
+    """Run a tokenizer trainer; missing or malformed clips end with a message and exit status 1."""
+    from egoforge.egom2p.clips import ClipDataError
+
+    try:
+        return trainer(recipe, dry_run)
+    except (FileNotFoundError, ClipDataError) as exc:
+        print(f"egoforge train: {exc}", file=sys.stderr)
+        return 1
 
 
 def _batch_indices(seed: int, rank: int, micro: int, n: int, size: int) -> np.ndarray:

@@ -1,0 +1,166 @@
+"""Token shards (WebDataset tars) and the masked mixture stream: round trips, joins across modalities, unavailable
+modalities, weights, determinism, resume skipping, rank splitting and clear errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from egoforge.egom2p.masking import MaskingConfig
+from egoforge.egom2p.shards import (
+    DataConfig,
+    DatasetSpec,
+    MixtureBatches,
+    ShardFormatError,
+    TokenDataset,
+    TokenShardWriter,
+    read_shard,
+)
+
+
+def _table():
+    from egoforge.egom2p.modalities import modality_table
+
+    return modality_table({"rgb": {"token_grid": [5, 4, 4], "vocab_size": 200},
+                           "depth": {"token_grid": [5, 4, 4], "vocab_size": 200}})
+
+
+def _info(table, m):
+    return {"tokenizer": {"type": "test"}, "vocab_size": table[m].vocab_size, "token_grid": list(table[m].token_grid)}
+
+
+def test_writer_round_trip_is_webdataset_compatible(tmp_path):
+    import webdataset as wds
+
+    table = _table()
+    rows = {f"clip{i}": np.full((30,), i, np.int32) for i in range(5)}
+    with TokenShardWriter(tmp_path, "cam", "ds", _info(table, "cam"), samples_per_shard=2) as writer:
+        for key, tokens in rows.items():
+            writer.write(key, tokens)
+    folder = tmp_path / "cam" / "ds"
+    assert sorted(p.name for p in folder.iterdir()) == ["info.json", "shard-000000.tar", "shard-000001.tar",
+                                                        "shard-000002.tar"]
+    info = json.loads((folder / "info.json").read_text())
+    assert info["samples"] == 5 and info["token_grid"] == [30] and info["vocab_size"] == 256
+    read = {}
+    for shard in sorted(folder.glob("*.tar")):
+        read.update(read_shard(shard))
+    assert read.keys() == rows.keys() and all(np.array_equal(read[k], rows[k]) for k in rows)
+    samples = list(wds.WebDataset(str(folder / "shard-000000.tar"), shardshuffle=False))
+    assert [s["__key__"] for s in samples] == ["clip0", "clip1"] and "npy" in samples[0]
+    with pytest.raises(ShardFormatError, match="may not contain"):
+        TokenShardWriter(tmp_path, "cam", "other", {}).write("a.b", np.zeros(30))
+
+
+def test_bad_shards_and_mismatched_tables_are_named(tmp_path, egom2p_tokens):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar")
+    with pytest.raises(ShardFormatError, match="bad.tar"):
+        read_shard(bad)
+    from egoforge.egom2p.modalities import modality_table
+
+    with pytest.raises(ShardFormatError, match=r"rgb/synth_all/info\.json.*modalities\.rgb\.token_grid"):
+        TokenDataset(egom2p_tokens, "synth_all", DatasetSpec(), modality_table())  # paper grid vs tiny tokens
+    with pytest.raises(ShardFormatError, match="no shards"):
+        TokenDataset(egom2p_tokens, "nope", DatasetSpec(), _table())
+    with pytest.raises(ShardFormatError, match=r"data\.datasets\.synth_all\.targets: unknown modalities \['imu'\]"):
+        TokenDataset(egom2p_tokens, "synth_all", DatasetSpec(targets=["rgb", "imu"]), _table())
+
+
+def test_join_by_key_marks_missing_modalities_unavailable(tmp_path):
+    table = _table()
+    for m, keys in (("rgb", ["a", "b", "c"]), ("cam", ["a", "c"])):
+        with TokenShardWriter(tmp_path, m, "ds", _info(table, m)) as writer:
+            for k in keys:
+                writer.write(k, np.ones(table[m].num_tokens, np.int32))
+    dataset = TokenDataset(tmp_path, "ds", DatasetSpec(), table)
+    samples = dict(dataset.read("shard-000000.tar"))
+    assert set(samples["a"]) == {"rgb", "cam"} and set(samples["b"]) == {"rgb"}
+    assert dataset.input_ok.tolist() == [True, False, False, True]  # rgb, depth, gaze, cam folders
+    stream = MixtureBatches(DataConfig(root=str(tmp_path), datasets={"ds": DatasetSpec()}, shuffle_buffer=1),
+                            table, MaskingConfig(40, 40), batch_size=6, seed=0)
+    batch = next(iter(stream))
+    for i, key in enumerate(batch["keys"]):
+        cam = batch["modalities"]["cam"]
+        if key == "b":  # no cam tokens for this clip: nothing visible, nothing to predict
+            assert cam["input_mask"][i].all() and cam["target_mask"][i].all()
+        for m in ("depth", "gaze"):
+            assert batch["modalities"][m]["input_mask"][i].all() and batch["modalities"][m]["target_mask"][i].all()
+
+
+def _stream(tokens, **kwargs):
+    datasets = {"synth_all": DatasetSpec(weight=0.75),
+                "synth_nogaze": DatasetSpec(weight=0.25, targets=["depth", "cam"])}
+    data = DataConfig(root=str(tokens), datasets=datasets, shuffle_buffer=8, num_workers=0)
+    return MixtureBatches(data, _table(), MaskingConfig(64, 64), batch_size=4, seed=kwargs.pop("seed", 0), **kwargs)
+
+
+def test_mixture_weights_availability_and_shapes(egom2p_tokens):
+    batches = list(itertools.islice(iter(_stream(egom2p_tokens)), 60))
+    b = batches[0]["modalities"]
+    assert b["rgb"]["tokens"].shape == (4, 80) and b["gaze"]["tokens"].shape == (4, 30)
+    assert b["rgb"]["tokens"].dtype == torch.int64 and b["rgb"]["input_mask"].dtype == torch.bool
+    names = [d for batch in batches for d in batch["datasets"]]
+    assert 0.65 < names.count("synth_all") / len(names) < 0.85
+    for batch in batches:
+        mods = batch["modalities"]
+        visible = sum((~mods[m]["input_mask"]).sum(1) for m in mods)
+        targets = sum((~mods[m]["target_mask"]).sum(1) for m in mods)
+        assert (visible <= 64).all() and (targets <= 64).all() and (visible > 0).all()
+        for i, name in enumerate(batch["datasets"]):
+            if name == "synth_nogaze":
+                assert mods["gaze"]["input_mask"][i].all() and mods["gaze"]["target_mask"][i].all()
+                assert mods["rgb"]["target_mask"][i].all()  # rgb is an input only for this dataset
+            overlap = {m: (~mods[m]["input_mask"][i] & ~mods[m]["target_mask"][i]).any() for m in mods}
+            assert not any(overlap.values())
+
+
+def test_stream_is_deterministic_and_skips_exactly(egom2p_tokens):
+    def keys(stream, n):
+        return [(b["keys"], [b["modalities"][m]["input_mask"] for m in b["modalities"]])
+                for b in itertools.islice(iter(stream), n)]
+
+    full = keys(_stream(egom2p_tokens), 6)
+    again = keys(_stream(egom2p_tokens), 6)
+    skipped = keys(_stream(egom2p_tokens, skip_batches=4), 2)
+    assert [k for k, _ in full] == [k for k, _ in again]
+    for (k1, m1), (k2, m2) in zip(full[4:], skipped):
+        assert k1 == k2 and all(torch.equal(a, b) for a, b in zip(m1, m2))
+    assert [k for k, _ in keys(_stream(egom2p_tokens, seed=1), 6)] != [k for k, _ in full]
+
+
+def test_ranks_read_disjoint_samples(egom2p_tokens):
+    datasets = {"synth_all": DatasetSpec()}
+    seen = []
+    for rank in range(2):
+        data = DataConfig(root=str(egom2p_tokens), datasets=datasets, shuffle_buffer=1)
+        stream = MixtureBatches(data, _table(), MaskingConfig(64, 64), 4, seed=0, rank=rank, world_size=2)
+        seen.append({k for b in itertools.islice(iter(stream), 8) for k in b["keys"]})
+    # three shards of 16: rank 0 reads shards 0 and 2, rank 1 shard 1 (and repeats it sooner)
+    assert len(seen[0]) == 32 and len(seen[1]) == 16 and not (seen[0] & seen[1])
+
+
+@pytest.mark.slow
+def test_worker_processes_replay_and_skip(egom2p_tokens):
+    """Resume with DataLoader workers: each worker drops its own share of the batches already trained on."""
+    def run(skip, n):
+        loader = torch.utils.data.DataLoader(_stream(egom2p_tokens, skip_batches=skip), batch_size=None,
+                                             num_workers=2, collate_fn=lambda b: b)
+        return [b["keys"] for b in itertools.islice(iter(loader), n)]
+
+    assert run(3, 3) == run(0, 6)[3:]
+
+
+def test_bad_token_counts_are_reported(tmp_path):
+    table = _table()
+    with TokenShardWriter(tmp_path, "cam", "ds", _info(table, "cam")) as writer:
+        writer.write("a", np.ones(29, np.int32))
+    with pytest.raises(ShardFormatError, match="a.npy has 29 tokens, expected 30"):
+        TokenDataset(tmp_path, "ds", DatasetSpec(), table).read("shard-000000.tar")
+    with tarfile.open(tmp_path / "cam" / "ds" / "shard-000000.tar") as tar:
+        assert tar.getnames() == ["a.npy"]
