@@ -62,6 +62,7 @@ REWARD_MANAGERS = Registry("verl reward manager")
 PROVIDERS: list[str] = [
     "egoforge.egom2p.trainers",
     "egoforge.lego.trainer",
+    "egoforge.egoagent.register",
     "egoforge.ego3s.registrations",
 ]
 

@@ -1,0 +1,141 @@
+"""Frame extraction from walking-tour style mp4s (PyAV), one frame per second by default.
+
+The official stage-1 loader samples ``step_between_clips = FPS`` frames apart (one sample per second of 30 fps
+video). ``extract_video`` keeps every ``every``-th decoded frame (default: the stream's rounded frame rate) and
+writes ``OUT/<video stem>/frame_<source index:07d>.jpg``, so a file name gives its time (index / fps). Each video is
+written into a temporary folder and renamed into place when complete: an interrupted run leaves no half video and
+a re-run skips finished videos. ``OUT/frames_index.txt`` lists every frame (relative paths) for the trainer.
+
+Faces: the WalkingTours release asks users to blur faces before training; egoforge ships no face detector. Blur
+the mp4s (or the extracted folder) with a tool of your choice before training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from egoforge.data.atomic import atomic_dir, atomic_write_text
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+INDEX_NAME = "frames_index.txt"
+DONE_NAME = ".extracted.json"
+
+
+class VideoError(ValueError):
+    """A video cannot be used; the message names the file (and the frame when decoding failed)."""
+
+
+@dataclass(frozen=True)
+class ExtractedVideo:
+    video: str
+    folder: Path
+    frames: int
+    fps: float
+    every: int
+    skipped: bool = False
+
+
+def video_info(path: str | os.PathLike) -> tuple[float, int]:
+    """(average fps, frame count or 0 when the container does not say) of the first video stream."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            return fps, int(stream.frames or 0)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{path}: cannot open as a video ({exc})") from None
+
+
+def iter_frames(path: str | os.PathLike, every: int) -> Iterator[tuple[int, Image.Image]]:
+    """Decode ``path`` and yield ``(source frame index, RGB image)`` for every ``every``-th frame."""
+    import av
+
+    index = -1
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                index += 1
+                if index % every == 0:
+                    yield index, frame.to_image()
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: decoding failed after frame {index} ({exc})") from None
+
+
+def _resized(image: Image.Image, max_side: int | None) -> Image.Image:
+    if max_side and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BICUBIC)
+    return image
+
+
+def extract_video(video: str | os.PathLike, out_root: str | os.PathLike, every: int | None = None,
+                  max_side: int | None = None, quality: int = 95, progress: bool = True) -> ExtractedVideo:
+    """Extract one video into ``out_root/<stem>/``; a finished folder with the same settings is kept as is."""
+    from tqdm import tqdm
+
+    video = Path(video)
+    if not video.is_file():
+        raise VideoError(f"{video}: file not found")
+    fps, total = video_info(video)
+    if every is None:
+        if fps <= 0:
+            raise VideoError(f"{video}: the stream has no frame rate; pass --every")
+        every = max(1, round(fps))
+    settings = {"video": video.name, "every": every, "max_side": max_side, "fps": fps}
+    folder = Path(out_root) / video.stem
+    done = folder / DONE_NAME
+    if done.exists():
+        previous = json.loads(done.read_text())
+        if {k: previous.get(k) for k in settings} == settings:
+            return ExtractedVideo(str(video), folder, previous["frames"], fps, every, skipped=True)
+    count = 0
+    with atomic_dir(folder) as tmp:
+        bar = tqdm(total=(total // every + 1) if total else None, desc=video.name, unit="frame", disable=not progress)
+        for index, image in iter_frames(video, every):
+            _resized(image, max_side).save(tmp / f"frame_{index:07d}.jpg", quality=quality)
+            count += 1
+            bar.update(1)
+        bar.close()
+        if count == 0:
+            raise VideoError(f"{video}: no frames decoded")
+        (tmp / DONE_NAME).write_text(json.dumps({**settings, "frames": count}) + "\n")
+    return ExtractedVideo(str(video), folder, count, fps, every)
+
+
+def list_images(root: str | os.PathLike) -> list[str]:
+    """Relative paths of every image below ``root`` (sorted), skipping hidden folders."""
+    root = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(str(Path(dirpath, name).relative_to(root)))
+    return found
+
+
+def write_index(root: str | os.PathLike) -> Path:
+    """(Re)write ``root/frames_index.txt`` from the images on disk; trainers read it instead of walking
+    millions of files at every start."""
+    frames = list_images(root)
+    return atomic_write_text(Path(root) / INDEX_NAME, "".join(f"{f}\n" for f in frames))
+
+
+def extract_videos(videos: Iterable[str | os.PathLike], out_root: str | os.PathLike, every: int | None = None,
+                   max_side: int | None = None, progress: bool = True) -> list[ExtractedVideo]:
+    results = [extract_video(v, out_root, every=every, max_side=max_side, progress=progress) for v in videos]
+    write_index(out_root)
+    return results

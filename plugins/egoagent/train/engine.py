@@ -1,0 +1,315 @@
+"""The training loop both EgoAgent stages share, on accelerate (one process, DDP via torchrun or
+``accelerate launch``, DeepSpeed ZeRO-1/2).
+
+Per optimiser step: the stage computes its loss (student forward, teacher forward without gradient), the teacher's
+batch mean updates the DINO centre (all-reduced across processes), gradients are clipped, AdamW steps with the
+scheduled learning rate and weight decay, then the EMA teacher moves towards the student with the scheduled
+momentum. Stages implement ``network_spec``, ``build_dataset``, ``initialise`` and ``compute_loss``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from egoforge.egoagent import schedules
+from egoforge.egoagent.data.sampler import ResumableSampler
+from egoforge.egoagent.ema import ema_update_, make_teacher, paired_parameters
+from egoforge.egoagent.losses import batch_center, update_center
+from egoforge.egoagent.network import build_network
+from egoforge.egoagent.train.checkpoint import (
+    TrainState,
+    load_checkpoint,
+    resolve_checkpoint,
+    rotate_checkpoints,
+    save_checkpoint,
+)
+
+LOG_FILE = "trainer_log.jsonl"
+
+
+class UnsupportedSetupError(RuntimeError):
+    pass
+
+
+def make_accelerator(config):
+    from accelerate import Accelerator
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    kwargs = {}
+    if config.deepspeed:
+        plugin = DeepSpeedPlugin(hf_ds_config=str(config.deepspeed),
+                                 gradient_accumulation_steps=config.gradient_accumulation_steps,
+                                 gradient_clipping=config.optim.max_grad_norm or None)
+        # The loop feeds its own (resumable) data loader, so DeepSpeed cannot infer the micro-batch size.
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.per_device_batch_size
+        kwargs["deepspeed_plugin"] = plugin
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        # The LR scheduler counts optimiser steps; accelerate would otherwise step it once per process.
+        step_scheduler_with_optimizer=False,
+        log_with=None if config.report_to in ("none", "", None) else config.report_to,
+        project_dir=config.output_dir,
+        **kwargs,
+    )
+    # The EMA teacher reads every student parameter after each step: sharded parameters would need a gather.
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise UnsupportedSetupError("FSDP shards the student's parameters, which the EMA teacher update reads in "
+                                    "full every step; use DDP (torchrun / accelerate launch) or DeepSpeed ZeRO-1/2")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and \
+            accelerator.state.deepspeed_plugin.zero_stage == 3:
+        raise UnsupportedSetupError("DeepSpeed ZeRO-3 shards the student's parameters, which the EMA teacher update "
+                                    "reads in full every step; use ZeRO-1/2 (recipes/deepspeed/ds_z2_config.json)")
+    return accelerator
+
+
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """DINO's split: biases and 1-D parameters (norms) get no weight decay."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if name.endswith(".bias") or param.ndim == 1 else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class EgoAgentTrainer:
+    stage = "egoagent"
+
+    def __init__(self, config, recipe: dict) -> None:
+        self.config, self.recipe = config, recipe
+
+    # --- what each stage provides ------------------------------------------------------------------------------
+    def network_spec(self) -> dict:
+        raise NotImplementedError
+
+    def build_dataset(self):
+        raise NotImplementedError
+
+    def initialise(self, student, teacher, center: torch.Tensor) -> None:
+        """Load starting weights (stage 2: from stage 1). Called before anything is prepared."""
+
+    def compute_loss(self, student, teacher, batch: dict, step: int) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """-> (loss, {name: scalar tensor} for the log, teacher logits for the centre update)."""
+        raise NotImplementedError
+
+    def images_in(self, batch: dict) -> int:
+        raise NotImplementedError
+
+    # --- schedules -------------------------------------------------------------------------------------------------
+    def teacher_temp(self, step: int) -> float:
+        dino = self.config.dino
+        return schedules.teacher_temperature(step, dino.warmup_teacher_temp_steps, dino.warmup_teacher_temp,
+                                             dino.teacher_temp)
+
+    # --- set-up ----------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from accelerate.utils import set_seed
+
+        config = self.config
+        self.accelerator = accelerator = make_accelerator(config)
+        set_seed(config.seed)
+        self.spec = self.network_spec()
+        student = build_network(self.spec)
+        teacher = make_teacher(build_network(self.spec, with_actions=False))
+        teacher.load_state_dict({k: v for k, v in student.state_dict().items()
+                                 if k in teacher.state_dict()})
+        self.center = torch.zeros(self.spec["head"]["out_dim"], device=accelerator.device)
+        self.initialise(student, teacher, self.center)
+        if config.model.gradient_checkpointing:
+            student.backbone.gradient_checkpointing = True
+        self.total_steps = config.max_steps
+        optimizer = torch.optim.AdamW(param_groups(student), lr=config.optim.lr, betas=tuple(config.optim.betas),
+                                      eps=config.optim.eps, weight_decay=config.optim.weight_decay)
+        warmup = int(round(config.optim.warmup_ratio * config.max_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, schedules.WarmupCosineLR(config.max_steps, warmup, config.optim.min_lr / config.optim.lr))
+        self.student, self.optimizer, self.scheduler = accelerator.prepare(student, optimizer, scheduler)
+        self.teacher = teacher.to(accelerator.device)
+        self.ema_pairs = paired_parameters(self.teacher, accelerator.unwrap_model(self.student))
+        self.dataset = self.build_dataset()
+        self.sampler = ResumableSampler(len(self.dataset), config.seed, accelerator.process_index,
+                                        accelerator.num_processes)
+        if self.sampler.per_rank < config.per_device_batch_size:
+            raise ValueError(f"{len(self.dataset)} samples over {accelerator.num_processes} processes is less than "
+                             f"one batch of {config.per_device_batch_size}")
+        self.state = TrainState(world_size=accelerator.num_processes,
+                                per_device_batch_size=config.per_device_batch_size,
+                                gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed)
+        resume = resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if resume is not None:
+            self.state = load_checkpoint(accelerator, resume, self.teacher, self.center)
+            accelerator.print(f"resumed from {resume} at step {self.state.global_step}")
+        if accelerator.log_with:
+            accelerator.init_trackers(self.stage, config={k: v for k, v in _flatten(asdict(config)).items()
+                                                          if isinstance(v, (int, float, str, bool))})
+
+    def loader(self) -> DataLoader:
+        self.sampler.set_position(self.state.epoch, self.state.consumed)
+        workers = self.config.num_workers
+        return DataLoader(self.dataset, batch_size=self.config.per_device_batch_size, sampler=self.sampler,
+                          num_workers=workers, drop_last=True, pin_memory=torch.cuda.is_available(),
+                          prefetch_factor=2 if workers else None)
+
+    # --- the loop --------------------------------------------------------------------------------------------------
+    def train(self) -> TrainState:
+        from tqdm import tqdm
+
+        self.setup()
+        accelerator, config, state = self.accelerator, self.config, self.state
+        log_path = Path(config.output_dir) / LOG_FILE
+        bar = tqdm(total=config.max_steps, initial=state.global_step, desc=self.stage, unit="step",
+                   disable=not (config.progress and accelerator.is_local_main_process))
+        sums: dict[str, float] = {}
+        count, images, started = 0, 0, time.perf_counter()
+        self.student.train()
+        while state.global_step < config.max_steps:
+            for batch in self.loader():
+                step = state.global_step
+                self._apply_schedules(step)
+                with accelerator.accumulate(self.student):
+                    with accelerator.autocast():
+                        loss, metrics, teacher_logits = self.compute_loss(self.student, self.teacher, batch, step)
+                    accelerator.backward(loss)
+                    self._update_center(teacher_logits)
+                    grad_norm = self._optimizer_step(step)
+                state.consumed += config.per_device_batch_size
+                for name, value in {"loss": loss, **metrics}.items():
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+                count, images = count + 1, images + self.images_in(batch)
+                if not accelerator.sync_gradients:
+                    continue
+                ema_update_(*self.ema_pairs, self._momentum(step))
+                state.global_step += 1
+                bar.update(1)
+                if state.global_step % config.logging_steps == 0 or state.global_step == config.max_steps:
+                    elapsed = time.perf_counter() - started
+                    record = self._log_record(sums, count, images * accelerator.num_processes / elapsed, grad_norm)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                    self._write_log(log_path, record)
+                    sums, count, images, started = {}, 0, 0, time.perf_counter()
+                if state.global_step % config.save_steps == 0 or state.global_step == config.max_steps:
+                    self.save()
+                if state.global_step >= config.max_steps:
+                    break
+            else:
+                state.epoch, state.consumed = state.epoch + 1, 0
+        bar.close()
+        if accelerator.is_main_process:
+            plot_log(log_path, Path(config.output_dir) / "loss.png", self.stage)
+        accelerator.end_training()
+        return state
+
+    def _apply_schedules(self, step: int) -> None:
+        optim = self.config.optim
+        weight_decay = schedules.cosine(step, self.total_steps, optim.weight_decay, optim.weight_decay_end)
+        self.optimizer.param_groups[0]["weight_decay"] = weight_decay
+
+    def _momentum(self, step: int) -> float:
+        return schedules.teacher_momentum(step, self.total_steps, self.config.dino.momentum_teacher, 1.0)
+
+    def _update_center(self, teacher_logits: torch.Tensor) -> None:
+        mean = self.accelerator.reduce(batch_center(teacher_logits), reduction="mean")
+        self.center.copy_(update_center(self.center, mean, self.config.dino.center_momentum))
+
+    def _optimizer_step(self, step: int) -> float | None:
+        """Clip, (optionally) freeze the prototypes, step. Runs inside ``accumulate``: accelerate makes the
+        optimiser a no-op on accumulation micro-steps."""
+        accelerator, optim = self.accelerator, self.config.optim
+        grad_norm = None
+        if accelerator.sync_gradients:
+            if optim.max_grad_norm:
+                norm = accelerator.clip_grad_norm_(self.student.parameters(), optim.max_grad_norm)
+                grad_norm = float(norm) if norm is not None else None
+            if step < optim.freeze_last_layer_steps:
+                accelerator.unwrap_model(self.student).head.prototypes.grad = None
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _log_record(self, sums: dict, count: int, images_per_s: float, grad_norm: float | None) -> dict:
+        step = self.state.global_step - 1  # the schedules' values at the step just taken
+        values = torch.tensor([sums[k] / max(count, 1) for k in sums], device=self.accelerator.device)
+        values = self.accelerator.reduce(values, reduction="mean").tolist()
+        record = {"step": self.state.global_step, **dict(zip(sums, values)),
+                  "lr": self.scheduler.get_last_lr()[0],
+                  "weight_decay": self.optimizer.param_groups[0]["weight_decay"],
+                  "momentum": self._momentum(step), "teacher_temp": self.teacher_temp(step),
+                  "grad_norm": grad_norm, "images_per_s": images_per_s, "epoch": self.state.epoch}
+        if self.accelerator.log_with:
+            self.accelerator.log({k: v for k, v in record.items() if v is not None}, step=self.state.global_step)
+        return record
+
+    def _write_log(self, path: Path, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def save(self) -> Path:
+        path = save_checkpoint(self.accelerator, self.config.output_dir, self.state, self.student, self.teacher,
+                               self.center, self.spec, self.recipe)
+        if self.accelerator.is_main_process:
+            rotate_checkpoints(self.config.output_dir, self.config.save_total_limit)
+        return path
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The log's records, the last one per step (a resumed run re-logs the steps after its checkpoint)."""
+    records: dict[int, dict] = {}
+    path = Path(path)
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["step"]] = record
+    return [records[k] for k in sorted(records)]
+
+
+def plot_log(log_path: Path, out: Path, title: str) -> Path | None:
+    """``loss.png``: every loss term of the log against the optimiser step."""
+    records = read_log(log_path)
+    if not records:
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in records[0] if k == "loss" or k.startswith("loss_")]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in keys:
+        points = [(r["step"], r[key]) for r in records if r.get(key) is not None and math.isfinite(r[key])]
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    from egoforge.data.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(out, buffer.getvalue())
+
