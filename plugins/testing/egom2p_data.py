@@ -181,9 +181,9 @@ def learnable_tokens(table: dict, state: int, rng: np.random.Generator, noise: f
     """Tokens of every modality as a fixed function of one latent ``state`` (plus a little noise)."""
     out = {}
     for offset, (name, spec) in enumerate(table.items()):
-        pos = np.arange(spec.num_tokens)
-        # A few tokens per state, repeating along the sequence: any visible token reveals the state.
-        tokens = (state * 13 + offset * 5 + pos % 3) % spec.vocab_size
+        # One token per (state, modality), repeated along the sequence: any visible token of any modality reveals
+        # the state, so every modality can be predicted from every other one.
+        tokens = np.full(spec.num_tokens, (state * 13 + offset * 5) % spec.vocab_size)
         flip = rng.random(spec.num_tokens) < noise
         tokens[flip] = rng.integers(0, spec.vocab_size, flip.sum())
         out[name] = tokens.astype(np.int32).reshape(spec.token_grid)

@@ -72,11 +72,13 @@ def tiny_train_overrides(tokens: Path, output_dir: Path, **extra) -> list[str]:
 
 @pytest.fixture(scope="session")
 def egom2p_trained(tmp_path_factory, egom2p_tokens) -> Path:
-    """A tiny EgoM2P trained for 80 steps on the learnable shards by `egoforge train recipes/egom2p_tiny.yaml`."""
+    """A tiny EgoM2P trained for 150 steps on the learnable shards by `egoforge train recipes/egom2p_tiny.yaml`."""
     from egoforge.tools.cli import main as cli
 
     def build(path: Path) -> None:
-        overrides = tiny_train_overrides(egom2p_tokens, path / "run", max_steps=80, save_steps=80)
+        # the schedule of 1,000 steps keeps the lr near its peak for these 150
+        overrides = tiny_train_overrides(egom2p_tokens, path / "run", max_steps=150, save_steps=150,
+                                         total_tokens=1024000)
         assert cli(["train", str(REPO / "recipes" / "egom2p_tiny.yaml"), *overrides]) == 0
 
     return egom2p_build(tmp_path_factory, "egom2p_trained", build) / "run"

@@ -31,10 +31,11 @@ def _overrides(tokens: Path, out: Path, **extra) -> list[str]:
 
 def test_tiny_model_loss_falls_through_the_real_trainer(egom2p_trained):
     log = _log(egom2p_trained)
-    assert log[-1]["step"] == 80 and log[-1]["tokens_seen"] == 80 * 8 * 128
-    assert log[-1]["loss"] < log[0]["loss"] - 1.5, [round(r["loss"], 3) for r in log]
+    assert log[-1]["step"] == 150 and log[-1]["tokens_seen"] == 150 * 8 * 128
+    # from chance (log 200-256 ~ 5.4) below the plateau of guessing without the inputs (8 states + noise: ~2.3)
+    assert log[0]["loss"] > 4.5 and log[-1]["loss"] < 1.9, [round(r["loss"], 3) for r in log]
     assert {"loss_rgb", "loss_depth", "loss_gaze", "loss_cam"} <= set(log[-1])
-    assert (egom2p_trained / "checkpoint-80" / "trainer_state.json").is_file()
+    assert (egom2p_trained / "checkpoint-150" / "trainer_state.json").is_file()
     assert (egom2p_trained / "loss.png").stat().st_size > 0
     config = json.loads((egom2p_trained / "config.json").read_text())
     assert config["model"]["dim"] == 64 and config["modalities"]["rgb"]["token_grid"] == [5, 4, 4]
