@@ -86,7 +86,7 @@ def run_lmms_eval(run: LmmsRun, log_path: str | os.PathLike, echo: bool = True,
     # cwd: the output folder, so no stale *.egg-info of a source checkout shadows the installed entry points.
     with open(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
         run.command(), cwd=run.output_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1,
+        text=True, encoding="utf-8", errors="replace", bufsize=1,  # model output may be any bytes
     ) as proc:
         for line in proc.stdout:
             log.write(line)
