@@ -15,7 +15,7 @@ TINY = {"rgb": {"token_grid": [5, 4, 4], "vocab_size": 200}, "depth": {"token_gr
 
 
 def test_token_schedules():
-    assert token_schedule(5120, 3) == [1707, 1706, 1707] or sum(token_schedule(5120, 3)) == 5120
+    assert sum(token_schedule(5120, 3)) == 5120 and max(token_schedule(5120, 3)) - min(token_schedule(5120, 3)) <= 1
     linear = token_schedule(30, 5)
     assert linear == [6, 6, 6, 6, 6]
     cosine = token_schedule(30, 5, "cosine")
@@ -43,7 +43,8 @@ def test_roar_returns_valid_tokens_for_every_task(task):
     model = EgoM2P(ModelConfig(**SIZES["tiny"]), table).eval()
     spec = TASKS[task]
     rng = np.random.default_rng(0)
-    cond = {m: torch.from_numpy(rng.integers(0, table[m].vocab_size, (3, table[m].num_tokens))) for m in spec.conditions}
+    cond = {m: torch.from_numpy(rng.integers(0, table[m].vocab_size, (3, table[m].num_tokens)))
+            for m in spec.conditions}
     cfg = GenerationConfig(steps=spec.steps, temperature=1.0)
     out = roar_generate(model, cond, spec.target, cfg, torch.Generator().manual_seed(1))
     assert out.shape == (3, table[spec.target].num_tokens) and out.dtype == torch.long
