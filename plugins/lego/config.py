@@ -40,6 +40,9 @@ class ModelConfig:
     beta_end: float = 0.012
     num_train_timesteps: int = 1000
     scaling_factor: float | None = None  # latent scale; null = the VAE config's (0.18215 for SD)
+    # The LDM's scale_by_std: set the latent scale to 1/std of the first training batch's latents (for VAEs
+    # without a known scale, e.g. the tiny random one); stored in the run folder, so resumes and sampling reuse it.
+    scale_by_std: bool = False
 
 
 @dataclass

@@ -62,6 +62,21 @@ def _expand_conv_in(unet, channels: int = 8) -> None:
     unet.register_to_config(in_channels=channels)
 
 
+def _sharpen_posterior(vae) -> None:
+    """Give a randomly initialised KL-VAE a near-deterministic posterior, like a trained one.
+
+    At random init the posterior's log-variance is ~0, so a sampled latent is mostly noise and a tiny LDM built
+    from configs would have nothing to learn; trained VAEs (SD's) have posterior std ~1e-3 of the latent scale.
+    """
+    conv = getattr(vae, "quant_conv", None)
+    if conv is None:
+        return
+    half = conv.out_channels // 2
+    with torch.no_grad():
+        conv.weight[half:].zero_()
+        conv.bias[half:].fill_(-12.0)  # log-variance: std = exp(-6)
+
+
 def noise_schedule(cfg: ModelConfig):
     from diffusers import DDPMScheduler
 
@@ -114,6 +129,7 @@ class LegoLDM:
                            "pad_token_id": tokenizer.pad_token_id, **(cfg.text_encoder or SD15_TEXT)}
             text_encoder = CLIPTextModel(CLIPTextConfig(**text_kwargs))
             vae = AutoencoderKL(**(cfg.vae or SD15_VAE))
+            _sharpen_posterior(vae)
             unet = UNet2DConditionModel(**{**(cfg.unet or SD15_UNET), "in_channels": 8,
                                            "out_channels": vae.config.latent_channels})
         conditioner = cls.make_conditioner(cfg, unet.config.cross_attention_dim) if cfg.use_vllm else None
@@ -147,7 +163,10 @@ class LegoLDM:
             if part is not None:
                 part.to(device)
         for part in (self.vae, self.text_encoder):
-            part.to(device, dtype=dtype)
+            if dtype in (None, part.dtype):
+                part.to(device)
+            else:
+                part.to(device, dtype=dtype)
         self._null_text = None
         return self
 
@@ -156,6 +175,13 @@ class LegoLDM:
         return next(self.vae.parameters()).device
 
     # --- computations -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def fit_scaling_factor(self, pixels: torch.Tensor) -> float:
+        """The LDM's ``scale_by_std``: 1 / std of the latents of ``pixels`` (a training batch)."""
+        latents = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist.sample()
+        self.scaling_factor = 1.0 / latents.float().flatten().std().item()
+        return self.scaling_factor
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

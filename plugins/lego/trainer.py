@@ -90,6 +90,20 @@ def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
 
 
+EMA_KEYS = ("decay", "min_decay", "optimization_step", "update_after_step", "use_ema_warmup", "inv_gamma", "power")
+
+
+def load_ema(folder: Path, model_cls):
+    """An ``EMAModel`` saved by ``EMAModel.save_pretrained`` (its averaging state sits in the config)."""
+    from diffusers.training_utils import EMAModel
+
+    model = model_cls.from_pretrained(folder, use_safetensors=True)
+    config = json.loads((folder / "config.json").read_text())
+    ema = EMAModel(model.parameters(), model_cls=model_cls, model_config=model.config)
+    ema.load_state_dict({k: config[k] for k in EMA_KEYS if k in config})
+    return ema
+
+
 def _check_feature_dims(cfg: LegoRecipe, dataset) -> None:
     if not cfg.model.use_vllm:
         return
@@ -171,6 +185,12 @@ def train(cfg: LegoRecipe) -> dict:
         ldm.unet.enable_gradient_checkpointing()
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision, torch.float32)
     ldm.to(accelerator.device, weight_dtype)
+    if cfg.model.scale_by_std:
+        if checkpoint is not None and (out / CONFIG_FILE).exists():  # fitted when the run started
+            ldm.scaling_factor = json.loads((out / CONFIG_FILE).read_text())["scaling_factor"]
+        else:  # the same samples on every process, so every process gets the same scale
+            first = collate([train_set[i] for i in range(min(len(train_set), t.batch_size))])
+            ldm.fit_scaling_factor(first["target"])
 
     params = [p for module in trained for p in module.parameters()]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
@@ -182,7 +202,7 @@ def train(cfg: LegoRecipe) -> dict:
             if module is None or (name == "conditioner" and not cfg.model.train_conditioner):
                 continue
             if checkpoint is not None and (checkpoint / f"ema_{name}").is_dir():
-                emas[name] = EMAModel.from_pretrained(checkpoint / f"ema_{name}", model_cls=cls)
+                emas[name] = load_ema(checkpoint / f"ema_{name}", cls)
             else:
                 emas[name] = EMAModel(module.parameters(), decay=t.ema_decay, model_cls=cls,
                                       model_config=module.config)
@@ -199,7 +219,7 @@ def train(cfg: LegoRecipe) -> dict:
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        if not (out / CONFIG_FILE).exists():
+        if checkpoint is None or not (out / CONFIG_FILE).exists():
             ldm.save_frozen(out, cfg.data.resolution)
         import yaml
 
@@ -252,7 +272,7 @@ def train(cfg: LegoRecipe) -> dict:
 
     accum = t.gradient_accumulation_steps
     progress = tqdm(total=total_steps, initial=global_step, desc="LEGO LDM", unit="step", disable=not main)
-    start_time, seen, running, last_loss = time.perf_counter(), 0, [], float("nan")
+    start_time, seen, running, window, last_loss = time.perf_counter(), 0, [], [], float("nan")
     for module in trained:
         module.train()
     while global_step < total_steps:
@@ -281,9 +301,12 @@ def train(cfg: LegoRecipe) -> dict:
                 ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
             global_step += 1
             progress.update(1)
-            last_loss = accelerator.reduce(torch.stack(running).mean(), "mean").item()
+            window.append(torch.stack(running).mean())
             running = []
             if global_step % t.logging_steps == 0 or global_step == total_steps:
+                # the mean over the logging window: single steps are noisy (one random timestep per sample)
+                last_loss = accelerator.reduce(torch.stack(window).mean(), "mean").item()
+                window = []
                 rate = seen / (time.perf_counter() - start_time)
                 log({"step": global_step, "epoch": epoch, "loss": last_loss, "lr": lr_scheduler.get_last_lr()[0],
                      "images_per_second": rate})
@@ -310,10 +333,13 @@ def train(cfg: LegoRecipe) -> dict:
             if name == "conditioner" and ldm.conditioner is None:
                 continue
             with atomic_dir(out / name) as tmp:
+                target = unwrapped(module)
+                if name in emas:  # EMA weights into the model itself, so the folder is a plain model
+                    emas[name].store(target.parameters())
+                    emas[name].copy_to(target.parameters())
+                target.save_pretrained(tmp, safe_serialization=True)
                 if name in emas:
-                    emas[name].save_pretrained(tmp)
-                else:
-                    unwrapped(module).save_pretrained(tmp, safe_serialization=True)
+                    emas[name].restore(target.parameters())
         if t.plot_loss and log_path.exists():
             _plot_loss(log_path, out / "training_loss.png")
     accelerator.wait_for_everyone()

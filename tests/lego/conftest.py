@@ -3,33 +3,10 @@ llamafactory-cli, its features, and a tiny LDM trained by `egoforge train` (each
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-TINY_RECIPE = REPO / "recipes" / "lego_ldm_tiny.yaml"
-
-
-def build_once(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per test run across xdist workers (the root conftest's ``build_once`` contract;
-    conftest modules are not importable from one another)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
+from lego_helpers import REPO, TINY_RECIPE, TRAINED_STEPS, build_once, tiny_overrides_for
 
 
 @pytest.fixture(scope="session")
@@ -81,27 +58,27 @@ def lego_features(tmp_path_factory, lego_work, lego_vllm) -> dict[str, Path]:
     return {"train": built / "train", "val": built / "val"}
 
 
-def tiny_overrides_for(work: Path, features: dict[str, Path], output_dir: Path, **extra) -> list[str]:
-    """Path overrides (and any extra key=value) that point the tiny LDM recipe at the generated data."""
-    lego = work / "data" / "lego"
-    values = {
-        "data.train_index": lego / "egoforge" / "ldm_ego4d_train.jsonl",
-        "data.media_root": lego / "EgoGen",
-        "data.train_features.dir": features["train"],
-        "train.output_dir": output_dir,
-        **extra,
-    }
-    return [f"{k}={v}" for k, v in values.items()]
-
-
 @pytest.fixture(scope="session")
 def trained_ldm(tmp_path_factory, lego_work, lego_features) -> Path:
-    """A tiny LDM trained for 30 steps by `egoforge train recipes/lego_ldm_tiny.yaml` (the CLI, in-process)."""
+    """The tiny LDM trained for 100 steps by `egoforge train recipes/lego_ldm_tiny.yaml` (the CLI, in-process),
+    with validation every 50 steps; flips off so the learnable pairs stay exactly learnable."""
+    import torch
+
     from egoforge.tools.cli import main
 
     def build(path: Path) -> None:
-        code = main(["train", str(TINY_RECIPE), *tiny_overrides_for(lego_work, lego_features, path / "run",
-                                                                      **{"train.max_steps": 30})])
+        lego = lego_work / "data" / "lego"
+        extra = {"train.max_steps": TRAINED_STEPS, "train.logging_steps": 10, "train.save_steps": 50,
+                 "data.flip_prob": 0.0, "data.val_index": lego / "egoforge" / "ldm_ego4d_val.jsonl",
+                 "data.val_features.dir": lego_features["val"], "train.val_steps": 50, "train.val_batches": 1,
+                 "train.batch_size": 4}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            code = main(["train", str(TINY_RECIPE), *tiny_overrides_for(lego_work, lego_features, path / "run",
+                                                                          **extra)])
+        finally:
+            torch.set_num_threads(threads)
         assert code == 0
 
     return build_once(tmp_path_factory, "lego_trained_ldm", build) / "run"
@@ -116,7 +93,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

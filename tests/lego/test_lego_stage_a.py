@@ -1,0 +1,156 @@
+"""Stage A: the VLLM recipes parse through LLaMA-Factory, one trains through the real llamafactory-cli on a tiny
+Qwen3-VL, and the tuned model's description, image features and text hidden states are extracted (resumably)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lego_helpers import REPO
+
+from egoforge.lego.convert import read_index
+from egoforge.lego.features import (
+    ExtractionSettings,
+    FeatureReader,
+    NpyFeatureReader,
+    chunk_rows,
+    extract_features,
+)
+
+PARSE = r"""
+import json, sys
+from llamafactory.hparams import get_train_args
+from llamafactory.hparams.parser import read_args
+for recipe in sys.argv[1:]:
+    sys.argv = ["llamafactory-cli", recipe, "use_cpu=true"]
+    model, data, training, finetuning, generating = get_train_args(read_args())
+    print(json.dumps({"recipe": recipe, "model": model.model_name_or_path, "template": data.template,
+                      "dataset": data.dataset, "cutoff": data.cutoff_len, "media_dir": data.media_dir,
+                      "ft": finetuning.finetuning_type, "freeze_vision_tower": finetuning.freeze_vision_tower,
+                      "freeze_projector": finetuning.freeze_multi_modal_projector, "lr": training.learning_rate,
+                      "epochs": training.num_train_epochs, "warmup": training.warmup_ratio,
+                      "scheduler": str(training.lr_scheduler_type), "wd": training.weight_decay,
+                      "batch": [training.per_device_train_batch_size, training.gradient_accumulation_steps],
+                      "deepspeed": training.deepspeed, "bf16": training.bf16}))
+"""
+DIST_ENV = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+VLLM_RECIPES = ("lego_vllm_llava", "lego_vllm_qwen")
+
+
+@pytest.fixture(scope="module")
+def parsed_recipes(worker_id) -> dict[str, dict]:
+    """Both stage-A recipes through LLaMA-Factory's own argument parser (one process: its import is the cost)."""
+    port = 29700 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0) * 10
+    env = {**os.environ, **DIST_ENV, "MASTER_PORT": str(port)}
+    paths = [str(REPO / "recipes" / f"{name}.yaml") for name in VLLM_RECIPES]
+    result = subprocess.run([sys.executable, "-c", PARSE, *paths], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"recipe"')]
+    return {Path(r["recipe"]).stem: r for r in rows}
+
+
+@pytest.mark.parametrize("name,model,template,batch", [
+    ("lego_vllm_llava", "llava-hf/llava-1.5-13b-hf", "llava", [16, 1]),
+    ("lego_vllm_qwen", "Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl_nothink", [4, 4]),
+])
+def test_vllm_recipes_hold_the_paper_schedule(name, model, template, batch, parsed_recipes):
+    recipe = REPO / "recipes" / f"{name}.yaml"
+    header = recipe.read_text().split("\n\n")[0]
+    assert f"llamafactory-cli train recipes/{name}.yaml" in header
+    assert "Must exist locally" in header and "Reproduces:" in header
+    parsed = parsed_recipes[name]
+    assert (parsed["model"], parsed["template"], parsed["dataset"]) == (model, template, ["lego_ego4d"])
+    assert (parsed["lr"], parsed["epochs"], parsed["warmup"], parsed["wd"]) == (2e-5, 3.0, 0.03, 0.0)
+    assert parsed["scheduler"].lower().endswith("cosine") and parsed["cutoff"] == 2048 and parsed["bf16"]
+    assert parsed["ft"] == "full" and parsed["freeze_vision_tower"] and not parsed["freeze_projector"]
+    assert parsed["batch"] == batch and batch[0] * batch[1] * 8 == 128  # the paper's global batch on 8 GPUs
+    assert parsed["media_dir"] == "data/lego/EgoGen"
+    ds = json.loads((REPO / parsed["deepspeed"]).read_text())
+    assert ds["zero_optimization"]["stage"] == 3
+    assert ("offload_optimizer" in ds["zero_optimization"]) == (name == "lego_vllm_llava")
+
+
+def test_dataset_info_declares_the_converted_files(lego_work):
+    info = json.loads((REPO / "dataset_info" / "dataset_info.json").read_text())
+    for dataset in ("ego4d", "epickitchen"):
+        entry = info[f"lego_{dataset}"]
+        assert entry["file_name"] == f"../data/lego/egoforge/lego_{dataset}_sft.json"
+        # In the checkout-like work folder the entry resolves to the converter's output, frames under media_dir.
+        path = (lego_work / "dataset_info" / entry["file_name"]).resolve()
+        rows = json.loads(path.read_text())
+        assert rows and all((lego_work / "data" / "lego" / "EgoGen" / p).is_file() for r in rows for p in r["images"])
+
+
+def test_stage_a_trains_through_llamafactory_cli(lego_vllm):
+    log = (lego_vllm.parent / "train.log").read_text()
+    assert "llamafactory-cli train" in log.splitlines()[0] and "lego_vllm_qwen.yaml" in log.splitlines()[0]
+    assert "How does the person properly" in log  # LLaMA-Factory printed a tokenised training example
+    state = json.loads((lego_vllm / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and all(np.isfinite(h["loss"]) for h in state["log_history"] if "loss" in h)
+    assert (lego_vllm / "model.safetensors").exists()  # a full fine-tune: the folder is the tuned VLLM
+
+
+def test_features_have_the_paper_outputs(lego_features, lego_work):
+    rows = read_index(lego_work / "data" / "lego" / "egoforge" / "ldm_ego4d_train.jsonl")
+    reader = FeatureReader(lego_features["train"])
+    assert set(reader.samples) == {r["feature_key"] for r in rows}
+    hidden = 64  # the tiny Qwen3-VL's width: projector output and LM hidden states share it
+    for row in rows[:3]:
+        image, text = reader.get(row["feature_key"])
+        # 64x96 frames, 16-px patches merged 2x2 -> 2x3 visual tokens after the projector
+        assert image.shape == (6, hidden) and image.dtype == torch.float32
+        assert 1 <= text.shape[0] <= 10 and text.shape[1] == hidden  # one state per generated token
+        assert isinstance(reader.description(row["feature_key"]), str)
+        assert torch.isfinite(image).all() and torch.isfinite(text).all()
+    assert reader.meta["settings"]["temperature"] == 0.2 and reader.meta["settings"]["seed"] == 42
+    assert len(list(lego_features["train"].glob("shard-c000-*.safetensors"))) == 2  # 16 samples, 8 per shard
+
+
+def test_extraction_resumes_to_the_uninterrupted_result(lego_vllm, lego_work, tmp_path):
+    lego = lego_work / "data" / "lego"
+    rows = read_index(lego / "egoforge" / "ldm_ego4d_val.jsonl")
+    settings = ExtractionSettings(max_new_tokens=6, batch_size=1, shard_size=1)
+    full = extract_features(lego_vllm, rows, lego / "EgoGen", tmp_path / "full", settings)
+    first = extract_features(lego_vllm, rows[:2], lego / "EgoGen", tmp_path / "resumed", settings)
+    rest = extract_features(lego_vllm, rows, lego / "EgoGen", tmp_path / "resumed", settings)
+    assert (full["extracted"], first["extracted"], rest["skipped"], rest["extracted"]) == (4, 2, 2, 2)
+    a, b = FeatureReader(tmp_path / "full"), FeatureReader(tmp_path / "resumed")
+    for row in rows:
+        key = row["feature_key"]
+        assert a.description(key) == b.description(key)
+        for x, y in zip(a.get(key), b.get(key)):
+            assert torch.equal(x, y)
+
+
+def test_chunks_share_one_folder(lego_vllm, lego_work, tmp_path):
+    lego = lego_work / "data" / "lego"
+    rows = read_index(lego / "egoforge" / "ldm_ego4d_val.jsonl")
+    assert [len(chunk_rows(rows, 3, k)) for k in range(3)] == [2, 2, 0]
+    settings = ExtractionSettings(max_new_tokens=4, batch_size=2)
+    for chunk in range(2):
+        extract_features(lego_vllm, rows, lego / "EgoGen", tmp_path / "f", settings, chunk=chunk, num_chunks=2)
+    assert sorted(p.name for p in (tmp_path / "f").glob("index-*.json")) == ["index-c000.json", "index-c001.json"]
+    assert set(FeatureReader(tmp_path / "f").samples) == {r["feature_key"] for r in rows}
+
+
+def test_official_npy_release_is_read_safely(tmp_path):
+    key = "clip/0/000001.jpg"
+    (tmp_path / "img" / "clip" / "0").mkdir(parents=True)
+    (tmp_path / "txt" / "clip" / "0").mkdir(parents=True)
+    np.save(tmp_path / "img" / "clip" / "0" / "000001.npy", np.ones((256, 8), dtype=np.float16))
+    text = np.stack([np.zeros((5, 8)), np.full((5, 8), 2.0)], axis=1)  # (tokens, layers, dim)
+    np.save(tmp_path / "txt" / "clip" / "0" / "000001.npy", text)
+    reader = NpyFeatureReader(tmp_path / "img", tmp_path / "txt")
+    assert key in reader and "clip/1/x.jpg" not in reader
+    image, text_features = reader.get(key)
+    assert image.shape == (256, 8) and text_features.shape == (5, 8) and text_features.eq(2.0).all()
+    np.save(tmp_path / "txt" / "clip" / "0" / "000001.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        reader.get(key)
