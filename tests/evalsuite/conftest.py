@@ -57,6 +57,12 @@ def run_suite_cli(model, bench_root: Path, out: Path, *extra: str, hf_cache: Pat
 
 
 @pytest.fixture(scope="session")
+def suite_cli():
+    """:func:`run_suite_cli`, for test modules (they cannot import this conftest by name reliably)."""
+    return run_suite_cli
+
+
+@pytest.fixture(scope="session")
 def qwen3_suite_run(tmp_path_factory, bench_root, tiny_qwen3_vl, hf_cache) -> Path:
     """``egoforge evaluate suite`` on the tiny Qwen3-VL over all six benchmarks: a real lmms-eval run."""
     def build(path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_suite_cli
 
 from egoforge.lmms.tasks import BENCHMARKS
 
@@ -24,16 +23,16 @@ def _check(out) -> dict:
     return results
 
 
-def test_suite_on_vllm(bench_root, tiny_qwen3_vl, hf_cache, tmp_path):
+def test_suite_on_vllm(suite_cli, bench_root, tiny_qwen3_vl, hf_cache, tmp_path):
     pytest.importorskip("vllm")
     out = tmp_path / "vllm"
-    assert run_suite_cli(tiny_qwen3_vl, bench_root, out, "--backend", "vllm", "--batch-size", "8",
+    assert suite_cli(tiny_qwen3_vl, bench_root, out, "--backend", "vllm", "--batch-size", "8",
                          "--model-args", "max_model_len=4096,gpu_memory_utilization=0.3", hf_cache=hf_cache) == 0
     assert "backend=vllm" in _check(out)["lmms_eval"]["command"]
 
 
-def test_suite_on_cuda_transformers(bench_root, tiny_qwen3_vl, hf_cache, tmp_path):
+def test_suite_on_cuda_transformers(suite_cli, bench_root, tiny_qwen3_vl, hf_cache, tmp_path):
     out = tmp_path / "cuda"
-    assert run_suite_cli(tiny_qwen3_vl, bench_root, out, "--device", "cuda", "--batch-size", "4",
+    assert suite_cli(tiny_qwen3_vl, bench_root, out, "--device", "cuda", "--batch-size", "4",
                          hf_cache=hf_cache) == 0
     _check(out)

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_suite_cli  # tests/evalsuite/conftest.py: pytest puts this folder on sys.path
 
 from egoforge.lmms.tasks import BENCHMARKS, qaego4d
 from egoforge.tools.cli import main as cli
@@ -77,10 +76,10 @@ def _oracle(bench_root: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_dummy_model_scores_equal_hand_computed_oracle(bench_root, hf_cache, tmp_path):
+def test_dummy_model_scores_equal_hand_computed_oracle(suite_cli, bench_root, hf_cache, tmp_path):
     """lmms-eval's ``dummy`` model answers "A" everywhere: every benchmark's score is known in advance."""
     out = tmp_path / "dummy"
-    assert run_suite_cli("none", bench_root, out, "--lmms-model", "dummy", "--model-args", "response=A",
+    assert suite_cli("none", bench_root, out, "--lmms-model", "dummy", "--model-args", "response=A",
                          "--label", "always A", hf_cache=hf_cache) == 0
     results = json.loads((out / "results.json").read_text())
     oracle = _oracle(bench_root)
@@ -92,9 +91,9 @@ def test_dummy_model_scores_equal_hand_computed_oracle(bench_root, hf_cache, tmp
 
 
 @pytest.mark.slow
-def test_qwen2_5_runs_egoforge_tasks(bench_root, tiny_qwen2_5_vl, hf_cache, tmp_path):
+def test_qwen2_5_runs_egoforge_tasks(suite_cli, bench_root, tiny_qwen2_5_vl, hf_cache, tmp_path):
     out = tmp_path / "q25"
-    assert run_suite_cli(tiny_qwen2_5_vl, bench_root, out, "--benchmarks", "qaego4d,egotextvqa,egocross",
+    assert suite_cli(tiny_qwen2_5_vl, bench_root, out, "--benchmarks", "qaego4d,egotextvqa,egocross",
                          "--limit", "2", "--no-published", hf_cache=hf_cache) == 0
     results = json.loads((out / "results.json").read_text())
     assert {b: r["n"] for b, r in results["benchmarks"].items()} == {"qaego4d": 2, "egotextvqa": 4, "egocross": 2}
@@ -103,21 +102,21 @@ def test_qwen2_5_runs_egoforge_tasks(bench_root, tiny_qwen2_5_vl, hf_cache, tmp_
 
 
 @pytest.mark.slow
-def test_lmms_eval_failure_fails_the_suite(bench_root, hf_cache, tmp_path, capsys):
+def test_lmms_eval_failure_fails_the_suite(suite_cli, bench_root, hf_cache, tmp_path, capsys):
     """A model folder lmms-eval cannot load: lmms-eval itself exits 0, egoforge exits 1 and says why."""
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "qwen3_vl", "nonsense": ')
     out = tmp_path / "out"
-    assert run_suite_cli(broken, bench_root, out, "--benchmarks", "qaego4d", hf_cache=hf_cache) == 1
+    assert suite_cli(broken, bench_root, out, "--benchmarks", "qaego4d", hf_cache=hf_cache) == 1
     err = capsys.readouterr().err
     assert "lmms-eval failed" in err and str(out / "lmms_eval.log") in err
     assert not (out / "results.json").exists()
 
 
-def test_prepare_only_prints_the_lmms_eval_command(bench_root, tiny_qwen3_vl, tmp_path, capsys):
+def test_prepare_only_prints_the_lmms_eval_command(suite_cli, bench_root, tiny_qwen3_vl, tmp_path, capsys):
     out = tmp_path / "prep"
-    assert run_suite_cli(tiny_qwen3_vl, bench_root, out, "--benchmarks", "qaego4d,egothink", "--prepare-only") == 0
+    assert suite_cli(tiny_qwen3_vl, bench_root, out, "--benchmarks", "qaego4d,egothink", "--prepare-only") == 0
     printed = capsys.readouterr().out
     assert f"--include_path {out / 'tasks'}" in printed and "--model egoforge_vl" in printed
     assert "qaego4d,egothink_activity_local,egothink_existence_local" in printed
@@ -129,8 +128,8 @@ def test_prepare_only_prints_the_lmms_eval_command(bench_root, tiny_qwen3_vl, tm
     (["--data", "qaego4d=/nonexistent/qa"], "benchmark data not found"),
     (["--data", "qaego4d"], "expected KEY=VALUE"),
 ])
-def test_bad_arguments(bench_root, tiny_qwen3_vl, tmp_path, capsys, args, message):
-    assert run_suite_cli(tiny_qwen3_vl, bench_root, tmp_path / "o", *args, "--prepare-only") == 1
+def test_bad_arguments(suite_cli, bench_root, tiny_qwen3_vl, tmp_path, capsys, args, message):
+    assert suite_cli(tiny_qwen3_vl, bench_root, tmp_path / "o", *args, "--prepare-only") == 1
     assert message in capsys.readouterr().err
 
 
