@@ -93,14 +93,14 @@ def _question(problem_type: str, scene: Scene, label: str, seconds: float, rng: 
 
 
 def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: tuple[int, int] = (8, 16),
-                          image_share: float = 0.15, folder_share: float = 0.15,
                           file_name: str = "train.json", first_id: int = 1) -> Path:
     """Write ``n`` Video-R1-format samples under ``root`` and return the json path.
 
     Layout: ``videos/clip_XXXX.mp4`` (or ``frames/clip_XXXX/frame_XXX.jpg``, or ``images/img_XXXX.jpg``),
     ``roi/roi_XXXX.jpg``; media paths in the json are relative to ``root`` like the Video-R1 release. Problem types
-    cycle through all five, so every type appears once ``n >= 5``. ``problem_id`` counts from ``first_id`` (give a
-    pool a different range than the training file).
+    cycle through all five, so every type appears once ``n >= 5``; sample 3 (and every 7th after it) is a folder of
+    frames and sample 5 (and every 7th after it) a single image, so ``n >= 6`` covers every media kind.
+    ``problem_id`` counts from ``first_id`` (give a pool a different range than the training file).
     """
     root = Path(root)
     rng = random.Random(seed)
@@ -110,8 +110,8 @@ def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: 
         scene = Scene(domain=rng.choice(("Industry", "XSports", "Animal")), color=rng.choice(tuple(COLORS)),
                       quadrant=rng.choice(QUADRANTS), direction=rng.choice(DIRECTIONS), squares=rng.randint(1, 4),
                       n_frames=rng.randint(*frames), seed=rng.randrange(2**31))
-        kind = rng.random()
-        data_type = "image" if kind < image_share and problem_type != "regression" else "video"
+        kind = {3: "folder", 5: "image"}.get(i % 7, "mp4")
+        data_type = "image" if kind == "image" and problem_type != "regression" else "video"
         if data_type == "image":
             scene = replace(scene, n_frames=1)
         label = rng.choice(LABEL_WORDS)
@@ -128,7 +128,7 @@ def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: 
         if data_type == "image":
             path = f"images/img_{stem}.jpg"
             atomic_write_bytes(root / path, _jpeg(clip[0]))
-        elif kind < image_share + folder_share:
+        elif kind == "folder":
             path = f"frames/clip_{stem}"
             with atomic_dir(root / path) as tmp:
                 for t, frame in enumerate(clip):

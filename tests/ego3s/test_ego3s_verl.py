@@ -1,0 +1,386 @@
+"""Ego3S on verl 0.9.1's own classes (CPU): the recipe's Hydra composition, the reward verl loads from it, our
+reward manager on a hand-built batch followed by verl's GRPO advantage, the dataset classes through
+``create_rl_dataset`` with a tiny Qwen2.5-VL processor, and the ECR state riding in the dataloader checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+import egoforge.verl.plugin  # noqa: F401  (what the verl.plugins entry point does in every verl process)
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = {size: REPO / "recipes" / f"ego3s_grpo_qwen2_5_vl_{size}.sh" for size in ("7b", "3b")}
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the recipes call python3
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def compose_recipe(recipe: Path, cwd: Path, *overrides: str, **env) -> dict:
+    """The job config verl's Hydra composes from the shipped recipe (``bash recipe.sh ... --cfg job``)."""
+    proc = subprocess.run(["bash", str(recipe), *overrides, "--cfg", "job"], cwd=cwd, env=_env(**env),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return yaml.safe_load(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def recipe_job(tmp_path_factory, tiny_qwen2_5_vl, tiny_clip, ego3s_parquet) -> dict:
+    cwd = tmp_path_factory.mktemp("recipe7b")  # not the repo root: no stale in-tree egg-info on sys.path
+    return compose_recipe(RECIPES["7b"], cwd, MODEL=tiny_qwen2_5_vl, CLIP_MODEL=tiny_clip, TRAIN_FILES=ego3s_parquet,
+                          POOL_FILES=ego3s_parquet, VAL_FILES=ego3s_parquet)
+
+
+def test_recipe_composes_with_the_paper_settings(recipe_job):
+    job = recipe_job
+    actor, rollout = job["actor_rollout_ref"]["actor"], job["actor_rollout_ref"]["rollout"]
+    assert job["algorithm"]["adv_estimator"] == "grpo" and not job["algorithm"]["use_kl_in_reward"]
+    assert rollout["name"] == "vllm" and rollout["n"] == 5 and rollout["temperature"] == 1.0
+    assert actor["optim"]["lr"] == 1e-6 and actor["optim"]["lr_scheduler_type"] == "cosine"
+    assert actor["use_kl_loss"] and actor["kl_loss_coef"] == 0.04 and actor["kl_loss_type"] == "low_var_kl"
+    assert actor["ppo_mini_batch_size"] == 512 and actor["grad_clip"] == 5.0
+    data = job["data"]
+    assert (data["train_batch_size"], data["max_prompt_length"], data["max_response_length"]) == (512, 16384, 768)
+    assert data["custom_cls"] == {"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"}
+    assert data["dataloader_num_workers"] == 0
+    assert data["ecr"]["probe_size"] == 500 and data["ecr"]["interval"] == 100 and data["ecr"]["lambda_s"] == 0.6
+    assert job["trainer"]["n_gpus_per_node"] == 8 and job["trainer"]["v1"]["trainer_mode"] == "ego3s_ecr"
+    assert job["reward"]["custom_reward_function"]["path"] == "pkg://egoforge.rewards.ego3s"
+    assert job["reward"]["custom_reward_function"]["reward_kwargs"]["preset"] == "paper"
+    assert job["reward"]["reward_manager"]["name"] == "ego3s_irl"
+    assert job["custom_reward_function"]["path"] is None  # the legacy key stays unused
+
+
+@pytest.mark.slow
+def test_3b_recipe_composes(tmp_path):
+    job = compose_recipe(RECIPES["3b"], tmp_path, "reward.custom_reward_function.reward_kwargs.preset=official")
+    assert job["actor_rollout_ref"]["model"]["path"] == "models/Qwen2.5-VL-3B-Instruct"
+    assert job["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 1
+    assert job["reward"]["custom_reward_function"]["reward_kwargs"]["preset"] == "official"
+
+
+def test_verl_loads_our_reward_from_the_recipe_and_ignores_the_legacy_key(recipe_job, tiny_qwen2_5_vl):
+    from functools import partial
+
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    import egoforge.rewards.ego3s as ego3s
+
+    fn = get_custom_reward_fn(OmegaConf.create(recipe_job))
+    assert isinstance(fn, partial) and fn.args[0] is ego3s.compute_score and fn.args[1]["preset"] == "paper"
+    # The pre-0.8 spelling composes fine but verl 0.9.1's main_ppo never reads it: the default scorer would run.
+    with initialize_config_module("verl.trainer.config", version_base=None):
+        legacy = compose("ppo_trainer", overrides=["custom_reward_function.path=pkg://egoforge.rewards.ego3s",
+                                                   "custom_reward_function.name=compute_score"])
+    assert get_custom_reward_fn(legacy) is None
+
+
+def _batch(tokenizer, prompts: list[str], groups: list[list[str]], extra: list[dict]):
+    """A DataProto shaped like verl's reward input: left-padded prompts, right-padded responses, one uid per group."""
+    from tensordict import TensorDict
+    from verl import DataProto
+
+    rows = [(p, r, e, f"uid-{g}") for g, (p, rs, e) in enumerate(zip(prompts, groups, extra)) for r in rs]
+    p_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p, *_ in rows]
+    r_ids = [tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for _, r, *_ in rows]
+    P, R = max(map(len, p_ids)), max(map(len, r_ids))
+    pad = tokenizer.pad_token_id
+    prompts_t = torch.tensor([[pad] * (P - len(x)) + x for x in p_ids])
+    responses_t = torch.tensor([x + [pad] * (R - len(x)) for x in r_ids])
+    mask = torch.tensor([[0] * (P - len(a)) + [1] * len(a) + [1] * len(b) + [0] * (R - len(b))
+                         for a, b in zip(p_ids, r_ids)])
+    batch = TensorDict({"prompts": prompts_t, "responses": responses_t, "attention_mask": mask},
+                       batch_size=len(rows))
+    non_tensor = {
+        "data_source": np.array(["ego3s"] * len(rows), dtype=object),
+        "reward_model": np.array([{"ground_truth": e["solution"], "style": "rule"} for _, _, e, _ in rows],
+                                 dtype=object),
+        "extra_info": np.array([{k: v for k, v in e.items() if k != "solution"} for _, _, e, _ in rows],
+                               dtype=object),
+        "uid": np.array([u for *_, u in rows], dtype=object),
+    }
+    return DataProto(batch=batch, non_tensor_batch=non_tensor), [r for _, r, *_ in rows]
+
+
+def test_reward_manager_on_a_hand_built_batch_then_grpo_advantage(recipe_job, tiny_qwen2_5_vl, tiny_clip,
+                                                                  ego3s_data):
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    from egoforge.rewards.clip import load_clip
+    from egoforge.rewards.ego3s import settings_from_kwargs
+    from egoforge.rewards.scoring import score_group
+    from egoforge.verl.reward_manager import Ego3SRewardManager
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_5_vl)
+    roi = [str(ego3s_data / "roi" / f"roi_{i:04d}.jpg") for i in (1, 2)]
+    groups = [
+        ["<think>a red ball in hand</think><answer>B</answer><object>ball, hand</object>",
+         "<think>hmm</think><answer>C</answer><object>sky</object>",
+         "<answer>B</answer>",
+         "<think>x</think> <answer>B</answer> <object>ball,cup,knife,board,sky,tree,hand</object>",
+         "<think>x</think><answer>A</answer><object>grass</object>"],
+        ["<think>count</think><answer>3</answer><object>square</object>",
+         "<think>count</think><answer>3.0</answer><object>square, hand</object>",
+         "<think>count</think><answer>2</answer><object>hand</object>",
+         "no tags at all",
+         "<think>count</think><answer>3</answer><object>ball</object>"],
+    ]
+    extra = [
+        {"problem_type": "multiple choice", "roi_path": roi[0], "split": "train", "solution": "<answer>B</answer>"},
+        {"problem_type": "numerical", "roi_path": roi[1], "split": "train", "solution": "<answer>3</answer>"},
+    ]
+    clip = load_clip(tiny_clip)
+    sims = sorted(clip.max_similarity([o.strip() for o in r.split("<object>")[1].split("</object>")[0].split(",")],
+                                      roi[g]) for g, rs in enumerate(groups) for r in rs if "<object>" in r)
+    lambda_o = (sims[len(sims) // 2 - 1] + sims[len(sims) // 2]) / 2  # half the listing rollouts are grounded
+
+    config = OmegaConf.create(recipe_job)
+    config.reward.custom_reward_function.reward_kwargs.lambda_o = float(lambda_o)
+    manager = load_reward_manager(config, tokenizer)
+    assert isinstance(manager, Ego3SRewardManager) and manager.collector.backend == "local"
+    data, texts = _batch(tokenizer, ["watch the clip", "count the squares"], groups, extra)
+    outputs = manager.loop.run_until_complete(asyncio.gather(*(manager.run_single(data[i:i + 1])
+                                                               for i in range(len(data)))))
+    scores = [o["reward_score"] for o in outputs]
+
+    settings = settings_from_kwargs(**dict(config.reward.custom_reward_function.reward_kwargs))
+    lengths = [int(m[data.batch["prompts"].shape[1]:].sum()) for m in data.batch["attention_mask"]]
+    expected = [row for g, rs in enumerate(groups) for row in
+                score_group(rs, extra[g]["solution"], extra[g]["problem_type"], settings, clip, roi[g])]
+    assert [t for t in texts] == [r for rs in groups for r in rs] and len(lengths) == 10
+    assert scores == pytest.approx([row["score"] for row in expected], abs=1e-5)
+    assert {o["reward_extra_info"]["group_size"] for o in outputs} == {5.0}
+    assert any(o["reward_extra_info"]["r_int"] > 0 for o in outputs)  # the group term is really added
+    assert outputs[3]["reward_extra_info"]["penalty"] == -2.0  # 7 objects, N = 5
+    keys = {frozenset(o["reward_extra_info"]) for o in outputs}
+    assert len(keys) == 1  # verl builds reward_extra_info arrays from the first row's keys
+
+    rm_scores = manager.assemble_rm_scores(data, scores)
+    response_mask = data.batch["attention_mask"][:, data.batch["prompts"].shape[1]:]
+    assert rm_scores.sum(-1).tolist() == pytest.approx(scores, abs=1e-5)
+    advantages, _ = compute_grpo_outcome_advantage(rm_scores, response_mask, data.non_tensor_batch["uid"])
+    s = torch.tensor(scores).view(2, 5)
+    expected_adv = ((s - s.mean(1, keepdim=True)) / (s.std(1, keepdim=True) + 1e-6)).flatten()
+    per_row = (advantages * response_mask).sum(-1) / response_mask.sum(-1)
+    assert per_row.tolist() == pytest.approx(expected_adv.tolist(), abs=1e-4)
+
+
+def test_manager_requires_the_ego3s_reward(recipe_job, tiny_qwen2_5_vl):
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = OmegaConf.create(recipe_job)
+    config.reward.custom_reward_function.path = None  # verl's default scorer returns no Ego3S terms
+    manager = load_reward_manager(config, AutoTokenizer.from_pretrained(tiny_qwen2_5_vl))
+    data, _ = _batch(manager.tokenizer, ["q"], [["<answer>1</answer>"]],
+                     [{"problem_type": "numerical", "solution": "1"}])
+    data.non_tensor_batch["data_source"] = np.array(["openai/gsm8k"], dtype=object)
+    with pytest.raises(ValueError, match="pkg://egoforge.rewards.ego3s"):
+        manager.loop.run_until_complete(manager.run_single(data[0:1]))
+
+
+def test_group_collector_releases_complete_partial_and_late_groups():
+    from egoforge.verl.groups import GroupCollector
+
+    async def scenario():
+        c = GroupCollector(timeout_s=0.6, settle_s=0.15)
+        full = await asyncio.gather(*(c.submit("g", i, expected=3) for i in range(3)))
+        partial = await asyncio.gather(*(c.submit("v", i, expected=5, minimum=2) for i in range(2)))
+        timed_out = await asyncio.gather(*(c.submit("t", i, expected=4) for i in range(3)))
+        late = await c.submit("t", 99, expected=4)
+        return full, partial, timed_out, late, c.pending()
+
+    full, partial, timed_out, late, pending = asyncio.run(scenario())
+    assert all(sorted(g) == [0, 1, 2] for g in full)
+    assert all(sorted(g) == [0, 1] for g in partial)  # validation-sized group released after settling
+    assert all(sorted(g) == [0, 1, 2] for g in timed_out)  # a failed sibling does not block the others
+    assert late == [99] and pending == 0
+
+
+@pytest.mark.slow
+def test_group_collector_as_a_shared_ray_actor():
+    """With several reward workers the collector is one named Ray actor; two clients meet in it."""
+    ray = pytest.importorskip("ray")
+    from egoforge.verl.groups import CollectorClient
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, namespace="egoforge-test")
+    try:
+        a = CollectorClient(backend="ray", timeout_s=30)
+        b = CollectorClient(backend="ray", timeout_s=30)
+
+        async def both():
+            return await asyncio.gather(a.submit("u", 1, 2), b.submit("u", 2, 2))
+
+        assert [sorted(x) for x in asyncio.run(both())] == [[1, 2], [1, 2]]
+    finally:
+        ray.shutdown()
+
+
+def test_entry_point_registers_manager_and_trainer_in_a_fresh_process(tmp_path):
+    code = ("import sys, verl\n"
+            "from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls\n"
+            "from verl.trainer.ppo.v1 import get_trainer_cls\n"
+            "print(get_reward_manager_cls('ego3s_irl').__module__, get_trainer_cls('ego3s_ecr').__module__)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["egoforge.verl.reward_manager", "egoforge.verl.trainer"]
+    cheap = subprocess.run([sys.executable, "-c", "import sys, egoforge.verl.plugin; "
+                            "print(sorted(m for m in ('torch', 'verl', 'ray') if m in sys.modules))"],
+                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    assert cheap.stdout.strip() == "[]", cheap.stderr  # the plugin imports nothing heavy
+
+
+def _data_config(train: list[str], val: list[str], **extra):
+    from omegaconf import OmegaConf
+
+    base = {"train_files": train, "val_files": val, "prompt_key": "prompt", "image_key": "images",
+            "video_key": "videos", "max_prompt_length": 4096, "filter_overlong_prompts": True,
+            "filter_overlong_prompts_workers": 1, "truncation": "error", "return_raw_chat": True, "shuffle": True,
+            "seed": 1, "dataloader_num_workers": 0, "cache_dir": "/tmp/egoforge-verl-cache",
+            "custom_cls": {"path": "pkg://egoforge.verl.dataset", "name": "Ego3SDataset"}}
+    base.update(extra)
+    return OmegaConf.create(base)
+
+
+def test_rlhf_dataset_through_our_class_with_a_tiny_qwen2_5_vl_processor(ego3s_parquet, tiny_qwen2_5_vl):
+    from transformers import AutoProcessor
+    from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
+    from verl.utils.dataset.rl_dataset import collate_fn
+
+    from egoforge.verl.dataset import Ego3SDataset
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    config = _data_config([str(ego3s_parquet)], [str(ego3s_parquet) + "x"])
+    ds = create_rl_dataset(config.train_files, config, processor.tokenizer, processor)
+    assert type(ds) is Ego3SDataset and ds.split == "train" and len(ds) == 10  # none filtered as overlong
+    item = ds[0]
+    assert item["extra_info"]["split"] == "train" and item["index"] == 0
+    video = item["raw_prompt"][0]["content"][0]
+    assert video["type"] == "video" and video["video"].endswith(".mp4") and video["fps"] == 2.0
+    images, videos, _ = asyncio.run(Ego3SDataset.process_multi_modal_info(item["raw_prompt"], 14, config))
+    (frames, meta), = videos
+    assert images is None and 4 <= frames.shape[0] <= 16 and frames.shape[0] % 2 == 0
+    assert frames.shape[2] * frames.shape[3] <= 128 * 28 * 28
+    # What verl's agent loop does next: the chat template and the processor over the decoded frames.
+    text = processor.apply_chat_template(item["raw_prompt"], add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], videos=[frames], video_metadata=[meta], do_sample_frames=False,
+                       return_tensors="pt")
+    video_tokens = (inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum()
+    assert int(video_tokens) == int(inputs["video_grid_thw"].prod() // 4) > 0
+    batch = collate_fn([ds[i] for i in range(4)])
+    assert batch["dummy_tensor"].shape == (4, 1) and len(batch["raw_prompt"]) == 4
+    assert list(create_rl_sampler(config, ds))[:1]
+    image_item = next(ds[i] for i in range(len(ds)) if ds[i]["raw_prompt"][0]["content"][0]["type"] == "image")
+    images, videos, _ = Ego3SDataset._process_multi_modal_info(image_item["raw_prompt"], 14, config)
+    assert len(images) == 1 and videos is None
+
+
+def _split_parquet(source: Path, out: Path, n_active: int) -> tuple[str, str]:
+    table = pq.read_table(source)
+    pq.write_table(table.slice(0, n_active), out / "active.parquet")
+    pq.write_table(table.slice(n_active), out / "pool.parquet")
+    return str(out / "active.parquet"), str(out / "pool.parquet")
+
+
+def _loader(config, processor):
+    from torchdata.stateful_dataloader import StatefulDataLoader
+    from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
+    from verl.utils.dataset.rl_dataset import collate_fn
+
+    ds = create_rl_dataset(config.train_files, config, processor.tokenizer, processor)
+    return ds, StatefulDataLoader(ds, batch_size=2, num_workers=0, drop_last=True, collate_fn=collate_fn,
+                                  sampler=create_rl_sampler(config, ds))
+
+
+def _train_steps(ds, loader, steps, state_at=None):
+    """Feed rollout groups to the dataset as verl's ECR trainer does (new iterator at each epoch end).
+
+    Rewards are a fixed function of the sample: even problem ids are solved every time (no variance)."""
+    from egoforge.verl.dataset import group_rewards
+
+    seen, saved, it = [], None, iter(loader)
+    for step in steps:
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        uids, indices, scores = [], [], []
+        for index, info in zip(batch["index"], batch["extra_info"]):
+            uids += [f"{step}-{info['problem_id']}"] * 5
+            indices += [index] * 5
+            scores += [1.0] * 5 if int(info["problem_id"]) % 2 == 0 else [0.0, 1.0, 0.0, 1.0, 1.0]
+        ds.observe(group_rewards(uids, indices, scores))
+        metrics = ds.curriculum_step(step)
+        seen.append((sorted(info["problem_id"] for info in batch["extra_info"]), metrics))
+        if step == state_at:
+            saved = loader.state_dict()  # what verl's _save_checkpoint writes to data.pt
+    return seen, saved
+
+
+def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_parquet, tiny_qwen2_5_vl,
+                                                                          tmp_path):
+    from transformers import AutoProcessor
+
+    from egoforge.verl.dataset import ECRDataset
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    active, pool = _split_parquet(ego3s_parquet, tmp_path, 6)
+    ecr = {"pool_files": [pool], "probe_size": 6, "interval": 2, "lambda_s": 0.4, "seed": 0}
+    custom = {"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"}
+    config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr, custom_cls=custom)
+    ds, loader = _loader(config, processor)
+    assert isinstance(ds, ECRDataset) and len(ds) == 6 and len(ds.curriculum.pool) == 4
+    run, saved = _train_steps(ds, loader, range(1, 9), state_at=3)
+    torch.save(saved, tmp_path / "data.pt")
+    stagnant = [step for step, (_, m) in enumerate(run, start=1) if m.get("ecr/stagnant")]
+    assert stagnant, run
+    first = run[stagnant[0] - 1][1]
+    assert first["ecr/added"] == first["ecr/dropped"] > 0
+    assert ds.curriculum.retired and all(int(x) % 2 == 0 for x in ds.curriculum.retired)  # no-variance ones leave
+    later = {pid for ids, _ in run[stagnant[0]:] for pid in ids}
+    assert later & {"7", "8", "9", "10"}  # pool samples are served after the recuration
+
+    # A fresh process resumes from step 3: the same files, and verl loads data.pt into the dataloader.
+    ds2, loader2 = _loader(config, processor)
+    loader2.load_state_dict(torch.load(tmp_path / "data.pt", weights_only=False))
+    resumed, _ = _train_steps(ds2, loader2, range(4, 9))
+    assert resumed == run[3:]
+    assert ds2.curriculum.state_dict() == ds.curriculum.state_dict()
+
+    with pytest.raises(ValueError, match="different training/pool files"):
+        ds3, _ = _loader(_data_config([pool], [active], filter_overlong_prompts=False,
+                                      ecr={**ecr, "pool_files": [active]}, custom_cls=custom), processor)
+        ds3.load_state_dict(ds.state_dict())
+    with pytest.raises(ValueError, match="dataloader_num_workers=0"):
+        _loader(_data_config([active], [pool], dataloader_num_workers=2, custom_cls=custom), processor)
+
+
+def test_trainer_is_a_registered_sync_trainer_subclass():
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+
+    from egoforge.verl.dataset import group_rewards
+
+    cls = get_trainer_cls("ego3s_ecr")
+    assert issubclass(cls, PPOTrainerSync) and cls.__module__ == "egoforge.verl.trainer"
+    assert group_rewards(["u1"] * 3 + ["u2"] * 2, [7, 7, 7, 3, 3], [1, 0, 1, 0, 0]) == {7: [1, 0, 1], 3: [0, 0]}
