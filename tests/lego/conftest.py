@@ -93,3 +93,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def hub_dir(tmp_path):
+    """torch's hub cache pointed at an empty folder for the test (the user's cache is left alone)."""
+    import torch
+
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    yield tmp_path / "hub" / "checkpoints"
+    torch.hub.set_dir(previous)
+
+
+@pytest.fixture
+def random_alexnet(hub_dir):
+    import torch
+    import torchvision
+
+    from egoforge.lego import metrics as M
+
+    torch.manual_seed(0)
+    path = hub_dir / M.TORCHVISION_BACKBONES["alex"][0]
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=32, patch_size=8, projection_dim=16)
+    path = tmp_path_factory.mktemp("clip")
+    CLIPVisionModelWithProjection(config).save_pretrained(path)
+    return path
