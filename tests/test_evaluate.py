@@ -37,6 +37,17 @@ def test_generate_score_and_report(frames_as, egocross_work, tiny_qwen3_vl, tmp_
     assert "| this run |" in capsys.readouterr().out
 
 
+def test_qwen2_5_vl_video_gets_the_true_frame_rate(egocross_work, tiny_qwen2_5_vl):
+    from egoforge.eval.backends import GenerationSettings, VisualRequest
+    from egoforge.eval.backends.hf import TransformersBackend
+
+    frames = sorted(str(p) for p in (egocross_work / "testbed").rglob("*.jpg"))[:4]
+    backend = TransformersBackend(str(tiny_qwen2_5_vl), GenerationSettings(max_new_tokens=2, max_pixels=16384))
+    inputs = backend._inputs([VisualRequest(tuple(frames), "Q?", fps=0.5)])
+    assert inputs["second_per_grid_ts"].tolist() == [4.0]  # temporal patch 2 / 0.5 fps
+    assert len(backend.generate([VisualRequest(tuple(frames), "Q?", fps=0.5)])) == 1
+
+
 def test_resume_does_not_regenerate(egocross_work, tiny_qwen3_vl, tmp_path, monkeypatch):
     out = tmp_path / "eval"
     assert _run(tiny_qwen3_vl, egocross_work / "testbed", out, "--limit", "3") == 0

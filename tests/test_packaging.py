@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,6 +20,20 @@ PROBE = (
     "print(json.dumps({'templates': sorted(n for n in t.TEMPLATES if 'ego' in n), "
     "'plugins': sorted(n for n in m.PLUGINS if 'ego' in n), 'egoforge': egoforge.__file__}))"
 )
+
+
+def _source_copy(tmp_path: Path) -> Path:
+    """The checkout's files (tracked and untracked-not-ignored) copied aside: building writes egg-info/build
+    folders into the source tree, and a stale egoforge.egg-info at the repo root would shadow the installed
+    entry points for any process started there."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    target = tmp_path / "src"
+    for rel in files:
+        if (REPO / rel).is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, target / rel)
+    return target
 
 
 def _run(code: str, env: dict | None = None, args: tuple = ()) -> subprocess.CompletedProcess:
@@ -68,7 +83,7 @@ def test_regular_wheel_ships_the_pth_and_the_hook_fires_from_it(tmp_path):
     """`pip install .`: the wheel carries egoforge-startup.pth at its root; installed, it registers the templates."""
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-                            str(wheels), str(REPO)], capture_output=True, text=True, timeout=600)
+                            str(wheels), str(_source_copy(tmp_path))], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next(wheels.glob("egoforge-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -90,15 +105,17 @@ def test_regular_wheel_ships_the_pth_and_the_hook_fires_from_it(tmp_path):
 @pytest.mark.slow
 def test_editable_wheel_ships_the_pth(tmp_path):
     """`pip install -e .`: setuptools' PEP 660 editable wheel also carries the .pth (the env itself is editable)."""
-    code = ("import sys; from setuptools import build_meta as b; "
-            f"print(b.build_editable({str(tmp_path)!r}))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    source = _source_copy(tmp_path)
+    out = tmp_path / "wheel"
+    out.mkdir()
+    code = f"import sys; from setuptools import build_meta as b; print(b.build_editable({str(out)!r}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    wheel = tmp_path / result.stdout.strip().splitlines()[-1]
+    wheel = out / result.stdout.strip().splitlines()[-1]
     names = zipfile.ZipFile(wheel).namelist()
     assert "egoforge-startup.pth" in names
     assert any(n.startswith("__editable__") and n.endswith(".pth") for n in names)
     # The finder setuptools writes maps the namespace onto the card's folders.
     finder = next(n for n in names if n.endswith("_finder.py"))
     mapping = zipfile.ZipFile(wheel).read(finder).decode()
-    assert str(REPO / "plugins") in mapping and str(REPO / "rewards") in mapping
+    assert str(source / "plugins") in mapping and str(source / "rewards") in mapping

@@ -55,15 +55,14 @@ class TransformersBackend:
             kwargs["images"] = [frame for clip in clips for frame in clip]
             return self.processor(**kwargs)
         kwargs["videos"] = clips
-        if self.model_type.startswith("qwen3"):
-            # Timestamps come from the true sampling rate of the pre-sampled frames.
+        if self.model_type.startswith(("qwen3", "qwen2_5")):
+            # The frames are pre-sampled: their true rate gives Qwen3-VL its timestamps and Qwen2.5-VL its
+            # absolute-time M-RoPE (second_per_grid_ts); transformers 5.5 reads both from video_metadata.
             kwargs["video_metadata"] = [
                 {"fps": r.fps, "total_num_frames": len(c), "frames_indices": list(range(len(c)))}
                 for r, c in zip(requests, clips)
             ]
             kwargs["do_sample_frames"] = False
-        elif self.model_type == "qwen2_5_vl":
-            kwargs["fps"] = [r.fps for r in requests]  # absolute-time M-RoPE (second_per_grid_ts)
         return self.processor(**kwargs)
 
     def generate(self, requests: list[VisualRequest]) -> list[str]:
