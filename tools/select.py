@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
     csm.add_argument("--coarse-side", choices=["both", "positive"], help="keep |deviation| (both, official) or "
                      "only video-helps deviations")
     csm.add_argument("--no-fine", action="store_true", help="coarse filter only")
+    csm.add_argument("--fine-rule", choices=["absolute", "deviation"],
+                     help="absolute (default): keep when masking costs >= lambda_f accuracy; deviation: the coarse "
+                     "test's form on the masked reward gap")
     csm.add_argument("--missing-roi", choices=["default", "keep"], default="default",
                      help="clips without roi_box: mask a lower-centre box (default) or keep them untested")
     csm.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
@@ -52,7 +55,7 @@ def main(args) -> int:
     from egoforge.tools.ego3s import budget_from
 
     csm = CSMConfig.preset(args.preset, lambda_c=args.lambda_c, lambda_f=args.lambda_f,
-                           coarse_side=args.coarse_side)
+                           coarse_side=args.coarse_side, fine_rule=args.fine_rule)
     if args.no_fine:
         csm = replace(csm, fine=False)
     budget = budget_from(args)

@@ -9,9 +9,13 @@ condition's reward is the mean over its G responses of format and accuracy (the 
 * Coarse filter (language priors): gap_c(x) = R_video(x) - R_text(x); keep x when gap_c(x) deviates from its
   dataset mean by more than lambda_c. The official code keeps both sides (|deviation| > lambda_c, 0.12); the
   paper uses lambda_c = 0.1 and means "the video helps", available as ``coarse_side="positive"``.
-* Fine filter (global-context shortcuts), on the coarse survivors: gap_f(x) = R_video(x) - R_masked(x); keep x
-  when gap_f(x) exceeds its mean over the survivors by more than lambda_f = 0.5, i.e. the answer collapses once
-  the interaction region is hidden. The official code has no fine filter (preset ``official``).
+* Fine filter (global-context shortcuts), on the coarse survivors: keep x when masking the interaction region
+  costs at least lambda_f = 0.5 of its accuracy, A_video(x) - A_masked(x) >= lambda_f (mean accuracy over the G
+  responses). The paper gives only the threshold; measured on accuracy it reads "the answer collapses once the
+  interaction is hidden" (on the format+accuracy mean a full accuracy collapse with intact format is a gap of
+  exactly 0.5, so the threshold would demand losing the format too). ``fine_rule="deviation"`` applies the coarse
+  test instead (gap minus its mean over the survivors, beyond lambda_f). The official code has no fine filter
+  (preset ``official``).
 
 This module is the pure selection arithmetic; ``csm_run`` generates, caches and writes the outputs.
 """
@@ -27,6 +31,7 @@ from egoforge.rewards.scoring import ground_truth_answer
 
 CONDITIONS = ("text", "video", "masked")
 SIDES = ("both", "positive")
+FINE_RULES = ("absolute", "deviation")
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,16 @@ class CSMConfig:
     lambda_c: float = 0.1
     lambda_f: float = 0.5
     coarse_side: str = "both"
-    fine_side: str = "positive"
     fine: bool = True
+    fine_rule: str = "absolute"  # "absolute": accuracy drop >= lambda_f; "deviation": the coarse test's form
+    fine_side: str = "positive"  # for fine_rule="deviation"
 
     def __post_init__(self) -> None:
         for side in (self.coarse_side, self.fine_side):
             if side not in SIDES:
                 raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+        if self.fine_rule not in FINE_RULES:
+            raise ValueError(f"fine_rule must be one of {FINE_RULES}, not {self.fine_rule!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> CSMConfig:
@@ -89,7 +97,7 @@ class Selection:
     coarse_deviation: dict[str, float]
     coarse_kept: set
     fine_mean: float | None
-    fine_deviation: dict[str, float]
+    fine_gap: dict[str, float]
     kept: set
 
     def summary(self, total: int) -> dict:
@@ -110,20 +118,31 @@ def coarse_select(text: Mapping[str, float], video: Mapping[str, float], cfg: CS
 
 
 def select(text: Mapping[str, float], video: Mapping[str, float], masked: Mapping[str, float] | None,
-           cfg: CSMConfig, untestable: set | frozenset = frozenset()) -> Selection:
-    """Both filters; ``masked`` needs rewards for the coarse survivors only.
-
-    Coarse survivors in ``untestable`` (no interaction region to mask) skip the fine filter and are kept.
+           cfg: CSMConfig, untestable: set | frozenset = frozenset(),
+           video_accuracy: Mapping[str, float] | None = None,
+           masked_accuracy: Mapping[str, float] | None = None) -> Selection:
+    """Both filters. ``text``/``video``/``masked`` are mean rewards per sample id; the fine filter reads mean
+    accuracies (``video_accuracy``/``masked_accuracy``) under ``fine_rule="absolute"`` and the mean rewards under
+    ``"deviation"``. Masked scores are needed for the coarse survivors only; survivors in ``untestable`` (no
+    interaction region to mask) skip the fine filter and are kept.
     """
     coarse_mean, coarse_dev, coarse_kept = coarse_select(text, video, cfg)
     if not cfg.fine:
         return Selection(coarse_mean, coarse_dev, coarse_kept, None, {}, set(coarse_kept))
-    masked = masked or {}
+    absolute = cfg.fine_rule == "absolute"
+    full = video_accuracy if absolute else video
+    hidden = (masked_accuracy if absolute else masked) or {}
+    if full is None:
+        raise ValueError("the absolute fine rule needs the video condition's accuracies")
     tested = [k for k in coarse_kept if k not in untestable]
-    missing = [k for k in tested if k not in masked]
+    missing = [k for k in tested if k not in hidden]
     if missing:
         raise ValueError(f"fine filter needs masked-condition rewards for {len(missing)} samples, e.g. {missing[:3]}")
-    gaps = {k: video[k] - masked[k] for k in tested}
-    fine_mean, fine_dev, kept = deviation_filter(gaps, cfg.lambda_f, cfg.fine_side)
+    gaps = {k: full[k] - hidden[k] for k in tested}
+    if absolute:
+        fine_mean = sum(gaps.values()) / len(gaps) if gaps else None
+        fine_dev, kept = gaps, {k for k, g in gaps.items() if g >= cfg.lambda_f}
+    else:
+        fine_mean, fine_dev, kept = deviation_filter(gaps, cfg.lambda_f, cfg.fine_side)
     kept |= coarse_kept & set(untestable)
     return Selection(coarse_mean, coarse_dev, coarse_kept, fine_mean if tested else None, fine_dev, kept)

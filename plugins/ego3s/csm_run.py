@@ -95,9 +95,13 @@ def _generate_condition(rows: list[dict], condition: str, sampler, cache: Predic
     return spent
 
 
-def _rewards(cache_path: Path, condition: str) -> dict[str, float]:
-    return {r["problem_id"]: r["mean_reward"] for r in read_predictions(cache_path).values()
-            if r["condition"] == condition}
+def _rewards(cache_path: Path, condition: str, key: str = "mean_reward") -> dict[str, float]:
+    """Per-sample mean reward (or, with ``key="accuracy"``, mean accuracy) of one condition from the cache."""
+    out = {}
+    for r in read_predictions(cache_path).values():
+        if r["condition"] == condition:
+            out[r["problem_id"]] = r[key] if key == "mean_reward" else sum(r[key]) / max(1, len(r[key]))
+    return out
 
 
 def histogram_png(selection, cfg: CSMConfig, path: Path) -> Path:
@@ -110,8 +114,9 @@ def histogram_png(selection, cfg: CSMConfig, path: Path) -> Path:
     panels = [("coarse: (R_video - R_text) - mean", list(selection.coarse_deviation.values()), cfg.lambda_c,
                cfg.coarse_side)]
     if cfg.fine:
-        panels.append(("fine: (R_video - R_masked) - mean", list(selection.fine_deviation.values()), cfg.lambda_f,
-                       cfg.fine_side))
+        title = ("fine: accuracy(video) - accuracy(masked)" if cfg.fine_rule == "absolute"
+                 else "fine: (R_video - R_masked) - mean")
+        panels.append((title, list(selection.fine_gap.values()), cfg.lambda_f, "positive"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, values, threshold, side) in zip(axes[0], panels):
         ax.hist(values or [0.0], bins=20, range=(-1.5, 1.5), color="#4c72b0")
@@ -119,7 +124,7 @@ def histogram_png(selection, cfg: CSMConfig, path: Path) -> Path:
         if side == "both":
             ax.axvline(-threshold, color="#c44e52", linestyle="--")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("deviation of the reward gap")
+        ax.set_xlabel("gap (kept beyond the dashed line)")
         ax.set_ylabel("samples")
     kept = len(selection.kept)
     fig.suptitle(f"CSM: kept {kept} of {len(selection.coarse_deviation)}", fontsize=10)
@@ -146,17 +151,18 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
         for condition in ("text", "video"):
             spent += _generate_condition(rows, condition, sampler, cache, root, opts, progress)
         text, video = _rewards(cache_path, "text"), _rewards(cache_path, "video")
-        masked, untestable = None, set()
+        masked, masked_acc, untestable = None, None, set()
         if opts.csm.fine:
             from egoforge.ego3s.csm import coarse_select
 
             _, _, coarse_kept = coarse_select(text, video, opts.csm)
             survivors = [r for r in rows if str(r["problem_id"]) in coarse_kept]
             spent += _generate_condition(survivors, "masked", sampler, cache, root, opts, progress)
-            masked = _rewards(cache_path, "masked")
+            masked, masked_acc = _rewards(cache_path, "masked"), _rewards(cache_path, "masked", "accuracy")
             if opts.missing_roi == "keep":  # clips with no interaction region pass the fine test untested
                 untestable = {str(r["problem_id"]) for r in survivors if _request_needs_default_box(r)}
-    selection = select(text, video, masked, opts.csm, untestable)
+    selection = select(text, video, masked, opts.csm, untestable, _rewards(cache_path, "video", "accuracy"),
+                       masked_acc)
     kept_rows = [r for r in rows if str(r["problem_id"]) in selection.kept]
     selected_json = atomic_write_json(out_dir / "selected.json", kept_rows)
     selected_parquet = out_dir / "selected.parquet"
@@ -178,7 +184,7 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
             "text": text.get(str(r["problem_id"])), "video": video.get(str(r["problem_id"])),
             "masked": (masked or {}).get(str(r["problem_id"])),
             "coarse_deviation": selection.coarse_deviation.get(str(r["problem_id"])),
-            "fine_deviation": selection.fine_deviation.get(str(r["problem_id"])),
+            "fine_gap": selection.fine_gap.get(str(r["problem_id"])),
             "kept": str(r["problem_id"]) in selection.kept,
         } for r in rows
     }

@@ -93,20 +93,21 @@ def _question(problem_type: str, scene: Scene, label: str, seconds: float, rng: 
 
 
 def make_video_r1_dataset(root: str | Path, n: int = 12, seed: int = 0, frames: tuple[int, int] = (8, 16),
-                          file_name: str = "train.json", first_id: int = 1) -> Path:
+                          file_name: str = "train.json", first_id: int = 1,
+                          problem_types: tuple[str, ...] = PROBLEM_TYPES) -> Path:
     """Write ``n`` Video-R1-format samples under ``root`` and return the json path.
 
     Layout: ``videos/clip_XXXX.mp4`` (or ``frames/clip_XXXX/frame_XXX.jpg``, or ``images/img_XXXX.jpg``),
-    ``roi/roi_XXXX.jpg``; media paths in the json are relative to ``root`` like the Video-R1 release. Problem types
-    cycle through all five, so every type appears once ``n >= 5``; sample 3 (and every 7th after it) is a folder of
-    frames and sample 5 (and every 7th after it) a single image, so ``n >= 6`` covers every media kind.
-    ``problem_id`` counts from ``first_id`` (give a pool a different range than the training file).
+    ``roi/roi_XXXX.jpg``; media paths in the json are relative to ``root`` like the Video-R1 release. Problem
+    types cycle through ``problem_types`` (all five by default: every type appears once ``n >= 5``). Sample 3
+    (and every 7th after it) is a folder of frames and sample 5 (and every 7th after it) a single image, so
+    ``n >= 6`` covers every media kind. ``problem_id`` counts from ``first_id`` (give a pool another range).
     """
     root = Path(root)
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        problem_type = PROBLEM_TYPES[i % len(PROBLEM_TYPES)]
+        problem_type = problem_types[i % len(problem_types)]
         scene = Scene(domain=rng.choice(("Industry", "XSports", "Animal")), color=rng.choice(tuple(COLORS)),
                       quadrant=rng.choice(QUADRANTS), direction=rng.choice(DIRECTIONS), squares=rng.randint(1, 4),
                       n_frames=rng.randint(*frames), seed=rng.randrange(2**31))
