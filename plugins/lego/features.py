@@ -280,10 +280,12 @@ def extract_features(
     chunk: int = 0,
     num_chunks: int = 1,
     progress: Callable[[Iterable], Iterable] | None = None,
+    extractor: VLLMFeatureExtractor | None = None,
 ) -> dict:
     """Extract features for the LDM index ``rows`` (chunk ``chunk`` of ``num_chunks``) into ``out_dir``.
 
-    Samples already in the chunk's index are skipped, so a re-run resumes. Returns counts.
+    Samples already in the chunk's index are skipped, so a re-run resumes. ``extractor`` reuses a loaded model
+    (several indexes in one process). Returns counts.
     """
     settings = settings or ExtractionSettings()
     mine = chunk_rows(rows, num_chunks, chunk)
@@ -294,7 +296,7 @@ def extract_features(
     stats = {"chunk_rows": len(mine), "skipped": len(mine) - len(todo), "extracted": 0}
     if not todo:
         return stats
-    extractor = VLLMFeatureExtractor(model_path, settings)
+    extractor = extractor or VLLMFeatureExtractor(model_path, settings)
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     for batch in (progress or (lambda x: x))(batches):
         queries = [query_for(r["action"], r.get("dataset", "ego4d"), settings.query) for r in batch]

@@ -47,7 +47,8 @@ def run(recipe: dict, dry_run: bool = False) -> int:
         summary = train(cfg)
     except (DataFormatError, LegoSetupError, FileNotFoundError) as exc:
         raise _as_recipe_error(exc) from None
-    print(json.dumps(summary))
+    if summary.pop("main_process"):
+        print(json.dumps(summary))
     return 0
 
 
@@ -176,6 +177,9 @@ def train(cfg: LegoRecipe) -> dict:
     torch.manual_seed(t.seed)  # identical initial weights on every process
     ldm = LegoLDM.from_config(cfg.model)
     checkpoint = find_checkpoint(t.resume, out)
+    if checkpoint is None and list(out.glob("checkpoint-*")):
+        raise LegoSetupError(f"{out} holds checkpoints of an earlier run: resume it (train.resume=auto) or "
+                             "choose a new train.output_dir")
     trained = [ldm.unet] + ([ldm.conditioner] if ldm.conditioner is not None and cfg.model.train_conditioner else [])
     if checkpoint is not None:
         ldm.unet.load_state_dict(UNet2DConditionModel.from_pretrained(checkpoint / "unet").state_dict())
@@ -271,6 +275,7 @@ def train(cfg: LegoRecipe) -> dict:
                 handle.write(json.dumps(record) + "\n")
 
     accum = t.gradient_accumulation_steps
+    last_saved = global_step if checkpoint is not None else -1
     progress = tqdm(total=total_steps, initial=global_step, desc="LEGO LDM", unit="step", disable=not main)
     start_time, seen, running, window, last_loss = time.perf_counter(), 0, [], [], float("nan")
     for module in trained:
@@ -324,9 +329,10 @@ def train(cfg: LegoRecipe) -> dict:
                 log(record)
             if global_step % t.save_steps == 0 and global_step < total_steps:
                 save_checkpoint(global_step)
+                last_saved = global_step
     progress.close()
     elapsed = time.perf_counter() - start_time
-    if not (out / f"checkpoint-{global_step}" / "state.json").exists():
+    if last_saved != global_step:
         save_checkpoint(global_step)
     if main:  # the run folder itself is the model to sample from: EMA weights when EMA is on
         for name, module in (("unet", unet), ("conditioner", conditioner)):
@@ -345,4 +351,4 @@ def train(cfg: LegoRecipe) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return {"global_step": global_step, "loss": last_loss, "images_per_second": seen / max(elapsed, 1e-9),
-            "output_dir": str(out)}
+            "output_dir": str(out), "world_size": world, "main_process": main}
