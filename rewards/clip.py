@@ -122,6 +122,7 @@ def load_clip(model_path: str | os.PathLike, backend: str = "transformers", **kw
             f"CLIP model folder not found: {model_path}. The grounded reward needs a local CLIP checkpoint "
             "such as openai/clip-vit-large-patch14 (`egoforge download model:<ModelScope id> --local-dir DIR`)"
         )
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # unset options share one instance
     key = (backend, os.path.abspath(model_path), tuple(sorted(kwargs.items())))
     with _LOAD_LOCK:
         if key not in _LOADED:

@@ -64,6 +64,17 @@ def test_recipe_composes_with_the_paper_settings(recipe_job):
     assert job["custom_reward_function"]["path"] is None  # the legacy key stays unused
 
 
+def test_recipe_passes_verls_config_validation(recipe_job):
+    """main_ppo's own checks (batch divisibility over 8 GPUs, registered reward manager, ...) on the recipe."""
+    from omegaconf import OmegaConf
+    from verl.trainer.main_ppo import validate_config
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+
+    config = OmegaConf.create(recipe_job)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    assert need_reference_policy(config) and not need_critic(config)  # KL loss against the reference, no critic
+
+
 @pytest.mark.slow
 def test_3b_recipe_composes(tmp_path):
     job = compose_recipe(RECIPES["3b"], tmp_path, "reward.custom_reward_function.reward_kwargs.preset=official")
@@ -352,6 +363,7 @@ def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_
     ds, loader = _loader(config, processor)
     assert isinstance(ds, ECRDataset) and len(ds) == 6 and len(ds.curriculum.pool) == 4
     run, saved = _train_steps(ds, loader, range(1, 9), state_at=3)
+    assert saved["dataset_state"]["curriculum"]["slots"]  # the dataloader state carries the ECR state
     torch.save(saved, tmp_path / "data.pt")
     stagnant = [step for step, (_, m) in enumerate(run, start=1) if m.get("ecr/stagnant")]
     assert stagnant, run
