@@ -203,27 +203,32 @@ def _sample(args) -> int:
     import torch
 
     from egoforge.data.atomic import atomic_write_json
-    from egoforge.lego.config import FeaturesConfig
+    from egoforge.data.egocross import DataFormatError
+    from egoforge.lego.config import FeaturesConfig, LegoSetupError
     from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import open_features
     from egoforge.lego.model import LegoLDM
     from egoforge.lego.sampling import SamplingSettings, generate_index
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
-                               dtype=torch.float16 if args.fp16 else torch.float32)
-    rows = read_index(args.index)[: args.limit]
-    features = None
-    if model.conditioner is not None or args.prompt == "description":
-        if args.features:
-            features = open_features(FeaturesConfig(format="shards", dir=args.features))
-        elif args.npy_image_dir and args.npy_text_dir:
-            features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
-                                                    text_dir=args.npy_text_dir))
-        else:
-            print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
-                  "--npy-image-dir/--npy-text-dir", file=sys.stderr)
-            return 2
+    try:
+        model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
+                                   dtype=torch.float16 if args.fp16 else torch.float32)
+        rows = read_index(args.index)[: args.limit]
+        features = None
+        if model.conditioner is not None or args.prompt == "description":
+            if args.features:
+                features = open_features(FeaturesConfig(format="shards", dir=args.features))
+            elif args.npy_image_dir and args.npy_text_dir:
+                features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
+                                                        text_dir=args.npy_text_dir))
+            else:
+                print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
+                      "--npy-image-dir/--npy-text-dir", file=sys.stderr)
+                return 2
+    except (DataFormatError, LegoSetupError, FileNotFoundError) as exc:
+        print(f"egoforge lego sample: {exc}", file=sys.stderr)
+        return 1
         absent = [r["feature_key"] for r in rows if r["feature_key"] not in features]
         if absent:
             print(f"egoforge lego sample: no features for {len(absent)} rows (first: {absent[0]})", file=sys.stderr)
@@ -281,10 +286,11 @@ def _metrics(args) -> int:
                             lpips_nets=tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()))
     if args.skip_missing:
         missing = missing_weights(metrics, weights)
-        skipped = {line.split(":")[0].split("-")[0] for line in missing}
         for line in missing:
             print(f"skipping (weights missing): {line}", file=sys.stderr)
-        metrics = [m for m in metrics if m not in skipped]
+        absent = {line.split(":")[0] for line in missing}
+        weights.lpips_nets = tuple(n for n in weights.lpips_nets if f"lpips-{n}" not in absent)
+        metrics = [m for m in metrics if m not in absent and not (m == "lpips" and not weights.lpips_nets)]
     rows = read_index(args.index)[: args.limit]
     try:
         pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from egoforge.data.egocross import DataFormatError
 from egoforge.data.paths import UnsafePathError, resolve_under
 from egoforge.lego.conditioning import fit_tokens
-from egoforge.lego.config import FeaturesConfig
+from egoforge.lego.config import FeaturesConfig, LegoSetupError
 
 PROMPT_SOURCES = ("prompt", "action", "description")
 
@@ -39,9 +39,9 @@ def open_features(cfg: FeaturesConfig):
         return FeatureReader(cfg.dir) if cfg.dir else None
     if cfg.format == "npy":
         if not (cfg.image_dir and cfg.text_dir):
-            raise DataFormatError("recipe", None, "features", "format npy needs image_dir and text_dir")
+            raise LegoSetupError("features with format npy need image_dir and text_dir")
         return NpyFeatureReader(cfg.image_dir, cfg.text_dir)
-    raise DataFormatError("recipe", None, "features.format", f"{cfg.format!r}: choose shards or npy")
+    raise LegoSetupError(f"features.format {cfg.format!r}: choose shards or npy")
 
 
 def load_frame(path: Path, resolution: int) -> torch.Tensor:
@@ -58,9 +58,9 @@ class LegoPairs(Dataset):
                  flip_prob: float = 0.0, image_tokens: int = 256, text_tokens: int = 77, prompt: str = "prompt",
                  index_file: str = "index") -> None:
         if prompt not in PROMPT_SOURCES:
-            raise DataFormatError(index_file, None, "prompt", f"{prompt!r}: choose one of {PROMPT_SOURCES}")
+            raise LegoSetupError(f"data.prompt {prompt!r}: choose one of {PROMPT_SOURCES}")
         if prompt == "description" and features is None:
-            raise DataFormatError(index_file, None, "prompt", "'description' needs VLLM features")
+            raise LegoSetupError("data.prompt 'description' needs VLLM features")
         self.rows, self.media_root, self.features = rows, Path(media_root), features
         self.resolution, self.flip_prob, self.prompt = resolution, flip_prob, prompt
         self.image_tokens, self.text_tokens = image_tokens, text_tokens

@@ -256,6 +256,8 @@ class VLLMFeatureExtractor:
                                 return_tensors="pt").to(self.device)
         torch.manual_seed(seed)
         with torch.inference_mode():
+            # top_p/top_k None: plain temperature sampling as the official call, whatever the checkpoint's
+            # generation_config suggests.
             out = self.model.generate(**inputs, max_new_tokens=s.max_new_tokens, do_sample=s.do_sample,
                                       temperature=s.temperature if s.do_sample else None, top_p=None, top_k=None,
                                       output_hidden_states=True, return_dict_in_generate=True)

@@ -214,7 +214,8 @@ class LegoLDM:
         conditioner = conditioner if conditioner is not None else self.conditioner
         if conditioner is None:
             return text_embeddings
-        tokens = conditioner(image_features, text_features, keep)
+        dtype = next(conditioner.parameters()).dtype  # half-precision sampling; autocast handles training
+        tokens = conditioner(image_features.to(dtype), text_features.to(dtype), keep)
         return build_context(text_embeddings, tokens)
 
     def training_loss(self, batch: dict, uncond: float, unet=None, conditioner=None) -> torch.Tensor:
