@@ -12,6 +12,7 @@ The SD-1.5 size (860M-parameter UNet, 256 px frames, 32x32 latents) is measured 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -92,8 +93,10 @@ def main() -> None:
         for _ in range(args.repeat):  # interleaved, best of N: other load on the machine hits both alike
             stock = max(stock, images_per_second(model_cfg, False, batch, resolution, steps, args.device,
                                                  checkpointing))
+            gc.collect()
             lego = max(lego, images_per_second(model_cfg, True, batch, resolution, steps, args.device,
                                                checkpointing))
+            gc.collect()  # the SD-1.5 size needs its memory back before the next model is built
         rows.append([name, batch, f"{resolution} px", f"{stock:.2f}", f"{lego:.2f}", f"{lego / stock:.2f}"])
     print(f"device: {args.device}, torch threads: {torch.get_num_threads()}")
     print(table(["model", "batch", "frames", "InstructPix2Pix img/s", "LEGO (+VLLM) img/s", "ratio"], rows))

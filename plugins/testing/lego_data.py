@@ -183,3 +183,61 @@ def make_lego_dataset(root: str | Path, dataset: str = "ego4d", clips: dict[str,
     if curation:
         atomic_write_json(layout.curation, curation)
     return layout
+
+
+# --- a tiny LLaVA-1.5-style VLLM (the paper's stage-A architecture) --------------------------------------------
+
+LLAVA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+                "helpful, detailed, and polite answers to the user's questions.")
+# Vicuna v1 format, what LLaMA-Factory's `llava` template writes: "<system>USER: <image>\n... ASSISTANT:"
+LLAVA_CHAT_TEMPLATE = (
+    '{{ "' + LLAVA_SYSTEM + '" }}'
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for p in m['content'] %}"
+    "{% if p['type'] == 'image' %}<image>\n{% elif 'text' in p %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}"
+    " ASSISTANT:{% elif m['role'] == 'assistant' %}{{ m['content'] }}<|im_end|>{% endif %}{% endfor %}"
+)
+
+
+def build_tiny_llava(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random ``LlavaForConditionalGeneration`` (CLIP vision tower -> MLP projector -> LLaMA) with its
+    processor, built offline: 32-px frames in 8-px patches give 16 visual tokens of the LM's width (64), as
+    LLaVA-13B's 224-px ViT-L/14 gives 256 tokens of 5120. The tokenizer is egoforge's tiny byte-level BPE with
+    ``<image>`` added."""
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        GenerationConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    from egoforge.data.atomic import atomic_dir
+    from egoforge.testing.tiny_models import build_tokenizer
+
+    tokenizer = build_tokenizer(1024, "qwen3_vl")
+    tokenizer.add_tokens(["<image>"], special_tokens=True)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                                bos_token_id=pad, eos_token_id=eos, pad_token_id=pad),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default")
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad, do_sample=False)
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", image_token="<image>",
+        num_additional_image_tokens=1, chat_template=LLAVA_CHAT_TEMPLATE)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return out_dir

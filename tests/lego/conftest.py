@@ -41,6 +41,22 @@ def lego_vllm(tmp_path_factory, lego_work, tiny_qwen3_vl) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lego_vllm_llava(tmp_path_factory, lego_work) -> Path:
+    """recipes/lego_vllm_llava.yaml (the paper's setting) trained by llamafactory-cli on a tiny LLaVA."""
+    from egoforge.llamafactory.launch import train
+    from egoforge.testing.lego_data import build_tiny_llava
+    from egoforge.testing.recipes import tiny_overrides
+
+    def build(path: Path) -> None:
+        base = build_tiny_llava(path / "base")
+        overrides = tiny_overrides(base, lego_work / "dataset_info", lego_work / "data" / "lego" / "EgoGen",
+                                   path / "model", max_steps=2, save_steps=2)
+        train(REPO / "recipes" / "lego_vllm_llava.yaml", overrides, path / "train.log", cwd=path)
+
+    return build_once(tmp_path_factory, "lego_vllm_llava", build) / "model"
+
+
+@pytest.fixture(scope="session")
 def lego_features(tmp_path_factory, lego_work, lego_vllm) -> dict[str, Path]:
     """Stage-A features of the ego4d train and val indexes, extracted with the tuned tiny VLLM."""
     from egoforge.lego.convert import read_index

@@ -97,6 +97,19 @@ def test_stage_a_trains_through_llamafactory_cli(lego_vllm):
     assert (lego_vllm / "model.safetensors").exists()  # a full fine-tune: the folder is the tuned VLLM
 
 
+def test_paper_llava_recipe_trains_and_gives_llava_features(lego_vllm_llava, lego_work, tmp_path):
+    """The paper's architecture: LLaMA-Factory's `llava` template trains a tiny LLaVA; its features are the projected
+    patch tokens (CLS dropped, vision_feature_layer -2) and the LLaMA hidden states, as LLaVA-13B's 256 x 5120."""
+    log = (lego_vllm_llava.parent / "train.log").read_text()
+    assert "USER: <image>" in log and "ASSISTANT:The person reaches for" in log
+    assert json.loads((lego_vllm_llava / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    lego = lego_work / "data" / "lego"
+    rows = read_index(lego / "egoforge" / "ldm_ego4d_val.jsonl")[:2]
+    extract_features(lego_vllm_llava, rows, lego / "EgoGen", tmp_path, ExtractionSettings(max_new_tokens=4))
+    image, text = FeatureReader(tmp_path).get(rows[0]["feature_key"])
+    assert image.shape == (16, 64) and text.shape[1] == 64 and 1 <= text.shape[0] <= 4
+
+
 def test_features_have_the_paper_outputs(lego_features, lego_work):
     rows = read_index(lego_work / "data" / "lego" / "egoforge" / "ldm_ego4d_train.jsonl")
     reader = FeatureReader(lego_features["train"])
