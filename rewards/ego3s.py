@@ -8,7 +8,8 @@ and reports the CLIP similarity. The grounded rarity bonus needs all rollouts of
 Settings come from ``reward.custom_reward_function.reward_kwargs`` (verl binds them as keyword arguments):
 ``preset`` (paper|official), ``irl`` (object tag + grounded terms, default true), ``clip_model`` (local CLIP
 folder), ``clip_backend``, ``clip_device``, and overrides ``lambda_o``, ``H``, ``N``, ``int_weight``,
-``penalty_weight``, ``format_weight``, ``accuracy_weight``, ``length_control``.
+``penalty_weight``, ``format_weight``, ``accuracy_weight``, ``length_control`` (Video-R1's length bonus, applied by
+the ``ego3s_irl`` manager), ``temporal`` (T-GRPO's shuffled-frame bonus: TRL adapter only, see ``rewards.trl``).
 """
 
 from __future__ import annotations
@@ -16,24 +17,26 @@ from __future__ import annotations
 from typing import Any
 
 from egoforge.rewards.clip import load_clip
-from egoforge.rewards.extras import LengthBonus
+from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig
 from egoforge.rewards.scoring import RewardSettings, score_response
 
 SETTING_KEYS = ("preset", "irl", "lambda_o", "H", "N", "int_weight", "penalty_weight", "format_weight",
-                "accuracy_weight", "length_control")
+                "accuracy_weight", "length_control", "temporal")
 
 
 def settings_from_kwargs(preset: str = "paper", irl: bool = True, lambda_o: float | None = None,
                          H: float | None = None, N: int | None = None, int_weight: float | None = None,
                          penalty_weight: float | None = None, format_weight: float = 1.0,
-                         accuracy_weight: float = 1.0, length_control: bool = False, **_: Any) -> RewardSettings:
+                         accuracy_weight: float = 1.0, length_control: bool = False, temporal: bool = False,
+                         **_: Any) -> RewardSettings:
     """RewardSettings from flat keyword arguments (reward_kwargs in verl, a recipe section for TRL)."""
     irl_config = IRLConfig.preset(preset, lambda_o=lambda_o, H=H, N=N, int_weight=int_weight,
                                   penalty_weight=penalty_weight)
     return RewardSettings(irl=bool(irl), irl_config=irl_config, format_weight=float(format_weight),
                           accuracy_weight=float(accuracy_weight),
-                          length_bonus=LengthBonus() if length_control else None)
+                          length_bonus=LengthBonus() if length_control else None,
+                          temporal_bonus=TemporalBonus() if temporal else None)
 
 
 def clip_from_kwargs(clip_model: str | None = None, clip_backend: str = "transformers",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from egoforge.rewards.accuracy import accuracy as accuracy_score
 from egoforge.rewards.answers import IRL_TAGS, R1_TAGS, count_objects, extract_tag, format_matches, parse_objects
 from egoforge.rewards.clip import SimilarityBackend
-from egoforge.rewards.extras import LengthBonus
+from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig, grounded_flag, group_rate, interaction_reward, object_penalty
 
 # CLIP embeds at most this many listed objects per response; the penalty still counts all of them.
@@ -31,6 +31,7 @@ class RewardSettings:
     format_weight: float = 1.0
     accuracy_weight: float = 1.0
     length_bonus: LengthBonus | None = None  # Video-R1 length control (off by default)
+    temporal_bonus: TemporalBonus | None = None  # Video-R1 T-GRPO (off by default; needs shuffled-frame rollouts)
 
     @property
     def tags(self) -> tuple[str, ...]:

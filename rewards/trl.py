@@ -9,12 +9,17 @@ blocks of ``num_generations`` without it), so the grounded rarity term sees the 
 The batch is scored once and shared by the functions. ``on_scored(problem_ids, totals)`` is called once per
 batch with every completion's total reward (the ECR callback records reward variance from it).
 
+Video-R1's temporal bonus (``settings.temporal_bonus``) needs G/2 extra completions per prompt with the frames
+shuffled: pass ``shuffled_sampler(prompt, images, n) -> texts`` (``egoforge.trl_grpo.temporal`` generates them
+with the live policy); prompts with a single frame get no bonus.
+
 With several processes each one only scores its local slice, so keep the per-device generation batch a multiple
 of ``num_generations`` (TRL's own advantages are computed after a gather and are unaffected).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 
 from egoforge.rewards.clip import SimilarityBackend
@@ -45,16 +50,38 @@ def group_slices(ids: Sequence | None, n: int, group_size: int) -> list[list[int
 
 class Ego3STRLRewards:
     def __init__(self, settings: RewardSettings = RewardSettings(), clip: SimilarityBackend | None = None,
-                 num_generations: int = 5, on_scored: Callable[[list[str], list[float]], None] | None = None):
+                 num_generations: int = 5, on_scored: Callable[[list[str], list[float]], None] | None = None,
+                 shuffled_sampler: Callable[[list, list, int], list[str]] | None = None, seed: int = 0):
+        if settings.temporal_bonus is not None and shuffled_sampler is None:
+            raise ValueError("the temporal bonus needs a shuffled_sampler to roll out shuffled-frame completions")
         self.settings = settings
         self.clip = clip
         self.num_generations = num_generations
         self.on_scored = on_scored
+        self.shuffled_sampler = shuffled_sampler
+        self._rng = random.Random(seed)
         self._batch = None  # the completions list last scored (kept referenced so its identity stays unique)
         self._rows: list[dict[str, float]] = []
 
+    def _temporal(self, rows: list[dict], group: list[int], solution: str, problem_type: str, prompt, images):
+        """Add T-GRPO's bonus to one group's rows (in place) from shuffled-frame completions."""
+        if not images or len(images) < 2:
+            bonuses = [0.0] * len(group)
+        else:
+            order = list(range(len(images)))
+            while order == sorted(order):
+                self._rng.shuffle(order)
+            n = max(1, self.num_generations // 2)
+            texts = self.shuffled_sampler(prompt, [images[i] for i in order], n)
+            shuffled = [score_response(t, solution, problem_type, RewardSettings(irl=False))["accuracy"]
+                        for t in texts]
+            bonuses = self.settings.temporal_bonus([rows[i]["accuracy"] for i in group], shuffled)
+        for i, bonus in zip(group, bonuses):
+            rows[i]["temporal_bonus"] = bonus
+            rows[i]["score"] += bonus
+
     def score_batch(self, completions, solution, problem_type, roi_path=None, problem_id=None,
-                    completion_ids=None, **_) -> list[dict[str, float]]:
+                    completion_ids=None, prompts=None, images=None, **_) -> list[dict[str, float]]:
         """Every Ego3S term of every completion of the batch (computed once per batch, then cached)."""
         if completions is self._batch:
             return self._rows
@@ -70,6 +97,11 @@ class Ego3STRLRewards:
                 lengths = [len(texts[i].split()) for i in group]
             for i, row in zip(group, finish_group(singles, self.settings, lengths)):
                 rows[i] = row
+            if self.settings.temporal_bonus is not None:
+                first = group[0]
+                self._temporal(rows, group, solution[first], problem_type[first],
+                               prompts[first] if prompts is not None else None,
+                               images[first] if images is not None else None)
         self._batch, self._rows = completions, rows
         if self.on_scored is not None:
             ids = [str(x) for x in problem_id] if problem_id is not None else [str(i // self.num_generations)
@@ -93,9 +125,14 @@ class Ego3STRLRewards:
         def ego3s_length(completions, **kwargs):
             return [r.get("length_bonus", 0.0) for r in self.score_batch(completions, **kwargs)]
 
+        def ego3s_temporal(completions, **kwargs):
+            return [r.get("temporal_bonus", 0.0) for r in self.score_batch(completions, **kwargs)]
+
         funcs = [ego3s_accuracy, ego3s_format]
         if s.irl:
             funcs.append(ego3s_grounded)
         if s.length_bonus is not None:
             funcs.append(ego3s_length)
+        if s.temporal_bonus is not None:
+            funcs.append(ego3s_temporal)
         return funcs

@@ -18,7 +18,7 @@ from pathlib import Path
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
 from egoforge.data.paths import resolve_under
 from egoforge.ego3s.convert import ConversionError, ConvertOptions, to_verl_rows, write_parquet
-from egoforge.ego3s.csm import CONDITIONS, CSMConfig, mean_total_reward, response_rewards, select
+from egoforge.ego3s.csm import CONDITIONS, CSMConfig, coarse_select, mean_total_reward, response_rewards, select
 from egoforge.ego3s.generation import Request
 from egoforge.ego3s.media import FrameBudget, load_clip, mask_region
 from egoforge.ego3s.prompts import build_prompt
@@ -153,8 +153,6 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
         text, video = _rewards(cache_path, "text"), _rewards(cache_path, "video")
         masked, masked_acc, untestable = None, None, set()
         if opts.csm.fine:
-            from egoforge.ego3s.csm import coarse_select
-
             _, _, coarse_kept = coarse_select(text, video, opts.csm)
             survivors = [r for r in rows if str(r["problem_id"]) in coarse_kept]
             spent += _generate_condition(survivors, "masked", sampler, cache, root, opts, progress)
@@ -201,3 +199,28 @@ def load_report_scores(path: str | os.PathLike) -> dict[str, float]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {k: v["coarse_deviation"] for k, v in data.get("samples", {}).items()
             if v.get("coarse_deviation") is not None}
+
+
+def live_rescorer(sampler, samples: dict[str, dict], root: str | os.PathLike, opts: CSMRunOptions = CSMRunOptions(),
+                  limit: int | None = 32) -> Callable[[list[str]], dict[str, float]]:
+    """An ECR ``rescore``: CSM's coarse test with the *current* policy on the first ``limit`` pool candidates.
+
+    Each candidate is answered G times with and without its clip; its score is the deviation of the
+    video-minus-text reward gap from the candidates' mean (``abs`` for the two-sided rule), so samples that need
+    the video most come in first. Candidates beyond ``limit`` keep their pool order behind them.
+    """
+    root = Path(root)
+
+    def rescore(pool_ids: list[str]) -> dict[str, float]:
+        rows = [samples[i] for i in pool_ids[:limit]]
+        means: dict[str, dict[str, float]] = {}
+        for condition in ("text", "video"):
+            requests = [_request(r, condition, root, opts) for r in rows]
+            for row, texts in zip(rows, sampler.generate(requests)):
+                formats, accuracies = response_rewards(texts, row["solution"], row["problem_type"])
+                means.setdefault(condition, {})[str(row["problem_id"])] = mean_total_reward(formats, accuracies)
+        _, deviation, _ = coarse_select(means.get("text", {}), means.get("video", {}), opts.csm)
+        two_sided = opts.csm.coarse_side == "both"
+        return {k: abs(d) if two_sided else d for k, d in deviation.items()}
+
+    return rescore

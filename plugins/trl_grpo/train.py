@@ -40,7 +40,9 @@ class Ego3STRLRecipe:
     output_dir: str = "saves/ego3s_trl_grpo"
     data: DataSection = field(default_factory=DataSection)
     reward: dict[str, Any] = field(default_factory=dict)  # preset, irl, clip_model, lambda_o, ... (verl names)
-    ecr: dict[str, Any] = field(default_factory=dict)  # ECRConfig fields; enabled unless `enabled: false`
+    # ECRConfig fields; enabled unless `enabled: false`. `rescore: csm` ranks pool candidates by CSM's coarse test
+    # with the current policy (`rescore_candidates` of them, default 32) when the curriculum recurates.
+    ecr: dict[str, Any] = field(default_factory=dict)
     grpo: dict[str, Any] = field(default_factory=dict)  # trl.GRPOConfig fields
 
 
@@ -48,14 +50,15 @@ class ECRCallbackFactory:
     """Builds the TrainerCallback lazily (transformers is imported only when training)."""
 
     @staticmethod
-    def make(curriculum: ECRCurriculum, log: list):
+    def make(curriculum: ECRCurriculum, log: list, rescore_factory=None):
         from transformers import TrainerCallback
 
         class ECRCallback(TrainerCallback):
             """Runs the ECR check after every optimizer step; recurations take effect on later batches."""
 
             def on_step_end(self, args, state, control, **kwargs):
-                result = curriculum.step(state.global_step)
+                rescore = rescore_factory(kwargs["model"]) if rescore_factory is not None else None
+                result = curriculum.step(state.global_step, rescore)
                 if result is not None:
                     log.append(result.metrics() | {"step": state.global_step, "added": result.added,
                                                    "dropped": result.dropped})
@@ -112,6 +115,10 @@ def build_trainer(recipe: Ego3STRLRecipe):
         pool_ids = list(pool)
     ecr_settings = dict(recipe.ecr)
     ecr_enabled = bool(ecr_settings.pop("enabled", True))
+    rescore_mode = ecr_settings.pop("rescore", None)
+    rescore_candidates = int(ecr_settings.pop("rescore_candidates", 32))
+    if rescore_mode not in (None, "csm"):
+        raise RecipeError(f"ecr.rescore: {rescore_mode!r} is not supported; use `csm` or leave it out")
     curriculum = ECRCurriculum(list(train), pool_ids, build_config(ECRConfig, ecr_settings, "ecr"))
     d = recipe.data
     budget = FrameBudget(fps=d.fps, min_frames=d.min_frames, max_frames=d.max_frames, max_pixels=d.max_pixels,
@@ -128,14 +135,52 @@ def build_trainer(recipe: Ego3STRLRecipe):
     if config.dataloader_num_workers:
         raise RecipeError("grpo.dataloader_num_workers must be 0: the curriculum re-points slots in this process")
 
+    shuffled = None
+    if settings.temporal_bonus is not None:
+        from egoforge.trl_grpo.temporal import ShuffledFrameSampler
+
+        shuffled = ShuffledFrameSampler(processor, config.max_completion_length, config.temperature,
+                                        generation_kwargs["suppress_tokens"])
     rewards = Ego3STRLRewards(settings, clip_from_kwargs(**recipe.reward), config.num_generations,
-                              on_scored=lambda ids, totals: _observe(curriculum, ids, totals))
+                              on_scored=lambda ids, totals: _observe(curriculum, ids, totals),
+                              shuffled_sampler=shuffled, seed=config.seed)
     ecr_log: list = []
-    callbacks = [ECRCallbackFactory.make(curriculum, ecr_log)] if ecr_enabled else []
+    rescore_factory = None
+    if rescore_mode == "csm":
+        rescore_factory = _csm_rescore_factory(processor, samples, budget, config, rescore_candidates)
+    callbacks = [ECRCallbackFactory.make(curriculum, ecr_log, rescore_factory)] if ecr_enabled else []
     trainer_cls = vlm_grpo_trainer_cls()
     trainer = trainer_cls(model=recipe.model, reward_funcs=rewards.functions(), args=config, train_dataset=dataset,
                           processing_class=processor, callbacks=callbacks)
+    if shuffled is not None:
+        shuffled.bind(trainer.model)
     return trainer, curriculum, ecr_log
+
+
+def _csm_rescore_factory(processor, samples: dict[str, dict], budget: FrameBudget, config, candidates: int):
+    """Builds, at recuration time, CSM's coarse test with the live policy (G responses, temperature 0.7)."""
+    from egoforge.ego3s.csm_run import CSMRunOptions, live_rescorer
+    from egoforge.ego3s.generation import SamplingSettings, TransformersSampler
+
+    settings = SamplingSettings(n=config.num_generations, temperature=0.7,
+                                max_new_tokens=config.max_completion_length, batch_size=4, seed=config.seed)
+
+    def factory(model):
+        device = str(next(model.parameters()).device)
+        sampler = TransformersSampler("", settings, device=device, model_obj=model, processor=processor)
+        rescore = live_rescorer(sampler, samples, "/", CSMRunOptions(budget=budget), limit=candidates)
+
+        def in_eval_mode(pool_ids):
+            was_training = model.training
+            model.eval()
+            try:
+                return rescore(pool_ids)
+            finally:
+                model.train(was_training)
+
+        return in_eval_mode
+
+    return factory
 
 
 def _observe(curriculum: ECRCurriculum, ids: list[str], totals: list[float]) -> None:

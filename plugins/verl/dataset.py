@@ -13,6 +13,7 @@ stagnation. Its state rides in verl's checkpoint: ``StatefulDataLoader`` saves `
 
     data.custom_cls.path=pkg://egoforge.verl.dataset data.custom_cls.name=ECRDataset
     +data.ecr.pool_files=[pool.parquet] +data.ecr.interval=100 +data.ecr.probe_size=500 +data.ecr.lambda_s=0.6
+    +data.ecr.rescore_file=csm_pool/csm_report.json   # optional: bring pool samples in by their CSM value
 """
 
 from __future__ import annotations
@@ -92,17 +93,17 @@ class Ego3SDataset(RLHFDataset):
         return row
 
 
-def ecr_config_from(data_config) -> tuple[ECRConfig, list[str]]:
-    """(ECRConfig, pool files) from ``data.ecr``."""
+def ecr_config_from(data_config) -> tuple[ECRConfig, list[str], str | None]:
+    """(ECRConfig, pool files, CSM report used to rank the pool) from ``data.ecr``."""
     section = dict((data_config.get("ecr") or {}).items())
     pool_files = _as_list(section.pop("pool_files", None))
-    section.pop("rescore_file", None)
+    rescore_file = section.pop("rescore_file", None)
     known = set(ECRConfig.__dataclass_fields__)
     unknown = set(section) - known
     if unknown:
         raise ValueError(f"data.ecr: unknown keys {sorted(unknown)}; known: pool_files, rescore_file, "
                          f"{', '.join(sorted(known))}")
-    return ECRConfig(**section), pool_files
+    return ECRConfig(**section), pool_files, rescore_file
 
 
 class ECRDataset(Ego3SDataset):
@@ -112,8 +113,14 @@ class ECRDataset(Ego3SDataset):
         if int(config.get("dataloader_num_workers", 0) or 0) != 0:
             raise ValueError("ECRDataset recurates the training set in the trainer process: set "
                              "data.dataloader_num_workers=0")
-        self.ecr_config, pool_files = ecr_config_from(config)
+        self.ecr_config, pool_files, rescore_file = ecr_config_from(config)
         self.pool_files = pool_files
+        # A CSM report of the pool (`egoforge select csm` over it) ranks which pool samples come in first.
+        self.pool_scores = None
+        if rescore_file:
+            from egoforge.ego3s.csm_run import load_report_scores
+
+            self.pool_scores = load_report_scores(rescore_file)
         self.curriculum: ECRCurriculum | None = None
         super().__init__(data_files, tokenizer, config, processor, max_samples)
 
@@ -161,6 +168,9 @@ class ECRDataset(Ego3SDataset):
         self.curriculum.observe_groups((self.id_of_row[int(index)], rewards) for index, rewards in groups.items())
 
     def curriculum_step(self, step: int, rescore=None) -> dict[str, float]:
+        if rescore is None and self.pool_scores is not None:
+            scores = self.pool_scores
+            rescore = lambda ids: scores  # noqa: E731
         result = self.curriculum.step(step, rescore)
         return result.metrics() if result is not None else {}
 

@@ -50,6 +50,10 @@ class Ego3SRewardManager(NaiveRewardManager):
         super().__init__(config, tokenizer, compute_score, reward_router_address, reward_model_tokenizer)
         kwargs = reward_kwargs_of(config)
         self.settings = settings_from_kwargs(**kwargs)
+        if self.settings.temporal_bonus is not None:
+            raise ValueError("reward_kwargs.temporal: the T-GRPO bonus needs extra shuffled-frame rollouts, which "
+                             "verl 0.9.1's agent loop does not produce; use egoforge's TRL trainer "
+                             "(ego3s_trl_grpo) for it, or drop the key")
         self.train_n, self.val_n = group_sizes(config)
         num_workers = int((config.get("reward", {}) or {}).get("num_workers", 1) or 1)
         self.collector = CollectorClient(

@@ -133,3 +133,23 @@ def test_select_csm_cli_on_a_tiny_qwen2_5_vl(ego3s_data, tiny_qwen2_5_vl, tmp_pa
     assert main(args) == 0
     rerun = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rerun["generations_this_run"] == 5 and rerun["generations_total"] == out["generations_total"]
+
+
+def test_live_rescorer_ranks_pool_samples_by_their_need_for_the_video(tmp_path):
+    """ECR's optional re-scoring: CSM's coarse test with the current policy on pool candidates."""
+    from egoforge.ego3s.csm_run import CSMRunOptions, live_rescorer
+    from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum
+    from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+    source = make_video_r1_dataset(tmp_path / "pool", n=10, seed=4, first_id=50)
+    samples = {str(r["problem_id"]): r for r in json.loads(source.read_text())}
+    rescore = live_rescorer(PixelReadingPolicy(), samples, tmp_path / "pool",
+                            CSMRunOptions(csm=CSMConfig(coarse_side="positive")), limit=None)
+    scores = rescore(sorted(samples))
+    need_video = {k for k, r in samples.items() if r["problem_type"] == "multiple choice" and r["solution"][8] != "A"}
+    assert need_video and min(scores[k] for k in need_video) > max(v for k, v in scores.items() if k not in need_video)
+    curriculum = ECRCurriculum(["a", "b"], sorted(samples), ECRConfig(probe_size=2, interval=1))
+    for step in (1, 2):
+        curriculum.observe_groups({"a": [1.0] * 5, "b": [1.0] * 5})
+        result = curriculum.step(step, rescore)
+    assert set(result.added) <= need_video or need_video <= set(result.added)

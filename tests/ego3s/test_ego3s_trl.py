@@ -83,6 +83,41 @@ def test_trl_reward_functions_group_by_prompt_and_match_the_core():
     assert group_slices(["a", "b", "a"], 3, 2) == [[0, 2], [1]]
 
 
+def test_temporal_bonus_from_shuffled_frame_rollouts_of_the_live_policy(tiny_qwen2_5_vl):
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from egoforge.rewards.ego3s import settings_from_kwargs
+    from egoforge.rewards.trl import Ego3STRLRewards
+    from egoforge.trl_grpo.temporal import ShuffledFrameSampler
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen2_5_vl, dtype=torch.float32)
+    calls = []
+    sampler = ShuffledFrameSampler(processor, max_new_tokens=6).bind(model)
+
+    def spy(prompt, images, n):
+        calls.append(([img.getpixel((0, 0)) for img in images], n))
+        return sampler(prompt, images, n)
+
+    settings = settings_from_kwargs(temporal=True, irl=False)
+    suite = Ego3STRLRewards(settings, num_generations=4, shuffled_sampler=spy, seed=3)
+    frames = [Image.new("RGB", (56, 56), (10 * i, 0, 0)) for i in range(3)]
+    prompt = [{"role": "user", "content": [{"type": "image", "text": None}] * 3 + [{"type": "text", "text": "q"}]}]
+    texts = ["<think>a</think><answer>B</answer>", "<think>a</think><answer>B</answer>", "<answer>C</answer>",
+             "<answer>B</answer>"]
+    kwargs = {"solution": ["<answer>B</answer>"] * 4, "problem_type": ["multiple choice"] * 4,
+              "problem_id": ["1"] * 4, "prompts": [prompt] * 4, "images": [frames] * 4}
+    names = [f.__name__ for f in suite.functions()]
+    bonus = suite.functions()[names.index("ego3s_temporal")](completions=texts, **kwargs)
+    (pixels, n), = calls
+    assert n == 2 and sorted(pixels) == sorted(f.getpixel((0, 0)) for f in frames) and pixels != sorted(pixels)
+    # the random policy never answers B from shuffled frames: accurate ordered rollouts earn T-GRPO's 0.3
+    assert bonus == [0.3, 0.3, 0.0, 0.3]
+    with pytest.raises(ValueError, match="shuffled_sampler"):
+        Ego3STRLRewards(settings)
+
+
 @pytest.fixture(scope="module")
 def grpo_run(tmp_path_factory, tiny_qwen2_5_vl, tiny_clip):
     """Three real GRPO steps of a warm-started tiny Qwen2.5-VL: 2 active samples (one step = one epoch), a pool.
@@ -90,7 +125,8 @@ def grpo_run(tmp_path_factory, tiny_qwen2_5_vl, tiny_clip):
     Free-form and OCR questions make the accuracy reward continuous (ROUGE, 1 - WER), so sampled completions
     give rewards that vary within a group. ECR checks after every step with ``eps`` above any reward variance:
     every group then reads as "no signal", so the first decision (step 2) stagnates whatever the sampled
-    completions were, and the curriculum must swap the whole active set for pool samples.
+    completions were, and the curriculum must swap the whole active set for pool samples, ranked by CSM's coarse
+    test run with the live policy on three pool candidates.
     """
     from egoforge.testing.ego3s_data import make_video_r1_dataset, warm_start_format
     from egoforge.train.recipe import build_config
@@ -107,7 +143,8 @@ def grpo_run(tmp_path_factory, tiny_qwen2_5_vl, tiny_clip):
         "data": {"train": str(train), "pool": str(pool), "max_pixels": 56 * 56, "min_pixels": 28 * 28,
                  "min_frames": 2, "max_frames": 2},
         "reward": {"preset": "paper", "clip_model": str(tiny_clip), "lambda_o": -1.0},
-        "ecr": {"probe_size": 2, "interval": 1, "lambda_s": 0.6, "eps": 1e9, "seed": 0},
+        "ecr": {"probe_size": 2, "interval": 1, "lambda_s": 0.6, "eps": 1e9, "seed": 0, "rescore": "csm",
+                "rescore_candidates": 3},
         "grpo": {"use_cpu": True, "bf16": False, "per_device_train_batch_size": 8, "num_generations": 4,
                  "max_completion_length": 40, "max_steps": 3, "learning_rate": 1e-3, "beta": 0.04,
                  "logging_steps": 1, "save_strategy": "no", "temperature": 1.0, "seed": 0},
@@ -143,5 +180,7 @@ def test_grpo_steps_with_ego3s_rewards_and_ecr_driving_the_data(grpo_run):
     swap = ecr_log[1]
     assert swap["ecr/stagnant"] == 1.0 and sorted(swap["dropped"]) == ["1", "2"]
     assert set(swap["added"]) <= {"101", "102", "103", "104"} and len(swap["added"]) == 2
+    # the live CSM re-scoring only ever ranks the first 3 pool candidates ahead of the rest
+    assert len(set(swap["added"]) & set(curriculum.pool)) == 0
     assert scored[2] == sorted(swap["added"])  # step 3 rolls out the samples the curriculum brought in
     assert sorted(curriculum.slots) == sorted(swap["added"]) and sorted(curriculum.retired)[:2] == ["1", "2"]

@@ -194,6 +194,17 @@ def test_reward_manager_on_a_hand_built_batch_then_grpo_advantage(recipe_job, ti
     assert per_row.tolist() == pytest.approx(expected_adv.tolist(), abs=1e-4)
 
 
+def test_manager_refuses_the_temporal_bonus_it_cannot_compute(recipe_job, tiny_qwen2_5_vl):
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = OmegaConf.create(recipe_job)
+    config.reward.custom_reward_function.reward_kwargs.temporal = True
+    with pytest.raises(ValueError, match="shuffled-frame rollouts"):
+        load_reward_manager(config, AutoTokenizer.from_pretrained(tiny_qwen2_5_vl))
+
+
 def test_manager_requires_the_ego3s_reward(recipe_job, tiny_qwen2_5_vl):
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -386,6 +397,26 @@ def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_
         ds3.load_state_dict(ds.state_dict())
     with pytest.raises(ValueError, match="dataloader_num_workers=0"):
         _loader(_data_config([active], [pool], dataloader_num_workers=2, custom_cls=custom), processor)
+
+
+def test_ecr_dataset_brings_pool_samples_in_by_their_csm_value(ego3s_parquet, tiny_qwen2_5_vl, tmp_path):
+    import json
+
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    active, pool = _split_parquet(ego3s_parquet, tmp_path, 6)
+    report = tmp_path / "csm_report.json"  # what `egoforge select csm` over the pool writes
+    report.write_text(json.dumps({"samples": {"7": {"coarse_deviation": 0.1}, "8": {"coarse_deviation": 0.9},
+                                              "9": {"coarse_deviation": None}, "10": {"coarse_deviation": 0.5}}}))
+    ecr = {"pool_files": [pool], "probe_size": 6, "interval": 1, "max_replace": 0.34, "rescore_file": str(report)}
+    config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr,
+                          custom_cls={"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"})
+    ds, _ = _loader(config, processor)
+    for step in (1, 2):
+        ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})  # every group without a signal
+        metrics = ds.curriculum_step(step)
+    assert metrics["ecr/added"] == 2 and {"8", "10"} <= set(ds.curriculum.slots)  # best CSM values first
 
 
 def test_trainer_is_a_registered_sync_trainer_subclass():
