@@ -1,6 +1,7 @@
 """``egoforge egom2p ...``: EgoM2P data preparation, tokenizers, generation and metrics.
 
     egoforge egom2p modalities
+    egoforge egom2p synth RAW [--recordings 4]                      (generated recordings, to try everything offline)
     egoforge egom2p prepare RAW --out CLIPS --dataset NAME [--size 256]
     egoforge egom2p tokenizer train RECIPE [key=value ...]         (= egoforge train RECIPE)
     egoforge egom2p tokenizer encode|decode|eval ...
@@ -25,6 +26,12 @@ MODALITY_NAMES = ("rgb", "depth", "gaze", "cam")
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="egom2p_command", metavar="ACTION")
     sub.add_parser("modalities", help="print the modality table")
+
+    p = sub.add_parser("synth", help="write generated egocentric recordings in the raw layout (offline try-out)")
+    p.add_argument("raw", help="output folder (one sub-folder per recording)")
+    p.add_argument("--recordings", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=4.5)
+    p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("prepare", help="cut raw recordings into aligned 2 s clips (never writes the source)")
     p.add_argument("raw", help="recordings: RAW/<recording>/rgb.mp4 [+ depth.npz or depth/, gaze.csv, camera.txt]")
@@ -154,7 +161,8 @@ def _tokenizer_action(args) -> int:
 def main(args) -> int:
     command = getattr(args, "egom2p_command", None)
     if not command:
-        print("usage: egoforge egom2p {modalities,prepare,tokenizer,tokenize,generate,metrics} ...", file=sys.stderr)
+        print("usage: egoforge egom2p {modalities,synth,prepare,tokenizer,tokenize,generate,metrics} ...",
+              file=sys.stderr)
         return 2
     from egoforge.egom2p.clips import ClipDataError
     from egoforge.egom2p.cosmos import CosmosMissingError
@@ -165,6 +173,12 @@ def main(args) -> int:
             from egoforge.egom2p.modalities import describe
 
             print(describe())
+            return 0
+        if command == "synth":
+            from egoforge.testing.egom2p_data import make_raw_dataset
+
+            root = make_raw_dataset(args.raw, recordings=args.recordings, seed=args.seed, seconds=args.seconds)
+            print(f"wrote {args.recordings} recordings to {root}")
             return 0
         if command == "prepare":
             from egoforge.egom2p.clips import ClipSettings, prepare_clips

@@ -49,6 +49,9 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys, egom2p_raw_and
     assert cli(["train", str(REPO / "recipes" / "egom2p_tiny.yaml"), f"data.root={tmp_path}"]) == 1
     assert "no shards" in capsys.readouterr().err
     assert cli(["egom2p", "modalities"]) == 0 and "| cam | 60x4x4 | 30 fps x 60 |" in capsys.readouterr().out
+    assert cli(["egom2p", "synth", str(tmp_path / "synth"), "--recordings", "1", "--seconds", "2.1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "synth" / "rec00.take").iterdir()) == [
+        "camera.txt", "depth.npz", "gaze.csv", "rgb.mp4"]
 
 
 @pytest.mark.slow
