@@ -35,8 +35,8 @@ def test_clips_load_within_the_pixel_budget(ego3s_data):
     for row in rows:
         kind = "image" if row["data_type"] == "image" else ("folder" if "." not in row["path"] else "mp4")
         kinds[kind] = row
-    assert {"mp4", "folder"} <= set(kinds)
-    budget = FrameBudget(max_pixels=48 * 32)
+    assert set(kinds) == {"mp4", "folder", "image"}
+    budget = FrameBudget(max_pixels=48 * 32, image_max_pixels=48 * 32)
     for row in kinds.values():
         frames, fps = load_clip(ego3s_data / row["path"], budget)
         assert all(f.width * f.height <= 48 * 32 * 1.05 for f in frames)
