@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from egoforge.data.atomic import atomic_dir
 from egoforge.egom2p.clips import list_clips, load_clip
 from egoforge.egom2p.geometry import canonicalize
 from egoforge.egom2p.metrics import camera_metrics, gaze_l2, mse, psnr
@@ -39,23 +40,25 @@ def tokenize_clips(tokenizer, modality: str, clips_root: str | Path, out_root: s
     for dataset, clips in grouped.items():
         have = [c for c in clips if (c / f"{modality}.npy").is_file()]
         info_path = Path(out_root) / modality / dataset / "info.json"
-        tokenizer_info = tokenizer.info()
-        if info_path.is_file():
+        identity = {"type": tokenizer.info()["type"], "fingerprint": getattr(tokenizer, "fingerprint", None)}
+        if info_path.is_file():  # same clips, same tokenizer weights: already done (resumable per dataset)
             previous = json.loads(info_path.read_text())
-            if previous.get("samples") == len(have) and previous.get("tokenizer") == tokenizer_info:
+            if previous.get("samples") == len(have) and previous.get("source") == identity and identity["fingerprint"]:
                 counts[dataset] = len(have)
                 continue
         if not have:
             continue
         first = True
-        with TokenShardWriter(out_root, modality, dataset, {}, samples_per_shard) as writer:
+        # The dataset's folder is replaced as a whole: no stale shards of an earlier run survive.
+        with atomic_dir(Path(out_root) / modality / dataset) as tmp, \
+                TokenShardWriter(out_root, modality, dataset, {}, samples_per_shard, folder=tmp) as writer:
             for start in tqdm(range(0, len(have), batch_size), desc=f"{modality}/{dataset}", disable=not progress):
                 chunk = have[start: start + batch_size]
                 tokens = tokenizer.encode(np.stack([load_clip(c, modality) for c in chunk]))
                 if first:  # the grid is known once something was encoded (Cosmos reports it after encoding)
                     info = tokenizer.info()
                     writer.info = {"tokenizer": info, "vocab_size": int(info["vocab_size"]),
-                                   "token_grid": list(tokens.shape[1:])}
+                                   "token_grid": list(tokens.shape[1:]), "source": identity}
                     first = False
                 for clip, t in zip(chunk, tokens):
                     writer.write(clip.name, t)

@@ -42,11 +42,11 @@ class TokenShardWriter:
     """Write (key, tokens) pairs of one modality and dataset into numbered tars of ``samples_per_shard``."""
 
     def __init__(self, root: str | os.PathLike, modality: str, dataset: str, tokenizer_info: dict,
-                 samples_per_shard: int = 1000):
+                 samples_per_shard: int = 1000, folder: str | os.PathLike | None = None):
         import webdataset as wds
 
         self._wds = wds
-        self.folder = Path(root) / modality / dataset
+        self.folder = Path(folder) if folder is not None else Path(root) / modality / dataset
         self.folder.mkdir(parents=True, exist_ok=True)
         self.modality, self.dataset, self.info = modality, dataset, dict(tokenizer_info)
         self.samples_per_shard = samples_per_shard

@@ -12,8 +12,20 @@ from pathlib import Path
 from egoforge.egom2p.modalities import MODALITIES
 
 
+def fingerprint(folder: str | Path) -> list:
+    """Name, size and modification time of a tokenizer folder's weight files: changes when it is retrained."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".jit") and p.is_file())
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
 def load_tokenizer(folder: str | Path, modality: str, device: str = "cpu"):
     """Open the tokenizer in ``folder`` for ``modality`` with a clear error when it is absent or of the wrong kind."""
+    tokenizer = _open(folder, modality, device)
+    tokenizer.fingerprint = fingerprint(folder)
+    return tokenizer
+
+
+def _open(folder: str | Path, modality: str, device: str):
     from egoforge.egom2p.cosmos import CosmosVideoTokenizer, is_cosmos_folder
 
     folder = Path(folder)

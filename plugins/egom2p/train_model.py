@@ -99,6 +99,8 @@ def _train(recipe: dict, dry_run: bool) -> int:
     from accelerate import PartialState
 
     cfg = parse_config(recipe)
+    if not isinstance(cfg.modalities, dict):
+        raise RecipeError(f"recipe.modalities: expected a mapping of modality -> fields, got {cfg.modalities!r}")
     try:
         table = modality_table(cfg.modalities)
     except ValueError as exc:

@@ -88,6 +88,13 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
     info = json.loads((shards / "rgb" / "synth" / "info.json").read_text())
     assert info["samples"] == 6 and info["token_grid"] == [5, 4, 4] and info["vocab_size"] == 200
     assert json.loads((shards / "gaze" / "synth" / "info.json").read_text())["samples"] == 4
+    stamp = (shards / "cam" / "synth" / "shard-000000.tar").stat().st_mtime_ns
+    again = ["egom2p", "tokenize", str(clips), "--out", str(shards), "--modality", "cam", "--tokenizer",
+             str(toks["cam"]), "--samples-per-shard", "4", "--quiet"]
+    assert cli(again) == 0  # same clips, same tokenizer weights: left alone
+    assert (shards / "cam" / "synth" / "shard-000000.tar").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (shards / "cam" / "synth").iterdir()) == ["info.json", "shard-000000.tar",
+                                                                             "shard-000001.tar"]
 
     # EgoM2P on those shards, then the four tasks
     model = tmp_path / "model"
