@@ -190,13 +190,43 @@ def _observe(curriculum: ECRCurriculum, ids: list[str], totals: list[float]) -> 
     curriculum.observe_groups(groups)
 
 
+REWARD_EXTRA_KEYS = ("clip_model", "clip_backend", "clip_device")
+ECR_EXTRA_KEYS = ("enabled", "rescore", "rescore_candidates")
+
+
+def validate_recipe(cfg: Ego3STRLRecipe) -> None:
+    """Check the free-form sections (reward, ecr, grpo) key by key, naming the offending key."""
+    import dataclasses
+
+    from egoforge.rewards.ego3s import SETTING_KEYS, settings_from_kwargs
+
+    if not cfg.model or not cfg.data.train:
+        raise RecipeError("recipe needs `model:` and `data.train:`")
+    unknown = sorted(set(cfg.reward) - set(SETTING_KEYS) - set(REWARD_EXTRA_KEYS))
+    if unknown:
+        raise RecipeError(f"reward: unknown key(s) {unknown}; known: {sorted(SETTING_KEYS + REWARD_EXTRA_KEYS)}")
+    try:
+        settings_from_kwargs(**cfg.reward)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"reward: {exc}") from None
+    build_config(ECRConfig, {k: v for k, v in cfg.ecr.items() if k not in ECR_EXTRA_KEYS}, "ecr")
+    from egoforge.trl_grpo.compat import apply
+
+    apply()
+    from trl import GRPOConfig
+
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    unknown = sorted(set(cfg.grpo) - known)
+    if unknown:
+        raise RecipeError(f"grpo: unknown trl.GRPOConfig field(s) {unknown}")
+
+
 def run(recipe: dict, dry_run: bool = False) -> int:
     """The ``egoforge train`` entry: validate, build, train, save the model and the ECR state."""
     from egoforge.data.atomic import atomic_write_json
 
     cfg = build_config(Ego3STRLRecipe, recipe, "recipe")
-    if not cfg.model or not cfg.data.train:
-        raise RecipeError("recipe needs `model:` and `data.train:`")
+    validate_recipe(cfg)
     if dry_run:
         print(json.dumps(recipe, indent=2, default=str))
         return 0

@@ -184,3 +184,19 @@ def test_grpo_steps_with_ego3s_rewards_and_ecr_driving_the_data(grpo_run):
     assert len(set(swap["added"]) & set(curriculum.pool)) == 0
     assert scored[2] == sorted(swap["added"])  # step 3 rolls out the samples the curriculum brought in
     assert sorted(curriculum.slots) == sorted(swap["added"]) and sorted(curriculum.retired)[:2] == ["1", "2"]
+
+
+def test_trl_recipe_dry_run_checks_every_section(capsys):
+    from pathlib import Path
+
+    from egoforge.tools.cli import main
+
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "ego3s_trl_grpo_qwen2_5_vl_3b.yaml")
+    assert main(["train", recipe, "grpo.max_steps=3", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["grpo"]["max_steps"] == 3
+    for override, message in (("ecr.lambda_s=oops", "ecr.lambda_s: expected float"),
+                              ("grpo.max_stepz=3", "unknown trl.GRPOConfig field(s) ['max_stepz']"),
+                              ("reward.preset=nope", "unknown IRL preset 'nope'"),
+                              ("reward.lamda_o=0.3", "reward: unknown key(s) ['lamda_o']")):
+        assert main(["train", recipe, override, "--dry-run"]) == 2
+        assert message in capsys.readouterr().err
