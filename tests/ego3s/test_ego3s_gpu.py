@@ -1,6 +1,7 @@
 """GPU only (skipped on CPU): two real verl 0.9.1 GRPO steps of a tiny Qwen2.5-VL with vLLM rollouts, egoforge's
 ``ego3s_irl`` reward manager and the ``ego3s_ecr`` trainer, launched through the shipped recipe; then a resume
-from the step-2 checkpoint that restores the ECR selection. Run with ``bash tests/ego3s/run_ego3s_gpu.sh``."""
+from the step-2 checkpoint that restores the ECR selection; CSM with the vLLM sampler.
+Run with ``bash tests/ego3s/run_ego3s_gpu.sh``."""
 
 from __future__ import annotations
 
@@ -67,3 +68,19 @@ def test_two_verl_grpo_steps_with_vllm_ego3s_rewards_and_ecr(tmp_path, tiny_qwen
                   tmp_path / "resume.log")
     assert "Resuming from" in log or "global_step_2" in log
     json.dumps(state)  # the ECR state is plain data
+
+
+def test_csm_with_the_vllm_sampler(tmp_path, tiny_qwen2_5_vl):
+    pytest.importorskip("vllm")
+    from egoforge.ego3s.csm_run import CSMRunOptions, run_csm
+    from egoforge.ego3s.generation import SamplingSettings, VLLMSampler
+    from egoforge.ego3s.media import FrameBudget
+    from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+    source = make_video_r1_dataset(tmp_path / "data", n=8, seed=0)
+    sampler = VLLMSampler(str(tiny_qwen2_5_vl), SamplingSettings(n=5, max_new_tokens=16), max_model_len=4096,
+                          gpu_memory_utilization=0.3)
+    result = run_csm(source, tmp_path / "csm", sampler,
+                     CSMRunOptions(budget=FrameBudget(max_pixels=112 * 84, max_frames=8)))
+    cache = [json.loads(line) for line in (tmp_path / "csm" / "responses.jsonl").read_text().splitlines()]
+    assert result.summary["samples"] == 8 and all(len(c["responses"]) == 5 for c in cache)
