@@ -169,9 +169,12 @@ class EgoM2P(nn.Module):
             sel = valid & (mod_ids == i)
             if sel.any():
                 losses[m] = F.cross_entropy(self.heads[m](y[sel]).float(), target_ids[sel])
-        if not losses:  # no targets at all (cannot happen with non-zero budgets); keep the graph connected
-            return y.sum() * 0.0, losses
-        return torch.stack(list(losses.values())).mean(), losses
+        # Heads of modalities without targets in this batch still join the graph (with zero gradient): DDP
+        # requires every parameter to take part in every step unless find_unused_parameters slows it all down.
+        idle = sum(self.heads[m].weight.sum() for m in self.names if m not in losses) * 0.0
+        if not losses:  # no targets at all (cannot happen with non-zero budgets)
+            return y.sum() * 0.0 + idle, losses
+        return torch.stack(list(losses.values())).mean() + idle, losses
 
     def logits(self, modality: str, y: torch.Tensor) -> torch.Tensor:
         return self.heads[modality](y)
