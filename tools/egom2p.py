@@ -124,13 +124,16 @@ def _tokenizer_action(args) -> int:
         with np.load(args.tokens, allow_pickle=False) as data:
             keys = list(data.keys())
             tokens = np.stack([data[k] for k in keys])
+        from egoforge.data.paths import resolve_under
+
         clips = tokenizer.decode(tokens)
         for key, clip in zip(keys, clips):
             import io
 
             buffer = io.BytesIO()
             np.save(buffer, clip)
-            atomic_write_bytes(Path(args.out) / key / f"{args.modality}.npy", buffer.getvalue())
+            # keys come from the .npz: never let one write outside --out
+            atomic_write_bytes(resolve_under(args.out, Path(key) / f"{args.modality}.npy"), buffer.getvalue())
         print(f"decoded {len(keys)} clips into {args.out}")
         return 0
     clips = [c for c in list_clips(args.clips) if load_clip(c, args.modality) is not None][: args.limit]
@@ -218,6 +221,7 @@ def main(args) -> int:
         if command == "metrics":
             return _metrics(args)
     except (ClipDataError, ShardFormatError, CosmosMissingError, FileNotFoundError, ValueError) as exc:
+        # (UnsafePathError is a ValueError)
         print(f"egoforge egom2p {command}: {exc}", file=sys.stderr)
         return 1
     return 2

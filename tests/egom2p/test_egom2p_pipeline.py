@@ -74,6 +74,10 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
     assert cli(["egom2p", "tokenizer", "decode", "--tokenizer", str(toks["cam"]), "--modality", "cam",
                 "--tokens", str(tmp_path / "cam_tokens.npz"), "--out", str(tmp_path / "cam_decoded")]) == 0
     assert np.load(tmp_path / "cam_decoded" / "synth__rec00_take__0000" / "cam.npy").shape == (60, 4, 4)
+    np.savez(tmp_path / "evil.npz", **{"../../escaped": np.zeros(30, np.int32)})
+    assert cli(["egom2p", "tokenizer", "decode", "--tokenizer", str(toks["cam"]), "--modality", "cam",
+                "--tokens", str(tmp_path / "evil.npz"), "--out", str(tmp_path / "sandbox" / "out")]) == 1
+    assert "escapes" in capsys.readouterr().err and not (tmp_path / "escaped").exists()
     capsys.readouterr()
     assert cli(["egom2p", "tokenizer", "eval", "--tokenizer", str(toks["gaze"]), "--modality", "gaze",
                 "--clips", str(clips), "--out", str(tmp_path / "gaze_eval.json")]) == 0
