@@ -72,8 +72,14 @@ class EgoAgentPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, nn.Linear):
             hf_init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                hf_init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            # He init keeps the patch tokens at unit scale; at std 0.02 the constant CLS token would dominate
+            # the CLS output and every image would start with nearly the same feature (DINO then collapses).
+            hf_init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             if module.bias is not None:
                 hf_init.zeros_(module.bias)
         elif isinstance(module, (RMSNorm, nn.GroupNorm)):
@@ -83,7 +89,9 @@ class EgoAgentPreTrainedModel(PreTrainedModel):
         elif isinstance(module, ConvStem):
             hf_init.trunc_normal_(module.pos_embed, std=std)
         elif isinstance(module, EgoAgentModel):
-            hf_init.trunc_normal_(module.cls_token, std=std)
+            # Near zero, as timm's ViTs: the CLS output then starts as a pooling of the image's tokens instead of
+            # the same learned vector for every image.
+            hf_init.normal_(module.cls_token, std=1e-6)
 
 
 class EgoAgentModel(EgoAgentPreTrainedModel):

@@ -26,7 +26,9 @@ class DINOHead(nn.Module):
     def reset_parameters(self) -> None:
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
+                # std 1/sqrt(fan_in): DINO's 0.02 at the official widths (1024-2048), and a bottleneck that does
+                # not shrink towards zero in narrow test heads (whose normalisation would then blow up gradients).
+                nn.init.trunc_normal_(layer.weight, std=layer.in_features ** -0.5)
                 nn.init.zeros_(layer.bias)
         nn.init.trunc_normal_(self.prototypes, std=0.02)
 

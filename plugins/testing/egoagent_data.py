@@ -39,18 +39,52 @@ class CityStyle:
     ground: tuple[int, int, int]
     walls: tuple[tuple[int, int, int], ...]
     roof: str  # flat | gable | dome | arch
+    # A high-contrast texture on facades and pavement (stripes, bricks, dots, grid): it survives DINO's colour
+    # jitter, grayscale and small crops, so every view of a city carries its identity.
+    pattern: str = "stripes"
 
 
 CITIES: dict[str, CityStyle] = {
-    "Venice": CityStyle((150, 200, 235), (40, 110, 130), ((235, 170, 120), (220, 120, 110), (240, 210, 160)), "arch"),
-    "Amsterdam": CityStyle((170, 180, 195), (70, 70, 80), ((130, 50, 40), (90, 40, 30), (160, 80, 50)), "gable"),
-    "Bangkok": CityStyle((250, 210, 140), (120, 100, 60), ((230, 180, 40), (200, 60, 50), (250, 230, 120)), "dome"),
-    "Zurich": CityStyle((200, 225, 245), (90, 140, 70), ((150, 150, 160), (200, 200, 205), (110, 115, 125)), "flat"),
+    "Venice": CityStyle((150, 200, 235), (40, 110, 130), ((235, 170, 120), (220, 120, 110), (240, 210, 160)), "arch",
+                        "stripes"),
+    "Amsterdam": CityStyle((170, 180, 195), (70, 70, 80), ((130, 50, 40), (90, 40, 30), (160, 80, 50)), "gable",
+                           "columns"),
+    "Bangkok": CityStyle((250, 210, 140), (120, 100, 60), ((230, 180, 40), (200, 60, 50), (250, 230, 120)), "dome",
+                         "dots"),
+    "Zurich": CityStyle((200, 225, 245), (90, 140, 70), ((150, 150, 160), (200, 200, 205), (110, 115, 125)), "flat",
+                        "grid"),
 }
 
 
 def _shade(color: tuple[int, int, int], amount: int) -> tuple[int, int, int]:
     return tuple(max(0, min(255, c + amount)) for c in color)
+
+
+def draw_pattern(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], pattern: str,
+                 color: tuple[int, int, int], offset: float = 0.0) -> None:
+    """Fill ``box`` with the city's texture in ``color`` (scrolling with ``offset`` pixels)."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return
+    period = 5
+    if pattern == "stripes":
+        for y in range(int(y0), int(y1), period):
+            draw.line([x0, y, x1, y], fill=color, width=2)
+    elif pattern == "columns":
+        start = x0 - ((x0 + offset) % period)
+        for k in range(int((x1 - start) // period) + 1):
+            x = start + k * period
+            if x0 <= x <= x1:
+                draw.line([x, y0, x, y1], fill=color, width=2)
+    elif pattern == "dots":
+        for y in range(int(y0) + 2, int(y1), period):
+            for x in range(int(x0) + 2, int(x1), period):
+                draw.ellipse([x - 1, y - 1, x + 1, y + 1], fill=color)
+    else:  # grid
+        for y in range(int(y0), int(y1), period + 1):
+            draw.line([x0, y, x1, y], fill=color, width=1)
+        for x in range(int(x0), int(x1), period + 1):
+            draw.line([x, y0, x, y1], fill=color, width=1)
 
 
 def render_street(style: CityStyle, position: float, size: tuple[int, int] = (96, 64), bob: float = 0.0,
@@ -62,6 +96,7 @@ def render_street(style: CityStyle, position: float, size: tuple[int, int] = (96
     image = Image.new("RGB", size, style.sky)
     draw = ImageDraw.Draw(image)
     draw.rectangle([0, horizon, width, height], fill=style.ground)
+    draw_pattern(draw, (0, horizon, width, height), style.pattern, _shade(style.ground, 70), position * 8)
     spacing = width / 3.5
     first = int(position * 8 // spacing) - 1
     for i in range(first, first + 6):
@@ -71,6 +106,7 @@ def render_street(style: CityStyle, position: float, size: tuple[int, int] = (96
         top = horizon - height * building.uniform(0.25, 0.45)
         wall = building.choice(style.walls)
         draw.rectangle([x0, top, x0 + w, horizon], fill=wall)
+        draw_pattern(draw, (x0, top, x0 + w, horizon), style.pattern, _shade(wall, -70))
         if style.roof == "gable":
             draw.polygon([(x0, top), (x0 + w / 2, top - w * 0.45), (x0 + w, top)], fill=_shade(wall, -30))
         elif style.roof == "dome":

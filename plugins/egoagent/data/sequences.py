@@ -82,7 +82,8 @@ class JointSequenceDataset(Dataset):
     """
 
     def __init__(self, pose_dir: str | os.PathLike, frames_root: str | os.PathLike, spec: SequenceSpec,
-                 image_size: int, train: bool = True, view_scale: tuple[float, float] = (0.4, 1.0)) -> None:
+                 image_size: int, train: bool = True, view_scale: tuple[float, float] = (0.4, 1.0),
+                 photometric: bool = True) -> None:
         self.spec, self.train = spec, train
         poses = load_pose_dir(pose_dir)
         self.poses: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
@@ -100,7 +101,7 @@ class JointSequenceDataset(Dataset):
         # Every state frame gets a stable id, so retrieval can name the true future frame among candidates.
         frames = sorted({(take, f) for take, s in self.windows for f in spec.state_frames(s)})
         self.frame_ids = {key: i for i, key in enumerate(frames)}
-        self.views = TwoViews(image_size, view_scale) if train else eval_transform(image_size)
+        self.views = TwoViews(image_size, view_scale, photometric) if train else eval_transform(image_size)
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -29,6 +29,9 @@ class MultiCropSpec:
     local_crops: int = 6
     # Official ``init_crop_size=300``: [INFERENCE] resize the short side to 300, then a random 300x300 crop.
     init_crop_size: int | None = 300
+    # DINO's colour jitter, grayscale, blur and solarisation (the flip always applies). The paper recipes keep
+    # them; the tiny CPU recipes turn them off so a 2-layer model learns within a hundred steps.
+    photometric: bool = True
 
 
 def _to_tensor_normalized() -> T.Compose:
@@ -49,7 +52,9 @@ class RandomGaussianBlur:
         return image.filter(ImageFilter.GaussianBlur(radius=radius))
 
 
-def _photometric(blur_p: float, solarize_p: float) -> list:
+def _photometric(blur_p: float, solarize_p: float, enabled: bool = True) -> list:
+    if not enabled:
+        return [T.RandomHorizontalFlip()]
     jitter = T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8)
     ops = [T.RandomHorizontalFlip(), jitter, T.RandomGrayscale(p=0.2)]
     if blur_p > 0:
@@ -71,9 +76,10 @@ class MultiCrop:
         normalize = _to_tensor_normalized()
         global_crop = T.RandomResizedCrop(spec.global_size, scale=spec.global_scale, interpolation=bicubic)
         local_crop = T.RandomResizedCrop(spec.local_size, scale=spec.local_scale, interpolation=bicubic)
-        self.global_1 = T.Compose([global_crop, *_photometric(1.0, 0.0), normalize])
-        self.global_2 = T.Compose([global_crop, *_photometric(0.1, 0.2), normalize])
-        self.local = T.Compose([local_crop, *_photometric(0.5, 0.0), normalize])
+        photometric = spec.photometric
+        self.global_1 = T.Compose([global_crop, *_photometric(1.0, 0.0, photometric), normalize])
+        self.global_2 = T.Compose([global_crop, *_photometric(0.1, 0.2, photometric), normalize])
+        self.local = T.Compose([local_crop, *_photometric(0.5, 0.0, photometric), normalize])
 
     def __call__(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
         image = image.convert("RGB")
@@ -89,8 +95,9 @@ class TwoViews:
     """Stage 2: two global views of a frame (student and observer), DINO's global-crop recipe without
     the local crops."""
 
-    def __init__(self, size: int, scale: tuple[float, float] = (0.4, 1.0)) -> None:
-        self.crops = MultiCrop(MultiCropSpec(global_size=size, global_scale=scale, local_crops=0, init_crop_size=None))
+    def __init__(self, size: int, scale: tuple[float, float] = (0.4, 1.0), photometric: bool = True) -> None:
+        self.crops = MultiCrop(MultiCropSpec(global_size=size, global_scale=scale, local_crops=0, init_crop_size=None,
+                                             photometric=photometric))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.crops(image)[0]

@@ -21,6 +21,12 @@ class ModelOptions:
     head_bottleneck_size: int | None = None
     gradient_checkpointing: bool = False  # the official student checkpoints every layer (checkpoint=1)
 
+    def __post_init__(self) -> None:
+        from egoforge.egoagent.sizes import SIZES
+
+        if self.size not in SIZES:
+            raise ValueError(f"unknown EgoAgent size {self.size!r}; known: {', '.join(SIZES)}")
+
 
 @dataclass
 class OptimOptions:
@@ -78,6 +84,7 @@ class Stage1Data:
     local_crops_number: int = 6
     local_crop_size: int = 112
     init_crop_size: int | None = 300
+    photometric_augmentation: bool = True  # DINO's colour jitter, grayscale, blur, solarisation
 
 
 @dataclass
@@ -100,6 +107,7 @@ class Stage2Data:
     window_step: int = 1
     pose_scale: float = 1.0
     view_scale: tuple[float, float] = (0.4, 1.0)  # global-crop scale of the student / observer views
+    photometric_augmentation: bool = True
 
 
 @dataclass

@@ -154,9 +154,12 @@ class EgoAgentTrainer:
     def loader(self) -> DataLoader:
         self.sampler.set_position(self.state.epoch, self.state.consumed)
         workers = self.config.num_workers
+        # Worker seeds come from a generator of (seed, epoch), not from the global RNG, which a resumed run would
+        # otherwise consume once more when it rebuilds the loader mid-epoch.
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.state.epoch)
         return DataLoader(self.dataset, batch_size=self.config.per_device_batch_size, sampler=self.sampler,
                           num_workers=workers, drop_last=True, pin_memory=torch.cuda.is_available(),
-                          prefetch_factor=2 if workers else None)
+                          prefetch_factor=2 if workers else None, generator=generator)
 
     # --- the loop --------------------------------------------------------------------------------------------------
     def train(self) -> TrainState:

@@ -27,7 +27,8 @@ class Stage1Trainer(EgoAgentTrainer):
             raise ValueError("data.frame_roots is empty: list the folders written by `egoforge egoagent frames`")
         spec = MultiCropSpec(global_size=model.image_size, local_size=data.local_crop_size,
                              global_scale=tuple(data.global_crops_scale), local_scale=tuple(data.local_crops_scale),
-                             local_crops=data.local_crops_number, init_crop_size=data.init_crop_size)
+                             local_crops=data.local_crops_number, init_crop_size=data.init_crop_size,
+                             photometric=data.photometric_augmentation)
         return FrameDataset(data.frame_roots, MultiCrop(spec))
 
     def compute_loss(self, student, teacher, batch: dict, step: int):
@@ -55,7 +56,6 @@ def run(recipe: dict, dry_run: bool = False) -> int:
         import yaml
 
         print(yaml.safe_dump({"trainer": "egoagent_stage1", **recipe}, sort_keys=False))
-        network_spec(config.model)  # checks the size name
         return 0
     Stage1Trainer(config, {"trainer": "egoagent_stage1", **recipe}).train()
     return 0

@@ -53,7 +53,8 @@ class Stage2Trainer(EgoAgentTrainer):
     def build_dataset(self) -> JointSequenceDataset:
         data = self.config.data
         return JointSequenceDataset(data.pose_dir, data.frames_root, sequence_spec(self.config),
-                                    self.config.model.image_size, train=True, view_scale=tuple(data.view_scale))
+                                    self.config.model.image_size, train=True, view_scale=tuple(data.view_scale),
+                                    photometric=data.photometric_augmentation)
 
     def initialise(self, student, teacher, center: torch.Tensor) -> None:
         """Backbone and DINO head from stage 1 (student <- stage-1 student, observer <- stage-1 teacher by
@@ -113,15 +114,17 @@ class Stage2Trainer(EgoAgentTrainer):
 
 def run(recipe: dict, dry_run: bool = False) -> int:
     """EgoAgent stage 2: joint representation-prediction-action training from a stage-1 checkpoint (accelerate)."""
-    from egoforge.train.recipe import build_config
+    from egoforge.train.recipe import RecipeError, build_config
 
     config = build_config(Stage2Config, recipe)
-    sequence_spec(config)  # checks stride / action_frames
+    try:
+        sequence_spec(config)
+    except ValueError as exc:
+        raise RecipeError(f"recipe.data: {exc}") from None
     if dry_run:
         import yaml
 
         print(yaml.safe_dump({"trainer": "egoagent_stage2", **recipe}, sort_keys=False))
-        network_spec(config.model, config.data.action_frames)
         return 0
     Stage2Trainer(config, {"trainer": "egoagent_stage2", **recipe}).train()
     return 0
