@@ -1,0 +1,90 @@
+"""Stage 2 through `egoforge train`: initialised from stage 1, learns on generated Ego-Exo4D data, resumes to the
+identical state, and its evaluations (future-state retrieval, MPJPE) and export run from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from conftest import STAGE1_STEPS, STAGE2_TINY, stage2_overrides
+from safetensors.torch import load_file
+from test_egoagent_stage1 import _compare_checkpoints
+
+from egoforge.egoagent.train.engine import read_log
+from egoforge.tools.cli import main as cli
+
+
+def stage1_checkpoint(stage1_run):
+    return stage1_run / f"checkpoint-{STAGE1_STEPS}"
+
+
+def test_stage2_starts_from_the_stage1_checkpoint(stage1_run, egoagent_data, tmp_path):
+    from egoforge.egoagent.train.config import Stage2Config
+    from egoforge.egoagent.train.stage2 import Stage2Trainer
+    from egoforge.train.recipe import build_config, load_recipe
+
+    source = stage1_checkpoint(stage1_run)
+    recipe = load_recipe(STAGE2_TINY, stage2_overrides(egoagent_data, tmp_path, source))
+    recipe.pop("trainer")
+    trainer = Stage2Trainer(build_config(Stage2Config, recipe), recipe)
+    trainer.setup()
+    student = load_file(str(source / "student.safetensors"))
+    teacher = load_file(str(source / "teacher.safetensors"))
+    for name, value in trainer.student.state_dict().items():
+        if name.startswith(("backbone.", "head.")):
+            assert torch.equal(value, student[name]), name
+    for name, value in trainer.teacher.state_dict().items():
+        assert torch.equal(value, teacher[name]), name
+    assert torch.equal(trainer.center, load_file(str(source / "dino_center.safetensors"))["center"])
+    assert trainer.optimizer.param_groups[0]["lr"] <= 1e-3  # stage 2's own schedule (warm-up from 0)
+
+
+def test_stage2_learns_then_world_model_evaluation_and_export(stage1_run, egoagent_data, tmp_path):
+    out = tmp_path / "run"
+    overrides = stage2_overrides(egoagent_data, out, stage1_checkpoint(stage1_run), max_steps=60, save_steps=60,
+                                 per_device_batch_size=4, logging_steps=5)
+    assert cli(["train", str(STAGE2_TINY), *overrides]) == 0
+    records = read_log(out / "trainer_log.jsonl")
+    assert {"loss_rep", "loss_pred", "loss_act"} <= records[0].keys()
+    assert records[-1]["loss_act"] < 0.7 * records[0]["loss_act"], records  # future joints are learnt
+    assert records[-1]["loss"] < records[0]["loss"]
+    checkpoint = out / "checkpoint-60"
+    assert cli(["egoagent", "world", "--checkpoint", str(checkpoint), "--pose-dir",
+                str(egoagent_data / "body_pose" / "val"), "--frames-root",
+                str(egoagent_data / "egoexo4d" / "processed_data"), "--out", str(tmp_path / "world")]) == 0
+    results = json.loads((tmp_path / "world" / "results.json").read_text())
+    retrieval, motion = results["retrieval"], results["motion"]
+    assert retrieval["queries"] == 3 * motion["windows"]  # history 3: one prediction per step
+    assert 0 <= retrieval["top1"] <= retrieval["top5"] <= 100 and retrieval["candidates"] > 5
+    assert 0 < motion["mpjpe_mm"] < 2000 and motion["zero_velocity_mpjpe_mm"] > 0
+    assert "zero-velocity" in (tmp_path / "world" / "results.md").read_text()
+    # the backbone in HF format
+    assert cli(["egoagent", "export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "hf")]) == 0
+    from transformers import AutoModel
+
+    from egoforge.egoagent.network import load_network
+
+    exported = AutoModel.from_pretrained(tmp_path / "hf").eval()
+    teacher = load_network(checkpoint, "teacher").eval()
+    images = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(exported(images).pooler_output, teacher.cls_features(images))
+
+
+def test_stage2_resume_restores_the_identical_state(stage1_run, egoagent_data, tmp_path):
+    common = dict(max_steps=4, save_steps=2, per_device_batch_size=2, save_total_limit=3)
+    source = stage1_checkpoint(stage1_run)
+    assert cli(["train", str(STAGE2_TINY), *stage2_overrides(egoagent_data, tmp_path / "a", source, **common)]) == 0
+    resumed = stage2_overrides(egoagent_data, tmp_path / "b", source, **common,
+                               resume_from_checkpoint=tmp_path / "a" / "checkpoint-2")
+    assert cli(["train", str(STAGE2_TINY), *resumed]) == 0
+    _compare_checkpoints(tmp_path / "a" / "checkpoint-4", tmp_path / "b" / "checkpoint-4")
+
+
+def test_stage2_refuses_a_mismatched_stage1_checkpoint(stage1_run, egoagent_data, tmp_path, capsys):
+    overrides = stage2_overrides(egoagent_data, tmp_path, stage1_checkpoint(stage1_run), max_steps=1,
+                                 **{"model.image_size": 32})
+    assert cli(["train", str(STAGE2_TINY), *overrides]) == 1
+    assert "stage-1 network differs from this recipe's model in ['image_size']" in capsys.readouterr().err
+    bad = stage2_overrides(egoagent_data, tmp_path, stage1_checkpoint(stage1_run), **{"data.action_frames": 2})
+    assert cli(["train", str(STAGE2_TINY), *bad]) == 2
+    assert "stride 5 must be a multiple of action_frames 2" in capsys.readouterr().err
