@@ -33,7 +33,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: stable figures on a shared 2-core machine; 0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = ensure_tiny_model("qwen3_vl")
     # Greedy in both paths, so both generate exactly the same tokens (sampling would give different lengths).
     settings = ExtractionSettings(max_new_tokens=args.new_tokens, batch_size=args.batch_size, do_sample=False)

@@ -6,7 +6,7 @@ of 77 + 256 + 77 tokens instead of 77. Weights are random (built from configs): 
 The SD-1.5 size (860M-parameter UNet, 256 px frames, 32x32 latents) is measured with batch 1 on CPU; on a GPU use
 ``--sd-batch 32`` (the paper's per-GPU batch) and ``--device cuda``.
 
-    python benchmarks/lego_ldm_train.py [--device cuda] [--sd-batch 1] [--skip-sd] [--repeat 3]
+    python benchmarks/lego_ldm_train.py [--device cuda] [--sd-batch 1] [--skip-sd] [--repeat 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -81,7 +81,11 @@ def main() -> None:
     parser.add_argument("--sd-steps", type=int, default=2)
     parser.add_argument("--skip-sd", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: stable figures on a shared 2-core machine; 0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tiny = yaml.safe_load((REPO / "recipes" / "lego_ldm_tiny.yaml").read_text())["model"]
     sd15 = {"pretrained": None}  # empty configs: model.py's SD-1.5 layouts (UNet 8-ch, f=8 VAE, CLIP ViT-L text)
     rows = []
@@ -97,7 +101,7 @@ def main() -> None:
             lego = max(lego, images_per_second(model_cfg, True, batch, resolution, steps, args.device,
                                                checkpointing))
             gc.collect()  # the SD-1.5 size needs its memory back before the next model is built
-        rows.append([name, batch, f"{resolution} px", f"{stock:.2f}", f"{lego:.2f}", f"{lego / stock:.2f}"])
+        rows.append([name, batch, f"{resolution} px", f"{stock:.3g}", f"{lego:.3g}", f"{lego / stock:.2f}"])
     print(f"device: {args.device}, torch threads: {torch.get_num_threads()}")
     print(table(["model", "batch", "frames", "InstructPix2Pix img/s", "LEGO (+VLLM) img/s", "ratio"], rows))
 
