@@ -3,6 +3,7 @@ prepared clips, learnable token shards, and a tiny EgoM2P trained by the real tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_VIDEO = {"token_grid": [5, 4, 4], "vocab_size": 200}
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def egom2p_build(tmp_path_factory, name: str, builder) -> Path:
@@ -25,7 +38,8 @@ def egom2p_build(tmp_path_factory, name: str, builder) -> Path:
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
-            builder(target)
+            with one_torch_thread():
+                builder(target)
             (target / ".done").write_text("ok")
     return target
 
@@ -82,3 +96,11 @@ def egom2p_trained(tmp_path_factory, egom2p_tokens) -> Path:
         assert cli(["train", str(REPO / "recipes" / "egom2p_tiny.yaml"), *overrides]) == 0
 
     return egom2p_build(tmp_path_factory, "egom2p_trained", build) / "run"
+
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """xdist runs two workers on two cores: one intra-op thread each avoids oversubscription (restored after)."""
+    with one_torch_thread():
+        yield
