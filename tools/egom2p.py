@@ -110,7 +110,7 @@ def _pairs(values: list[str]) -> dict[str, str]:
 def _tokenizer_action(args) -> int:
     import numpy as np
 
-    from egoforge.egom2p.clips import list_clips, load_clip
+    from egoforge.egom2p.clips import has_modality, list_clips, load_clip
     from egoforge.egom2p.tokenizers import load_tokenizer
 
     if args.tokenizer_command == "train":
@@ -136,7 +136,7 @@ def _tokenizer_action(args) -> int:
             atomic_write_bytes(resolve_under(args.out, Path(key) / f"{args.modality}.npy"), buffer.getvalue())
         print(f"decoded {len(keys)} clips into {args.out}")
         return 0
-    clips = [c for c in list_clips(args.clips) if load_clip(c, args.modality) is not None][: args.limit]
+    clips = [c for c in list_clips(args.clips) if has_modality(c, args.modality)][: args.limit]
     if not clips:
         raise FileNotFoundError(f"{args.clips}: no clips with {args.modality}")
     if args.tokenizer_command == "encode":

@@ -360,6 +360,10 @@ def list_clips(root: str | os.PathLike) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/meta.json")) or sorted(p.parent for p in root.glob("*/*/meta.json"))
 
 
+def has_modality(folder: str | os.PathLike, modality: str) -> bool:
+    return (Path(folder) / MODALITIES[modality].clip_file).is_file()
+
+
 def load_clip(folder: str | os.PathLike, modality: str) -> np.ndarray | None:
     """One modality of one clip (None when the clip does not have it); refuses pickled arrays."""
     path = Path(folder) / MODALITIES[modality].clip_file

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from egoforge.data.atomic import atomic_write_json, atomic_write_text
-from egoforge.egom2p.clips import list_clips, load_clip
+from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.generate import TASKS, GenerationConfig, roar_generate
 from egoforge.egom2p.geometry import canonicalize
 from egoforge.egom2p.metrics import camera_metrics, depth_metrics, gaze_l2, psnr
@@ -47,8 +47,7 @@ def run_task(model, tokenizers: dict, task: str, clips_root: str | Path, out: st
 
     spec = TASKS[task]
     gen = gen or GenerationConfig(steps=spec.steps)
-    clips = [c for c in list_clips(clips_root)
-             if all(load_clip(c, m) is not None for m in (*spec.conditions, spec.target))]
+    clips = [c for c in list_clips(clips_root) if all(has_modality(c, m) for m in (*spec.conditions, spec.target))]
     if limit:
         clips = clips[:limit]
     if not clips:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_dir
-from egoforge.egom2p.clips import list_clips, load_clip
+from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.geometry import canonicalize
 from egoforge.egom2p.metrics import camera_metrics, gaze_l2, mse, psnr
 from egoforge.egom2p.shards import TokenShardWriter
@@ -38,7 +38,7 @@ def tokenize_clips(tokenizer, modality: str, clips_root: str | Path, out_root: s
         raise FileNotFoundError(f"{clips_root}: no clip folders (run `egoforge egom2p prepare` first)")
     counts = {}
     for dataset, clips in grouped.items():
-        have = [c for c in clips if (c / f"{modality}.npy").is_file()]
+        have = [c for c in clips if has_modality(c, modality)]
         info_path = Path(out_root) / modality / dataset / "info.json"
         identity = {"type": tokenizer.info()["type"], "fingerprint": getattr(tokenizer, "fingerprint", None)}
         if info_path.is_file():  # same clips, same tokenizer weights: already done (resumable per dataset)
@@ -71,7 +71,7 @@ def reconstruction_report(tokenizer, modality: str, clips: list[Path], batch_siz
     scores: dict[str, list[float]] = {}
     used: set[int] = set()
     for start in range(0, len(clips), batch_size):
-        chunk = [c for c in clips[start: start + batch_size] if load_clip(c, modality) is not None]
+        chunk = [c for c in clips[start: start + batch_size] if has_modality(c, modality)]
         if not chunk:
             continue
         original = np.stack([load_clip(c, modality) for c in chunk])
@@ -91,6 +91,6 @@ def reconstruction_report(tokenizer, modality: str, clips: list[Path], batch_siz
                 scores.setdefault("psnr", []).append(psnr(r / scale, o.astype(np.float64) / scale))
                 scores.setdefault("mse", []).append(mse(r / scale, o.astype(np.float64) / scale))
     report = {k: float(np.mean(v)) for k, v in scores.items() if k != "scale"}
-    report.update({"clips": sum(1 for c in clips if load_clip(c, modality) is not None),
+    report.update({"clips": sum(1 for c in clips if has_modality(c, modality)),
                    "codes_used": len(used), "vocab_size": int(tokenizer.vocab_size)})
     return report

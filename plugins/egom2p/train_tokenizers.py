@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from egoforge.data.atomic import atomic_write_json
-from egoforge.egom2p.clips import list_clips, load_clip
+from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.loop import OptimConfig, RunConfig, Schedule, epochs_to_steps, fit
 from egoforge.egom2p.schedule import absolute_lr
 from egoforge.train.recipe import build_config
@@ -66,7 +66,7 @@ def split_clips(data: ClipData, modality: str) -> tuple[list[Path], list[Path]]:
         for folder in list_clips(root):
             if data.datasets is not None and folder.parent.name not in data.datasets:
                 continue
-            if load_clip(folder, modality) is not None or (folder / f"{modality}.npy").is_file():
+            if has_modality(folder, modality):
                 folders.append(folder)
     if data.max_clips:
         folders = folders[: data.max_clips]
