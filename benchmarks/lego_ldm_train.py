@@ -51,7 +51,7 @@ def images_per_second(model_cfg: dict, use_vllm: bool, batch_size: int, resoluti
     if checkpointing:
         ldm.unet.enable_gradient_checkpointing()
     params = list(ldm.unet.parameters()) + (list(ldm.conditioner.parameters()) if ldm.conditioner else [])
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, foreach=False)  # no multi-tensor copies: SD size fits in RAM
     batch = _batch(batch_size, resolution, cfg)
 
     def step():
