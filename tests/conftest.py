@@ -23,7 +23,7 @@ def _has_cuda() -> bool:
 def pytest_collection_modifyitems(config, items):
     if _has_cuda():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (run tests/gpu/run_gpu_checks.sh on a GPU machine)")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run tests/gpu/run_all_gpu_checks.sh on a GPU machine)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
