@@ -4,70 +4,16 @@ real trainer through `egoforge train recipes/egoagent_stage1_tiny.yaml`."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-STAGE1_TINY = REPO / "recipes" / "egoagent_stage1_tiny.yaml"
-STAGE2_TINY = REPO / "recipes" / "egoagent_stage2_tiny.yaml"
-STAGE1_STEPS = 100
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One intra-op thread: the tiny models run several times faster than with 2 threads fighting another xdist
-    worker for 2 cores (measured 26 vs 4 images/s)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+from egoagent_helpers import STAGE1_STEPS, STAGE1_TINY, egoagent_build, single_thread, stage1_overrides
 
 
 @pytest.fixture(autouse=True)
 def _egoagent_single_thread():
     with single_thread():
         yield
-
-
-def egoagent_build(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per run across xdist workers (the root conftest's ``build_once`` contract)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
-
-
-def stage1_overrides(data: Path, out: Path, **extra) -> list[str]:
-    """Scale and paths only: the tiny recipe's method stays as shipped."""
-    values = {"output_dir": str(out), "data.frame_roots": f"[{data / 'wtour_frames'}]", "progress": "false",
-              "num_workers": 0}
-    values.update(extra)
-    return [f"{k}={v}" for k, v in values.items()]
-
-
-def stage2_overrides(data: Path, out: Path, init_from: Path | None, **extra) -> list[str]:
-    values = {"output_dir": str(out), "data.pose_dir": str(data / "body_pose" / "train"),
-              "data.frames_root": str(data / "egoexo4d" / "processed_data"), "progress": "false", "num_workers": 0,
-              "stage2.init_from": str(init_from) if init_from else "null"}
-    values.update(extra)
-    return [f"{k}={v}" for k, v in values.items()]
 
 
 @pytest.fixture(scope="session")

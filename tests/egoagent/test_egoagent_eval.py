@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import STAGE1_STEPS
+from egoagent_helpers import STAGE1_STEPS
 
 from egoforge.egoagent.eval.knn import knn_scores, topk_accuracy
 from egoforge.egoagent.eval.world import retrieval_metrics, retrieval_ranks

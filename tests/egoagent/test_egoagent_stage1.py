@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import STAGE1_STEPS, STAGE1_TINY, stage1_overrides
+from egoagent_helpers import STAGE1_STEPS, STAGE1_TINY, compare_checkpoints, stage1_overrides
 from safetensors.torch import load_file
 
 from egoforge.egoagent.train.engine import read_log
@@ -37,24 +37,6 @@ def test_stage1_learns_and_knn_beats_chance(stage1_run, egoagent_data, tmp_path)
     assert "| chance | 25.00" in (tmp_path / "results.md").read_text()
 
 
-def _compare_checkpoints(a, b):
-    for name in ("student.safetensors", "teacher.safetensors", "dino_center.safetensors",
-                 "accelerate_state/model.safetensors"):
-        left, right = load_file(str(a / name)), load_file(str(b / name))
-        assert left.keys() == right.keys()
-        for key in left:
-            assert torch.equal(left[key], right[key]), (name, key)
-    opt_a = torch.load(a / "accelerate_state" / "optimizer.bin", weights_only=True)
-    opt_b = torch.load(b / "accelerate_state" / "optimizer.bin", weights_only=True)
-    for index, state in opt_a["state"].items():
-        for key, value in state.items():
-            assert torch.equal(value, opt_b["state"][index][key]), (index, key)
-    assert [g["weight_decay"] for g in opt_a["param_groups"]] == [g["weight_decay"] for g in opt_b["param_groups"]]
-    sched_a = torch.load(a / "accelerate_state" / "scheduler.bin", weights_only=True)
-    assert sched_a == torch.load(b / "accelerate_state" / "scheduler.bin", weights_only=True)
-    assert json.loads((a / "trainer_state.json").read_text()) == json.loads((b / "trainer_state.json").read_text())
-
-
 def test_stage1_resume_restores_the_identical_state(egoagent_data, tmp_path):
     """4 optimiser steps straight vs 2 + resume, with gradient accumulation and, after the resume, a loader
     worker: model, EMA teacher, centre, optimiser, scheduler, data position and RNG all match exactly."""
@@ -65,7 +47,7 @@ def test_stage1_resume_restores_the_identical_state(egoagent_data, tmp_path):
                                resume_from_checkpoint=tmp_path / "a" / "checkpoint-2")
     assert cli(["train", str(STAGE1_TINY), *resumed]) == 0
     assert not (tmp_path / "b" / "checkpoint-2").exists()  # it started from step 2
-    _compare_checkpoints(tmp_path / "a" / "checkpoint-4", tmp_path / "b" / "checkpoint-4")
+    compare_checkpoints(tmp_path / "a" / "checkpoint-4", tmp_path / "b" / "checkpoint-4")
     state = json.loads((tmp_path / "a" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["consumed"] == 4 * 2 * 4 % 40 and state["gradient_accumulation_steps"] == 2
     assert (tmp_path / "a" / "latest").read_text().strip() == "checkpoint-4"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import STAGE1_STEPS, STAGE2_TINY, stage2_overrides
+from egoagent_helpers import STAGE1_STEPS, STAGE2_TINY, compare_checkpoints, stage2_overrides
 from safetensors.torch import load_file
-from test_egoagent_stage1 import _compare_checkpoints
 
 from egoforge.egoagent.train.engine import read_log
 from egoforge.tools.cli import main as cli
@@ -77,7 +76,7 @@ def test_stage2_resume_restores_the_identical_state(stage1_run, egoagent_data, t
     resumed = stage2_overrides(egoagent_data, tmp_path / "b", source, **common,
                                resume_from_checkpoint=tmp_path / "a" / "checkpoint-2")
     assert cli(["train", str(STAGE2_TINY), *resumed]) == 0
-    _compare_checkpoints(tmp_path / "a" / "checkpoint-4", tmp_path / "b" / "checkpoint-4")
+    compare_checkpoints(tmp_path / "a" / "checkpoint-4", tmp_path / "b" / "checkpoint-4")
 
 
 def test_stage2_refuses_a_mismatched_stage1_checkpoint(stage1_run, egoagent_data, tmp_path, capsys):

@@ -50,6 +50,9 @@ def make_accelerator(config):
         # The loop feeds its own (resumable) data loader, so DeepSpeed cannot infer the micro-batch size.
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.per_device_batch_size
         kwargs["deepspeed_plugin"] = plugin
+    if config.deepspeed and config.optim.freeze_last_layer_steps:
+        raise UnsupportedSetupError("optim.freeze_last_layer_steps needs the gradients, which DeepSpeed's engine owns;"
+                                    " set it to 0 with deepspeed")
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
@@ -176,13 +179,7 @@ class EgoAgentTrainer:
         while state.global_step < config.max_steps:
             for batch in self.loader():
                 step = state.global_step
-                self._apply_schedules(step)
-                with accelerator.accumulate(self.student):
-                    with accelerator.autocast():
-                        loss, metrics, teacher_logits = self.compute_loss(self.student, self.teacher, batch, step)
-                    accelerator.backward(loss)
-                    self._update_center(teacher_logits)
-                    grad_norm = self._optimizer_step(step)
+                loss, metrics, grad_norm = self.train_step(batch, step)
                 state.consumed += config.per_device_batch_size
                 for name, value in {"loss": loss, **metrics}.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -209,6 +206,19 @@ class EgoAgentTrainer:
             plot_log(log_path, Path(config.output_dir) / "loss.png", self.stage)
         accelerator.end_training()
         return state
+
+    def train_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict, float | None]:
+        """One micro-batch: loss, backward, centre update and (on the last micro-batch of an accumulation) the
+        optimiser step. The EMA update follows in the loop, once per optimiser step."""
+        accelerator = self.accelerator
+        self._apply_schedules(step)
+        with accelerator.accumulate(self.student):
+            with accelerator.autocast():
+                loss, metrics, teacher_logits = self.compute_loss(self.student, self.teacher, batch, step)
+            accelerator.backward(loss)
+            self._update_center(teacher_logits)
+            grad_norm = self._optimizer_step(step)
+        return loss, metrics, grad_norm
 
     def _apply_schedules(self, step: int) -> None:
         optim = self.config.optim
