@@ -244,7 +244,8 @@ class EgoAgentTrainer:
             if step < optim.freeze_last_layer_steps:
                 accelerator.unwrap_model(self.student).head.prototypes.grad = None
             self.optimizer.step()
-            self.scheduler.step()
+            if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: the schedule waits, as in HF Trainer
+                self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
