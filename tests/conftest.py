@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from egoforge.testing.shared_build import build_once
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Nothing in the test suite may reach a hub.
@@ -58,28 +60,6 @@ def egocross_work(tmp_path_factory) -> Path:
     make_testbed(work / "testbed", per_domain=2, frames=(2, 4), seed=1)
     stage_dataset_info(work)
     return work
-
-
-def _shared_root(tmp_path_factory) -> Path:
-    """A folder shared by all pytest-xdist workers of this run (each worker has its own basetemp below it)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-def build_once(tmp_path_factory, name: str, builder) -> Path:
-    """Run ``builder(path)`` once per test run across xdist workers; later callers reuse ``path``."""
-    from egoforge.data.atomic import file_lock
-
-    root = _shared_root(tmp_path_factory)
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -32,57 +32,14 @@ def _register(provider: str) -> None:
         sys.stderr.write(f"egoforge: could not register {provider} into verl: {exc!r}\n")
 
 
-class _RunAfterExec:
-    """Loader wrapper: execute the real module, then import the egoforge provider that registers into it."""
-
-    def __init__(self, loader, provider: str) -> None:
-        self._loader = loader
-        self._provider = provider
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self._loader.exec_module(module)
-        _register(self._provider)
-
-    def __getattr__(self, name: str):
-        return getattr(self._loader, name)
-
-
-class VerlRegistrationFinder:
-    """Meta-path finder that wraps the loaders of verl's registry modules (and nothing else)."""
-
-    def __init__(self, targets: dict[str, str]) -> None:
-        self.targets = dict(targets)
-
-    def find_spec(self, fullname, path, target=None):
-        provider = self.targets.get(fullname)
-        if provider is None:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _RunAfterExec(spec.loader, provider)
-                return spec
-        return None
-
-
 def install() -> None:
     if os.environ.get("EGOFORGE_DISABLE_VERL_PLUGIN"):
         return
-    if any(type(f).__name__ == "VerlRegistrationFinder" for f in sys.meta_path):
-        return
-    pending = {}
-    for target, provider in REGISTRATIONS.items():
-        if target in sys.modules:
-            _register(provider)
-        else:
-            pending[target] = provider
-    if pending:
-        sys.meta_path.insert(0, VerlRegistrationFinder(pending))
+    from egoforge._post_import import when_imported
+
+    callbacks = {target: (lambda _module, provider=provider: _register(provider))
+                 for target, provider in REGISTRATIONS.items()}
+    when_imported(callbacks, tag="egoforge-verl")
 
 
 try:

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from egoforge.testing.shared_build import build_once as shared_build
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shared_build(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per run, shared by the xdist workers (same contract as the root ``build_once``)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
 
 
 @pytest.fixture(scope="session")

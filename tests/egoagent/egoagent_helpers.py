@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,21 +26,6 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def egoagent_build(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per run across xdist workers (the root conftest's ``build_once`` contract)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
 
 
 def stage1_overrides(data: Path, out: Path, **extra) -> list[str]:

@@ -4,11 +4,11 @@ prepared clips, learnable token shards, and a tiny EgoM2P trained by the real tr
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from egoforge.testing.shared_build import build_once as egom2p_build
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_VIDEO = {"token_grid": [5, 4, 4], "vocab_size": 200}
@@ -26,22 +26,6 @@ def one_torch_thread():
         torch.set_num_threads(before)
 
 
-def egom2p_build(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per run across xdist workers (the root conftest's ``build_once`` contract)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            with one_torch_thread():
-                builder(target)
-            (target / ".done").write_text("ok")
-    return target
 
 
 def tiny_table():

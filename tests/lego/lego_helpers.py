@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,21 +10,6 @@ TINY_RECIPE = REPO / "recipes" / "lego_ldm_tiny.yaml"
 TRAINED_STEPS = 100
 
 
-def build_once(tmp_path_factory, name: str, builder) -> Path:
-    """``builder(path)`` once per test run across xdist workers (the root conftest's ``build_once`` contract)."""
-    from egoforge.data.atomic import file_lock
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / name
-    with file_lock(root / f".{name}.lock"):
-        if not (target / ".done").exists():
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir(parents=True)
-            builder(target)
-            (target / ".done").write_text("ok")
-    return target
 
 
 def tiny_overrides_for(work: Path, features: dict[str, Path], output_dir: Path, **extra) -> list[str]:
