@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from egoagent_helpers import STAGE1_STEPS, STAGE1_TINY, egoagent_build, single_thread, stage1_overrides
+from egoagent_helpers import STAGE1_STEPS, STAGE1_TINY, single_thread, stage1_overrides
+
+from egoforge.testing.shared_build import build_once
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +32,7 @@ def egoagent_data(tmp_path_factory) -> Path:
         report = preprocess(path / "egoexo4d", path / "body_pose", progress=False)
         assert not report.errors, report.errors
 
-    return egoagent_build(tmp_path_factory, "egoagent_data", build)
+    return build_once(tmp_path_factory, "egoagent_data", build)
 
 
 @pytest.fixture(scope="session")
@@ -45,4 +47,4 @@ def stage1_run(tmp_path_factory, egoagent_data) -> Path:
         with single_thread():
             assert cli(["train", str(STAGE1_TINY), *overrides]) == 0
 
-    return egoagent_build(tmp_path_factory, "egoagent_stage1_run", build)
+    return build_once(tmp_path_factory, "egoagent_stage1_run", build)

@@ -26,8 +26,6 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-
-
 def stage1_overrides(data: Path, out: Path, **extra) -> list[str]:
     """Scale and paths only: the tiny recipe's method stays as shipped."""
     values = {"output_dir": str(out), "data.frame_roots": f"[{data / 'wtour_frames'}]", "progress": "false",

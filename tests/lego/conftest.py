@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lego_helpers import REPO, TINY_RECIPE, TRAINED_STEPS, build_once, tiny_overrides_for
+from lego_helpers import REPO, TINY_RECIPE, TRAINED_STEPS, tiny_overrides_for
+
+from egoforge.testing.shared_build import build_once
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ TINY_RECIPE = REPO / "recipes" / "lego_ldm_tiny.yaml"
 TRAINED_STEPS = 100
 
 
-
-
 def tiny_overrides_for(work: Path, features: dict[str, Path], output_dir: Path, **extra) -> list[str]:
     """Path overrides (and any extra key=value) that point the tiny LDM recipe at the generated data."""
     lego = work / "data" / "lego"
