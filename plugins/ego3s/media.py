@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from egoforge.eval.backends.frames import fit_pixels  # floor: a frame never exceeds max_pixels
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FRAME_FACTOR = 2  # Qwen-VL's temporal patch: frame counts are kept even
 
@@ -53,17 +55,6 @@ def sample_indices(total_frames: int, source_fps: float, budget: FrameBudget) ->
     if n == 1:
         return [0]
     return [round(i * (total_frames - 1) / (n - 1)) for i in range(n)]
-
-
-def fit_pixels(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Scale by one factor so the area lies in [min_pixels, max_pixels] (aspect ratio kept)."""
-    area = width * height
-    scale = 1.0
-    if area > max_pixels:
-        scale = math.sqrt(max_pixels / area)
-    elif area < min_pixels:
-        scale = math.sqrt(min_pixels / area)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _resize(img: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
