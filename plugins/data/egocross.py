@@ -55,16 +55,21 @@ class DataFormatError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-def _load_json_list(path: str | os.PathLike) -> list:
+def read_json(path: str | os.PathLike):
+    """A JSON file's content; a missing or malformed file is a ``DataFormatError`` naming it."""
     import json
 
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            return json.load(handle)
     except FileNotFoundError:
         raise DataFormatError(path, None, None, "file not found") from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, None, None, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _load_json_list(path: str | os.PathLike) -> list:
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataFormatError(path, None, None, f"expected a JSON list of items, got {type(data).__name__}")
     return data

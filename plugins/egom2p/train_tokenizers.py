@@ -103,6 +103,17 @@ def _write_metrics(folder: Path, metrics: dict) -> None:
 
 # ---- trajectory tokenizers ----
 
+def _epoch_schedule(cfg, samples: int, num_processes: int) -> tuple[int, Schedule]:
+    """Global batch and the epoch-based warm-up/cosine schedule of a tokenizer recipe (lr scaled by batch)."""
+    global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * num_processes
+    warmup = epochs_to_steps(cfg.warmup_epochs, samples, global_batch) if cfg.warmup_epochs else 0
+    schedule = Schedule(total_steps=epochs_to_steps(cfg.epochs, samples, global_batch), warmup_steps=warmup,
+                        peak_lr=absolute_lr(cfg.optim.blr, global_batch),
+                        min_lr=absolute_lr(cfg.optim.min_blr, global_batch),
+                        warmup_start_lr=cfg.optim.warmup_start_lr)
+    return global_batch, schedule
+
+
 def train_traj(recipe: dict, dry_run: bool = False) -> int:
     from accelerate import PartialState
 
@@ -123,13 +134,8 @@ def train_traj(recipe: dict, dry_run: bool = False) -> int:
     modality = tcfg.modality
     train_dirs, val_dirs = split_clips(cfg.data, modality)
     state = PartialState()
-    global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * state.num_processes
-    total = epochs_to_steps(cfg.epochs, len(train_dirs), global_batch)
-    schedule = Schedule(total_steps=total, warmup_steps=epochs_to_steps(cfg.warmup_epochs, len(train_dirs),
-                                                                        global_batch) if cfg.warmup_epochs else 0,
-                        peak_lr=absolute_lr(cfg.optim.blr, global_batch),
-                        min_lr=absolute_lr(cfg.optim.min_blr, global_batch),
-                        warmup_start_lr=cfg.optim.warmup_start_lr)
+    global_batch, schedule = _epoch_schedule(cfg, len(train_dirs), state.num_processes)
+    total = schedule.total_steps
     summary = (f"{modality} tokenizer: {len(train_dirs)} train / {len(val_dirs)} val clips, global batch "
                f"{global_batch}, lr {schedule.peak_lr:.3g}, {total} steps")
     if dry_run:
@@ -221,13 +227,8 @@ def train_video(recipe: dict, dry_run: bool = False) -> int:
         raise ValueError(f"{items[0][0]}: clips are {probe.shape[0]} frames at {probe.shape[1]} px but "
                          f"recipe.tokenizer says {vcfg.frames} frames at {vcfg.size} px")
     state = PartialState()
-    global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * state.num_processes
-    total = epochs_to_steps(cfg.epochs, len(items), global_batch)
-    schedule = Schedule(total_steps=total, warmup_steps=epochs_to_steps(cfg.warmup_epochs, len(items),
-                                                                        global_batch) if cfg.warmup_epochs else 0,
-                        peak_lr=absolute_lr(cfg.optim.blr, global_batch),
-                        min_lr=absolute_lr(cfg.optim.min_blr, global_batch),
-                        warmup_start_lr=cfg.optim.warmup_start_lr)
+    global_batch, schedule = _epoch_schedule(cfg, len(items), state.num_processes)
+    total = schedule.total_steps
     summary = (f"video tokenizer: {len(items)} train clips ({', '.join(cfg.modalities)}), grid {vcfg.token_grid}, "
                f"vocabulary {vcfg.vocab_size}, global batch {global_batch}, {total} steps")
     if dry_run:

@@ -13,13 +13,12 @@ Nothing here writes: the source files are only read.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.egocross import DataFormatError, read_json
 from egoforge.data.validate import Issue, MediaCheck
 
 LEGO_REQUIRED = ("image_0", "image_1", "action")
@@ -47,23 +46,13 @@ class LegoAction:
         return value if isinstance(value, str) else None
 
 
-def _read_json(path: str | os.PathLike):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise DataFormatError(path, None, None, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, None, None, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def _where(clip_id: str, action_id: str, name: str | None = None) -> str:
     return f"[{clip_id}][{action_id}]" + (f".{name}" if name else "")
 
 
 def iter_lego_actions(path: str | os.PathLike) -> Iterator[LegoAction | Issue]:
     """Every action of a LEGO json in file order, or an Issue for each malformed one (never raises on rows)."""
-    data = _read_json(path)
+    data = read_json(path)
     file = str(path)
     if not isinstance(data, dict):
         raise DataFormatError(path, None, None,
@@ -111,7 +100,7 @@ _LLAVA_ROLES = {"human": "user", "gpt": "assistant", "user": "user", "assistant"
 
 
 def iter_curation(path: str | os.PathLike) -> Iterator[CurationSample | Issue]:
-    data = _read_json(path)
+    data = read_json(path)
     file = str(path)
     if not isinstance(data, list):
         raise DataFormatError(path, None, None, f"expected a JSON list of conversations, got {type(data).__name__}")
@@ -162,7 +151,7 @@ def load_curation(path: str | os.PathLike) -> list[CurationSample]:
 
 def detect_kind(path: str | os.PathLike) -> str:
     """"lego" for the nested clip/action json, "curation" for a LLaVA conversation list."""
-    data = _read_json(path)
+    data = read_json(path)
     if isinstance(data, dict):
         return "lego"
     if isinstance(data, list):

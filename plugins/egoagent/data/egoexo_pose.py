@@ -21,7 +21,6 @@ frame and field and skipped instead of aborting the whole run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_write_json
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.egocross import DataFormatError, read_json
 
 JOINT_NAMES = ("nose", "left-eye", "right-eye", "left-ear", "right-ear", "left-shoulder", "right-shoulder",
                "left-elbow", "right-elbow", "left-wrist", "right-wrist", "left-hip", "right-hip", "left-knee",
@@ -68,20 +67,10 @@ class PoseReport:
     errors: list[str] = field(default_factory=list)  # malformed inputs, one line each (file, frame, field)
 
 
-def _load_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise DataFormatError(path, None, None, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, None, None, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def load_takes(path: str | os.PathLike) -> dict[str, dict]:
     """``takes.json`` -> {take_uid: take}."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataFormatError(path, None, None, f"expected a list of takes, got {type(data).__name__}")
     takes = {}
@@ -237,9 +226,9 @@ def preprocess_split(root: Path, out: Path, split: str, options: PoseOptions, ta
             continue
         source = auto_dir / f"{uid}.json" if options.use_pseudo and uid in automatic else manual_dir / f"{uid}.json"
         try:
-            frames = read_body_annotation(_load_json(source), source)
+            frames = read_body_annotation(read_json(source), source)
             camera_path = camera_dir / f"{uid}.json"
-            extrinsics = egocentric_extrinsics(_load_json(camera_path), camera_path)
+            extrinsics = egocentric_extrinsics(read_json(camera_path), camera_path)
         except DataFormatError as exc:
             report.errors.append(str(exc))
             continue
@@ -281,7 +270,7 @@ def preprocess(root: str | os.PathLike, out: str | os.PathLike, options: PoseOpt
 
 def read_fragment(path: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """One fragment -> {frame: (pose [17, 3] float32, confidence [17] int64)}, validated."""
-    data = _load_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataFormatError(path, None, None, "expected an object of frames")
     frames = {}
