@@ -1,27 +1,51 @@
 # The README's two commands are `make demo` and `make test`; both create the environment first if needed.
+# Environments are installed from committed locks (locks/README.md): `.venv` from locks/sft.txt (LLaMA-Factory,
+# verl's CPU classes, lmms-eval, diffusers) and `.venv-rl` from locks/rl.txt (verl 0.9.1 + vLLM 0.24.0, torch 2.11.0,
+# transformers 5.9.0: the GPU RL environment; its CUDA wheels install and import on CPU).
 PYTHON ?= python3
 VENV ?= .venv
+RL_VENV ?= .venv-rl
 PY := $(VENV)/bin/python
+RL_PY := $(RL_VENV)/bin/python
 STAMP := $(VENV)/.egoforge-installed
+RL_STAMP := $(RL_VENV)/.egoforge-installed
+UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\).*/\1/p' locks/sft.txt)
 PYTEST_ARGS ?=
+# The verl-side tests that also run in the rl environment (its transformers/torch differ from the SFT lock).
+RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/ego3s/test_ego3s_rewards.py \
+	tests/ego3s/test_ego3s_ecr.py tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py
 
-.PHONY: setup demo test lint bench clean-venv
+.PHONY: setup setup-rl demo test test-rl lint bench lock clean-venv
 
 setup: $(STAMP)
+setup-rl: $(RL_STAMP)
 
-# One environment for LLaMA-Factory 0.9.5 + verl 0.9.1 (pins in setup.cfg). DS_BUILD_OPS=0: no DeepSpeed kernels.
-$(STAMP): setup.cfg setup.py pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -U pip
-	DS_BUILD_OPS=0 $(PY) -m pip install -e ".[dev,all]"
+# uv installs exactly the lock (removing anything else), then egoforge itself without dependencies.
+# DS_BUILD_OPS=0: DeepSpeed builds no kernels at install.
+define install_lock
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+	DS_BUILD_OPS=0 $(1)/bin/uv pip sync -q --python $(1)/bin/python $(2)
+	$(1)/bin/uv pip install -q --python $(1)/bin/python --no-deps -e .
+endef
+
+$(STAMP): locks/sft.txt setup.cfg setup.py pyproject.toml
+	$(call install_lock,$(VENV),locks/sft.txt)
 	$(PY) -m pip check
 	touch $(STAMP)
+
+$(RL_STAMP): locks/rl.txt setup.cfg setup.py pyproject.toml
+	$(call install_lock,$(RL_VENV),locks/rl.txt)
+	touch $(RL_STAMP)
 
 demo: setup
 	$(VENV)/bin/egoforge demo
 
 test: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-rl: setup-rl
+	PATH="$(CURDIR)/$(RL_VENV)/bin:$$PATH" EGOFORGE_ENV=rl $(RL_PY) -m pytest -n 2 --dist loadgroup $(RL_TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -30,5 +54,9 @@ bench: setup
 	set -e; for script in benchmarks/*.py; do case $$script in */_*) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script; done
 
+# Re-resolve both locks from setup.cfg (newest versions inside its ranges), then run `make test test-rl`.
+lock:
+	bash locks/compile.sh
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(RL_VENV)
