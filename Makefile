@@ -12,8 +12,9 @@ RL_STAMP := $(RL_VENV)/.egoforge-installed
 UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\).*/\1/p' locks/sft.txt)
 PYTEST_ARGS ?=
 # The verl-side tests that also run in the rl environment (its transformers/torch differ from the SFT lock).
-RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/ego3s/test_ego3s_rewards.py \
-	tests/ego3s/test_ego3s_ecr.py tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py
+RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/test_import_boundaries.py \
+	tests/test_recipe_environments.py tests/ego3s/test_ego3s_rewards.py tests/ego3s/test_ego3s_ecr.py \
+	tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py
 
 .PHONY: setup setup-rl demo test test-rl lint bench lock clean-venv
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Ego3S (CSM-selected data + IRL rewards + ECR curriculum) GRPO of Qwen2.5-VL-7B-Instruct on verl 0.9.1, vLLM rollouts.
+# Environment: rl (`make setup-rl`: .venv-rl from locks/rl.txt, verl 0.9.1 + vLLM 0.24.0; docs/environments.md).
 #
 # Command (repository root, 1 node x 8 GPUs):
 #   bash recipes/ego3s_grpo_qwen2_5_vl_7b.sh [extra Hydra overrides ...]
@@ -11,7 +12,8 @@
 #   data/ego3s/csm/selected.parquet              [TRAIN_FILES] from `egoforge select csm data/ego3s/train.json ...`
 #   data/ego3s/pool.parquet                      [POOL_FILES]  the full pool, `egoforge ego3s convert` (ECR refills)
 #   data/ego3s/val.parquet                       [VAL_FILES]   held-out samples, `egoforge ego3s convert`
-#   pip install "verl[vllm]==0.9.1" (vLLM on the GPU machines; egoforge's environment has verl without vLLM)
+#   the rl environment installed: `make setup-rl` (verl 0.9.1 + vLLM 0.24.0 from locks/rl.txt), then run with
+#   .venv-rl on the PATH (`. .venv-rl/bin/activate`)
 #
 # Reproduces: Ego3S main setting, Qwen2.5-VL-7B row "Ego3S (CSM+IRL+ECR)" of the paper's results (fig/results.png:
 # EgoPlan2 36.83, QAEgo4D 66.80, EgoTextVQA 22.40, EgoSchema 49.20, EgoThink 58.71, 32.6 h).

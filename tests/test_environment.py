@@ -1,9 +1,15 @@
-"""The pinned environment holds LLaMA-Factory 0.9.5 and verl 0.9.1 together (pip check + imports)."""
+"""Each locked environment installs clean (pip check) and imports its stack: `sft` holds LLaMA-Factory 0.9.5 beside
+verl 0.9.1's CPU classes; `rl` holds verl 0.9.1 with the vLLM its `vllm` extra pins, and no LLaMA-Factory."""
 
 import subprocess
 import sys
 
+import pytest
 from packaging.version import Version
+
+from test_locks import current_environment
+
+ENVIRONMENT = current_environment()
 
 
 def test_pip_check_reports_no_broken_requirements():
@@ -11,7 +17,8 @@ def test_pip_check_reports_no_broken_requirements():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pinned_versions_import_together():
+@pytest.mark.skipif(ENVIRONMENT != "sft", reason="the sft environment's stack")
+def test_sft_versions_import_together():
     import deepspeed  # noqa: F401
     import llamafactory
     import modelscope  # noqa: F401
@@ -29,7 +36,23 @@ def test_pinned_versions_import_together():
     assert torchvision.__version__  # the CUDA build imports and runs on CPU
 
 
+@pytest.mark.skipif(ENVIRONMENT != "sft", reason="LLaMA-Factory is in the sft environment only")
 def test_llamafactory_accepts_the_installed_stack():
     from llamafactory.extras.misc import check_dependencies
 
     check_dependencies()
+
+
+@pytest.mark.skipif(ENVIRONMENT != "rl", reason="the rl environment's stack")
+def test_rl_versions_import_together():
+    """The CUDA wheels of the GPU RL environment install and import on a CPU machine."""
+    import torch
+    import transformers
+    import verl
+    import vllm
+    from verl.trainer.ppo import core_algos  # noqa: F401
+
+    assert (verl.__version__, vllm.__version__, transformers.__version__) == ("0.9.1", "0.24.0", "5.9.0")
+    assert torch.__version__.split("+")[0] == "2.11.0"
+    with pytest.raises(ImportError):
+        import llamafactory  # noqa: F401

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EgoM2P checks that need a CUDA GPU (skipped by `make test` on CPU machines). Run from the repository root:
-#   bash tests/egom2p/run_gpu_checks.sh
+#   bash tests/egom2p/run_gpu_checks.sh          (the sft environment, .venv from locks/sft.txt: `make setup`)
 # Optional: EGOFORGE_COSMOS_DIR=/path/to/Cosmos-0.1-Tokenizer-DV4x8x8 (encoder.jit + decoder.jit from
 # https://huggingface.co/nvidia/Cosmos-0.1-Tokenizer-DV4x8x8) to check the Cosmos adapter on the real weights.
 set -euo pipefail

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LEGO checks that need CUDA (they are skipped on CPU). Run from the repository root on a GPU machine with the
-# egoforge environment active:  bash tests/lego/run_lego_gpu_checks.sh
+# sft environment active (`make setup && . .venv/bin/activate`, installed from locks/sft.txt):
+#   bash tests/lego/run_lego_gpu_checks.sh
 set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 nvidia-smi -L
