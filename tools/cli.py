@@ -21,6 +21,7 @@ COMMANDS = {
     "egoagent": "egoagent",
     "ego3s": "ego3s",
     "select": "select",
+    "doctor": "doctor",
 }
 
 
