@@ -187,9 +187,9 @@ def _yaml_inputs(node, prefix: str) -> Iterable[tuple[str, str]]:
             name = f"{prefix}{key}"
             if isinstance(value, dict | list):
                 yield from _yaml_inputs(value, name + ".")
-            elif isinstance(value, str) and INPUT_KEY.search(str(key)) and not OUTPUT_KEY.search(str(key)):
-                if "/" in value or value.startswith("."):
-                    yield name, value
+            elif (isinstance(value, str) and INPUT_KEY.search(str(key)) and not OUTPUT_KEY.search(str(key))
+                  and ("/" in value or value.startswith("."))):
+                yield name, value
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from _yaml_inputs(value, f"{prefix}{index}.")

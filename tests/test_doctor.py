@@ -51,7 +51,8 @@ def test_recipe_inputs_and_environment(tmp_path):
                       "data:\n  frames_root: data/frames\n")
     checks = {check.name: check for check in doctor.check_recipe(recipe, "sft", tmp_path)}
     assert checks["run.yaml: model_name_or_path"].ok
-    assert not checks["run.yaml: dataset_dir"].ok and "data/info does not exist" in checks["run.yaml: dataset_dir"].detail
+    dataset_dir = checks["run.yaml: dataset_dir"]
+    assert not dataset_dir.ok and "data/info does not exist" in dataset_dir.detail
     assert not checks["run.yaml: data.frames_root"].ok
     assert "run.yaml: output_dir" not in checks  # outputs are made by the run
     assert not checks["run.yaml: environment"].ok and "make setup-rl" in checks["run.yaml: environment"].fix

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 from packaging.version import Version
-
 from test_locks import current_environment
 
 ENVIRONMENT = current_environment()

@@ -91,7 +91,7 @@ def test_rl_lock_holds_what_verls_vllm_extra_pins():
 
 
 def test_both_locks_pin_the_same_uv():
-    """`make setup` installs uv from the lock it is about to sync; a different uv in the other lock would be swapped."""
+    """`make setup` installs the lock's uv before syncing; the two locks must agree on it."""
     assert read_lock("sft")["uv"] == read_lock("rl")["uv"]
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "recipes").iterdir() if p.suffix in {".yaml", ".sh"})
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(p for p in RECIPE_DIR.iterdir() if p.suffix in {".yaml", ".sh"})
 DECLARED = re.compile(r"^# Environment: (sft|rl) \(`make (setup|setup-rl)`", re.MULTILINE)
 
 
