@@ -22,6 +22,7 @@ COMMANDS = {
     "ego3s": "ego3s",
     "select": "select",
     "doctor": "doctor",
+    "make": "make",
 }
 
 
