@@ -1,4 +1,4 @@
-"""``egoforge make {tiny-model,data}``: the tiny random models and generated datasets every walkthrough and demo runs on.
+"""``egoforge make {tiny-model,data}``: the tiny random models and generated data every walkthrough runs on.
 
     egoforge make tiny-model qwen3_vl --out models/tiny-qwen3-vl     # also qwen2_vl, qwen2_5_vl, llava, clip
     egoforge make data egocross --out data/egocross_demo             # also ego3s, lego, suite, egoagent, egom2p
