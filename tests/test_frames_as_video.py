@@ -110,3 +110,30 @@ def test_qwen25_plugin_sets_absolute_time_from_video_fps(tmp_path, tiny_qwen2_5_
     mm = template.mm_plugin.get_mm_inputs(frames, [], [], [4], [0], [0], [[1]], processor)
     # second_per_grid_ts = temporal_patch_size / fps = 2 / 0.5
     assert mm["second_per_grid_ts"] == [4.0]
+
+
+def _two_turns(second_user: str) -> list[dict]:
+    return [{"role": "user", "content": "Hello."}, {"role": "assistant", "content": "Hi."},
+            {"role": "user", "content": second_user}, {"role": "assistant", "content": "A"}]
+
+
+def test_stock_qwen3_plugin_misreads_a_video_in_a_later_turn(tmp_path, tiny_qwen3_vl):
+    """Why the guard exists: LLaMA-Factory 0.9.5 looks the video's metadata up by message index (PR #10518)."""
+    template, processor = _template_and_processor(tiny_qwen3_vl, "qwen3_vl_nothink")
+    frames = _frames(tmp_path, 4)
+    with pytest.raises(IndexError):
+        template.mm_plugin.process_messages(_two_turns("<video>Where?"), [], [frames], [], processor)
+
+
+@pytest.mark.parametrize("messages, images, reason", [
+    (_two_turns("<image><image><image><image>Where?"), 4, "message 2"),
+    ([{"role": "user", "content": "<video>then<video>?"}, {"role": "assistant", "content": "A"}], 0, "2 videos"),
+])
+def test_egoforge_qwen3_plugin_refuses_layouts_lf_095_expands_wrongly(tmp_path, tiny_qwen3_vl, messages, images,
+                                                                      reason):
+    template, processor = _template_and_processor(tiny_qwen3_vl, "qwen3_vl_nothink_ego_frames")
+    frames = _frames(tmp_path, 4)
+    videos = [] if images else [frames, frames[:2]]
+    with pytest.raises(FramesLayoutError, match="#10518") as refused:
+        template.mm_plugin.process_messages(messages, frames[:images], videos, [], processor)
+    assert reason in str(refused.value)

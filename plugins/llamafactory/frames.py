@@ -49,6 +49,26 @@ def frames_to_video(
     return converted, [], [list(images)]
 
 
+def qwen3_video_layout_problem(messages: Sequence[dict[str, Any]]) -> str | None:
+    """Why LLaMA-Factory 0.9.5's Qwen3-VL plugin would expand this sample's videos wrongly, or None if it will not.
+
+    Its ``process_messages`` takes a video's metadata (frame indices, fps -> the ``<t seconds>`` timestamps) from
+    ``video_metadata[message index]`` and every video's frame count from the first video: right only for one video
+    in the first message. Several videos, or a video in a later turn, get another clip's timestamps and token count
+    (or an IndexError). Upstream fixed this in LLaMA-Factory PR #10518, after 0.9.5.
+    """
+    where = [i for i, msg in enumerate(messages) for _ in range(str(msg.get("content", "")).count(VIDEO_PLACEHOLDER))]
+    if len(where) > 1:
+        return (f"{len(where)} videos in one sample: LLaMA-Factory 0.9.5's Qwen3-VL plugin expands every video with "
+                "the first one's frame count and looks metadata up by message index (fixed upstream by PR #10518, "
+                "not in 0.9.5); put one clip per sample")
+    if where and where[0] != 0:
+        return (f"the video sits in message {where[0]}: LLaMA-Factory 0.9.5's Qwen3-VL plugin reads its timestamps "
+                "from video_metadata[message index] (fixed upstream by PR #10518, not in 0.9.5); put the clip in "
+                "the first user message")
+    return None
+
+
 def batch_frames_to_videos(
     images: Sequence[Any], videos: Sequence[Any], imglens: Sequence[int], vidlens: Sequence[int]
 ) -> tuple[list[Any], list[int]]:

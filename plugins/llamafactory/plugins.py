@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from llamafactory.data.mm_plugin import Qwen2VLPlugin, Qwen3VLPlugin
 
-from egoforge.llamafactory.frames import batch_frames_to_videos, frames_to_video
+from egoforge.llamafactory.frames import (
+    FramesLayoutError,
+    batch_frames_to_videos,
+    frames_to_video,
+    qwen3_video_layout_problem,
+)
 
 
 class _FramesAsVideoMixin:
@@ -39,7 +44,18 @@ class EgoFramesQwen2VLPlugin(_FramesAsVideoMixin, Qwen2VLPlugin):
 
 @dataclass
 class EgoFramesQwen3VLPlugin(_FramesAsVideoMixin, Qwen3VLPlugin):
-    """Qwen3-VL: frames as one video with ``<t seconds>`` timestamps computed from ``video_fps``."""
+    """Qwen3-VL: frames as one video with ``<t seconds>`` timestamps computed from ``video_fps``.
+
+    Samples whose video layout LLaMA-Factory 0.9.5 would expand with another clip's metadata are refused by name
+    (see :func:`qwen3_video_layout_problem`) instead of being trained on with wrong timestamps.
+    """
+
+    def process_messages(self, messages, images, videos, audios, processor):
+        converted, images, videos = frames_to_video(messages, images, videos)
+        problem = qwen3_video_layout_problem(converted)
+        if problem:
+            raise FramesLayoutError(problem)
+        return Qwen3VLPlugin.process_messages(self, converted, images, videos, audios, processor)
 
 
 MM_PLUGINS = {"ego_frames_qwen2_vl": EgoFramesQwen2VLPlugin, "ego_frames_qwen3_vl": EgoFramesQwen3VLPlugin}
