@@ -6,6 +6,7 @@
     egoforge egom2p tokenizer train RECIPE [key=value ...]         (= egoforge train RECIPE)
     egoforge egom2p tokenizer encode|decode|eval ...
     egoforge egom2p tokenize CLIPS --out TOKENS --modality M --tokenizer DIR
+    egoforge egom2p stats TOKENS [--clips CLIPS] [--dataset NAME] [--json]
     egoforge egom2p generate --model DIR --task rgb2depth --clips CLIPS --tokenizer rgb=DIR --tokenizer depth=DIR
     egoforge egom2p metrics --task rgb2depth --pred PRED --clips CLIPS
 """
@@ -71,6 +72,13 @@ def add_arguments(parser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("stats", help="samples per modality combination as the trainer joins the shards; "
+                                     "with --clips, check every clip against them")
+    p.add_argument("tokens", help="token shard root (TOKENS/<modality>/<dataset>/)")
+    p.add_argument("--clips", help="clip root written by `prepare` (CLIPS/<dataset>/<clip>/): check against it")
+    p.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     for name, text in (("generate", "ROAR-decode a task's target on clips, detokenize, score, report"),
                        ("metrics", "score existing predictions (<pred>/<dataset>/<clip>/<target>.npy)")):
@@ -164,7 +172,7 @@ def _tokenizer_action(args) -> int:
 def main(args) -> int:
     command = getattr(args, "egom2p_command", None)
     if not command:
-        print("usage: egoforge egom2p {modalities,synth,prepare,tokenizer,tokenize,generate,metrics} ...",
+        print("usage: egoforge egom2p {modalities,synth,prepare,tokenizer,tokenize,stats,generate,metrics} ...",
               file=sys.stderr)
         return 2
     from egoforge.egom2p.clips import ClipDataError
@@ -204,6 +212,8 @@ def main(args) -> int:
                                     args.samples_per_shard, progress=not args.quiet)
             print(json.dumps(counts))
             return 0
+        if command == "stats":
+            return _stats(args)
         if command == "generate":
             from egoforge.egom2p.generate import TASKS, GenerationConfig
             from egoforge.egom2p.inference import load_pipeline, results_json, run_task
@@ -225,6 +235,21 @@ def main(args) -> int:
         print(f"egoforge egom2p {command}: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _stats(args) -> int:
+    """Exit 0 when every checked clip joined with exactly its modalities, 1 otherwise."""
+    from egoforge.egom2p.token_stats import dataset_stats, format_stats, token_datasets
+
+    names = args.dataset or token_datasets(args.tokens)
+    if not names:
+        raise FileNotFoundError(f"{args.tokens}: no token shards (<modality>/<dataset>/shard-*.tar)")
+    stats = [dataset_stats(args.tokens, name, args.clips) for name in names]
+    if args.json:
+        print(json.dumps({s.name: s.as_dict() for s in stats}, indent=2))
+    else:
+        print(format_stats(stats))
+    return 1 if any(s.problems for s in stats) else 0
 
 
 def _metrics(args) -> int:

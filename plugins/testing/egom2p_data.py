@@ -221,6 +221,34 @@ def write_clip_folders(root: str | Path, dataset: str, arrays: dict[str, np.ndar
     return folder
 
 
+class IdTrajectoryTokenizer:
+    """Stands in for a trained tokenizer: every token of a clip is the clip's number, read back from its data."""
+
+    fingerprint = "test-id-tokenizer"
+
+    def __init__(self, modality):
+        self.modality = modality
+
+    def info(self):
+        return {"type": f"id_{self.modality}", "vocab_size": 256}
+
+    def encode(self, clips):
+        ids = clips[:, 0, 0] * 10 if self.modality == "gaze" else clips[:, 0, 0, 3]
+        return np.repeat(np.rint(ids).astype(np.int64)[:, None], 30, axis=1)
+
+
+def write_clips_missing_camera(root, count=8, without_cam=(1,)):
+    """``count`` clips of one dataset with gaze and camera, except the clips in ``without_cam`` (no camera)."""
+    gaze = np.zeros((count, 60, 3), np.float32)
+    gaze[:, :, 0] = np.arange(count)[:, None] / 10
+    cam = np.tile(np.eye(4, dtype=np.float32), (count, 60, 1, 1))
+    cam[:, :, 0, 3] = np.arange(count)[:, None]
+    folder = write_clip_folders(root, "ds", {"gaze": gaze, "cam": cam})
+    for i in without_cam:
+        (folder / f"clip{i:05d}" / "cam.npy").unlink()
+    return folder
+
+
 def export_cosmos_style_jit(autoencoder, folder: str | Path, frames: int, size: int) -> Path:
     """TorchScript ``encoder.jit`` / ``decoder.jit`` with Cosmos DV's call interface, from an egoforge FSQ video
     autoencoder: the encoder maps (B, 3, T, H, W) in [-1, 1] to (indices, codes), the decoder indices to frames.

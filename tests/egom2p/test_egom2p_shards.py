@@ -168,36 +168,6 @@ def test_bad_token_counts_are_reported(tmp_path):
 
 # ---- join by clip key across several shards (issue 16) ----
 
-class _IdTokenizer:
-    """Stands in for a trained tokenizer: every token of a clip is the clip's number, read back from its data."""
-
-    fingerprint = "test-id-tokenizer"
-
-    def __init__(self, modality):
-        self.modality = modality
-
-    def info(self):
-        return {"type": f"id_{self.modality}", "vocab_size": 256}
-
-    def encode(self, clips):
-        ids = clips[:, 0, 0] * 10 if self.modality == "gaze" else clips[:, 0, 0, 3]
-        return np.repeat(np.rint(ids).astype(np.int64)[:, None], 30, axis=1)
-
-
-def _clips_missing_camera(root, count=8, without_cam=(1,)):
-    """``count`` clips of one dataset with gaze and camera, except the clips in ``without_cam`` (no camera)."""
-    from egoforge.testing.egom2p_data import write_clip_folders
-
-    gaze = np.zeros((count, 60, 3), np.float32)
-    gaze[:, :, 0] = np.arange(count)[:, None] / 10
-    cam = np.tile(np.eye(4, dtype=np.float32), (count, 60, 1, 1))
-    cam[:, :, 0, 3] = np.arange(count)[:, None]
-    folder = write_clip_folders(root, "ds", {"gaze": gaze, "cam": cam})
-    for i in without_cam:
-        (folder / f"clip{i:05d}" / "cam.npy").unlink()
-    return folder
-
-
 def _all_samples(dataset):
     return [item for shard in dataset.shards for item in dataset.read(shard)]
 
@@ -208,10 +178,11 @@ def test_several_shards_with_a_clip_missing_camera_join_by_key(tmp_path):
     and 3 camera-only samples)."""
     from egoforge.egom2p.modalities import modality_table
     from egoforge.egom2p.pretokenize import tokenize_clips
+    from egoforge.testing.egom2p_data import IdTrajectoryTokenizer, write_clips_missing_camera
 
-    _clips_missing_camera(tmp_path / "clips")
+    write_clips_missing_camera(tmp_path / "clips")
     for m in ("gaze", "cam"):
-        tokenize_clips(_IdTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
                        progress=False)
     assert len(list((tmp_path / "tokens" / "cam" / "ds").glob("*.tar"))) == 4  # tar 0 holds only clip 0
     dataset = TokenDataset(tmp_path / "tokens", "ds", DatasetSpec(), modality_table())
