@@ -40,6 +40,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (one folder per dataset)")
     p.add_argument("--size", type=int, default=256, help="output side after the centre crop (paper: 256)")
     p.add_argument("--stride", type=float, default=2.0, help="seconds between clip starts (2.0: no overlap)")
+    p.add_argument("--depth-resize", default="min", choices=["min", "nearest"],
+                   help="depth resizing that keeps sensor holes (0) invalid: masked min-pool or nearest")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("tokenizer", help="tokenizer train / encode / decode / eval")
@@ -194,7 +196,7 @@ def main(args) -> int:
         if command == "prepare":
             from egoforge.egom2p.clips import ClipSettings, prepare_clips
 
-            settings = ClipSettings(size=args.size, stride_s=args.stride)
+            settings = ClipSettings(size=args.size, stride_s=args.stride, depth_resize=args.depth_resize)
             counts = prepare_clips(args.raw, args.out, args.dataset, settings, progress=not args.quiet)
             print(json.dumps(counts))
             return 0

@@ -13,8 +13,14 @@ Output, one folder per clip (``<recording>__<index>``; dots become underscores s
 
     CLIPS/<dataset>/<key>/rgb.npy           (16, S, S, 3) uint8: nearest frame at 8 fps (ffmpeg ``fps=8``
                                             rounding), centre square crop, lanczos resize to S (256)
-    CLIPS/<dataset>/<key>/depth.npy         (16, S, S) float16 in [0, 1]: per-clip min-max normalised
-    CLIPS/<dataset>/<key>/depth_metric.npy  (16, S, S) float16: the same frames before normalisation (evaluation)
+    CLIPS/<dataset>/<key>/depth.npy         (16, S, S) float16 in [0, 1]: per-clip min-max normalised over the
+                                            valid pixels; sensor holes are NaN
+    CLIPS/<dataset>/<key>/depth_metric.npy  (16, S, S) float16: the same frames before normalisation (evaluation);
+                                            sensor holes are 0
+
+Depth is resized with a masked min-pool (or nearest; ``ClipSettings.depth_resize``), never interpolated: a hole
+(0, negative or non-finite in the source) never blends into a valid neighbour, an output pixel is the nearest valid
+surface in its footprint and is a hole only when its whole footprint is.
     CLIPS/<dataset>/<key>/gaze.npy          (60, 3) float32: (x, y) in the crop's [0, 1] frame + validity, 30 Hz
     CLIPS/<dataset>/<key>/cam.npy           (60, 4, 4) float32: camera-to-world poses at 30 Hz (slerp)
     CLIPS/<dataset>/<key>/meta.json         recording, start time, modalities present
@@ -57,6 +63,7 @@ class ClipSettings:
     stride_s: float = CLIP_SECONDS  # seconds between clip starts (2.0: non-overlapping)
     gaze_max_gap_s: float = 0.1  # interpolate gaze only across gaps shorter than this
     depth_scale: float = 0.001  # PNG depth units -> metres, unless meta.json says otherwise
+    depth_resize: str = "min"  # "min": masked min-pool over each output pixel's footprint; "nearest"
 
 
 # ---- readers (never write) ----
@@ -184,7 +191,7 @@ def centre_crop_box(width: int, height: int) -> tuple[int, int, int]:
 
 
 def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre square crop then lanczos resize; uint8 RGB or float depth."""
+    """Centre square crop then lanczos resize (RGB; depth goes through :func:`resize_depth`)."""
     h, w = image.shape[:2]
     x0, y0, side = centre_crop_box(w, h)
     crop = np.ascontiguousarray(image[y0: y0 + side, x0: x0 + side])
@@ -193,14 +200,46 @@ def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS))
 
 
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """Sensor depth convention: 0 (or negative, or non-finite) marks a hole."""
+    depth = np.asarray(depth)
+    return np.isfinite(depth) & (depth > 0)
+
+
+def resize_depth(depth: np.ndarray, size: int, method: str = "min") -> np.ndarray:
+    """Centre square crop and resize of one metric depth frame that keeps holes invalid (0 in the output).
+
+    ``min``: each output pixel is the minimum valid depth of its source footprint (the nearest surface; rows and
+    columns are split into ``size`` contiguous runs), 0 when the footprint has no valid pixel; when enlarging, this
+    is the nearest source pixel. ``nearest``: the source pixel under the output pixel's centre. No interpolation,
+    so no value is ever made up between a surface and a hole (or between two surfaces at an occlusion edge).
+    """
+    if method not in ("min", "nearest"):
+        raise ValueError(f"depth resize method must be 'min' or 'nearest', got {method!r}")
+    depth = np.asarray(depth, dtype=np.float32)
+    h, w = depth.shape[:2]
+    x0, y0, side = centre_crop_box(w, h)
+    crop = depth[y0: y0 + side, x0: x0 + side]
+    values = np.where(valid_depth(crop), crop, np.inf)
+    if method == "min" and side >= size:
+        starts = (np.arange(size) * side) // size
+        pooled = np.minimum.reduceat(np.minimum.reduceat(values, starts, axis=0), starts, axis=1)
+    else:
+        centres = np.minimum(((np.arange(size) + 0.5) * side / size).astype(int), side - 1)
+        pooled = values[np.ix_(centres, centres)]
+    return np.where(np.isfinite(pooled), pooled, 0.0).astype(np.float32)
+
+
 def normalize_depth(depth: np.ndarray) -> np.ndarray:
-    """Per-clip min-max to [0, 1] over finite values (a constant clip becomes zeros)."""
-    finite = np.isfinite(depth)
-    if not finite.any():
-        return np.zeros_like(depth, dtype=np.float32)
-    lo, hi = float(depth[finite].min()), float(depth[finite].max())
-    out = (np.where(finite, depth, lo) - lo) / max(hi - lo, 1e-12)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    """Per-clip min-max to [0, 1] over the valid pixels (> 0, finite); holes stay invalid as NaN (a constant clip
+    becomes zeros). Holes must not count as the nearest depth: that would compress every valid value."""
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = valid_depth(depth)
+    if not valid.any():
+        return np.full(depth.shape, np.nan, np.float32)
+    lo, hi = float(depth[valid].min()), float(depth[valid].max())
+    out = np.clip((depth - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return np.where(valid, out, np.nan).astype(np.float32)
 
 
 def sample_gaze(times: np.ndarray, xy: np.ndarray, valid: np.ndarray, query: np.ndarray,
@@ -307,7 +346,8 @@ def recording_clips(recording: Path, settings: ClipSettings) -> Iterator[tuple[s
         if depth is not None:
             picks = nearest_indices(depth.times, vt) if len(depth.times) > 1 else np.zeros(len(vt), int)
             if np.all(np.abs(depth.times[picks] - vt) <= 0.5 / video_spec.fps):
-                metric = np.stack([crop_resize(depth.frame(p), settings.size) for p in picks])
+                metric = np.stack([resize_depth(depth.frame(p), settings.size, settings.depth_resize)
+                                   for p in picks])
                 arrays["depth.npy"] = normalize_depth(metric).astype(np.float16)
                 arrays["depth_metric.npy"] = metric.astype(np.float16)
         if gaze is not None:

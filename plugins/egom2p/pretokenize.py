@@ -19,7 +19,7 @@ import numpy as np
 from egoforge.data.atomic import atomic_dir
 from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.geometry import canonicalize
-from egoforge.egom2p.metrics import camera_metrics, gaze_l2, mse, psnr
+from egoforge.egom2p.metrics import camera_metrics, gaze_l2, mse
 from egoforge.egom2p.shards import TokenShardWriter
 
 
@@ -102,8 +102,10 @@ def reconstruction_report(tokenizer, modality: str, clips: list[Path], batch_siz
                 scores.setdefault("gaze_l2", []).append(gaze_l2(r[:, :2], o[:, :2], o[:, 2] > 0.5))
             else:
                 scale = 255.0 if modality == "rgb" else 1.0
-                scores.setdefault("psnr", []).append(psnr(r / scale, o.astype(np.float64) / scale))
-                scores.setdefault("mse", []).append(mse(r / scale, o.astype(np.float64) / scale))
+                valid = np.isfinite(o) if modality == "depth" else None  # depth holes (NaN) are not scored
+                err = mse(r / scale, o.astype(np.float64) / scale, valid)
+                scores.setdefault("psnr", []).append(float("inf") if err == 0 else float(10 * np.log10(1 / err)))
+                scores.setdefault("mse", []).append(err)
     report = {k: float(np.mean(v)) for k, v in scores.items() if k != "scale"}
     report.update({"clips": sum(1 for c in clips if has_modality(c, modality)),
                    "codes_used": len(used), "vocab_size": int(tokenizer.vocab_size)})
