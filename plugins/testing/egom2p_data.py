@@ -284,3 +284,97 @@ def export_cosmos_style_jit(autoencoder, folder: str | Path, frames: int, size: 
     torch.jit.save(encoder, str(folder / "encoder.jit"))
     torch.jit.save(decoder, str(folder / "decoder.jit"))
     return folder
+
+
+def _pose_json(T: np.ndarray) -> dict:
+    q = matrix_to_quat(T[:3, :3])
+    return {"Translation": [float(v) for v in T[:3, 3]], "UnitQuaternion": [float(q[3]), [float(v) for v in q[:3]]]}
+
+
+def write_egoexo4d_take(root: str | Path, take_name: str = "georgiatech_cooking_01_1", seed: int = 0,
+                        seconds: float = 4.5, video_start_us: int = 1_234_567_000, gaze_schema: str = "binocular",
+                        distortion: bool = True, cpf_in_json: bool = True) -> dict:
+    """One Ego-Exo4D take in the public layout, ``root/takes/<take_name>/``: ``frame_aligned_videos/aria01_214-1.mp4``,
+    ``trajectory/closed_loop_trajectory.csv`` (MPS columns, 1 kHz) and ``eye_gaze/general_eye_gaze.csv`` (the
+    ``binocular`` left/right-yaw schema or the ``mono`` yaw schema), plus ``aria_calibration.json`` (device
+    calibration JSON with ``camera-rgb``). The wearer looks at a point 1.5 m in front of the RGB camera that moves
+    around the image centre. Returns the ground truth: folders, transforms, camera parameters and the gaze targets."""
+    import shutil
+
+    take = Path(root) / "takes" / take_name
+    tmp = write_recording(take / ".video_tmp", seed=seed, seconds=seconds, width=64, height=64, modalities=("rgb",))
+    (take / "frame_aligned_videos").mkdir(parents=True, exist_ok=True)
+    video = take / "frame_aligned_videos" / "aria01_214-1.mp4"
+    (tmp / "rgb.mp4").replace(video)
+    shutil.rmtree(tmp)
+
+    T_device_rgb = make_pose(_rot_y(0.1) @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]), [0.005, -0.011, -0.004])
+    T_device_cpf = make_pose(_rot_x(-0.2), [-0.04, 0.01, -0.015])
+    f = 20.0
+    params = [f, 32.0, 32.0] + ([0.02, -0.01, 0.003, 0, 0, 0, 1e-4, -2e-4, 1e-4, 0, -1e-4, 0] if distortion
+                                 else [0.0] * 12)
+
+    def target(t: float, T_world_rgb: np.ndarray) -> np.ndarray:
+        local = np.array([0.2 * np.sin(1.3 * t), 0.15 * np.cos(0.9 * t), 1.5, 1.0])
+        return (T_world_rgb @ local)[:3]
+
+    # 1 kHz trajectory from 0.2 s before the video's first frame to 0.2 s after its end
+    traj_t = np.arange(-0.2, seconds + 0.2, 0.001)
+    walk = np.random.default_rng(seed)
+    T_world_rgb = camera_path(traj_t + 0.2, walk)
+    T_world_device = T_world_rgb @ np.linalg.inv(T_device_rgb)
+    quats = matrix_to_quat(T_world_device[:, :3, :3])
+    header = ["graph_uid", "tracking_timestamp_us", "utc_timestamp_ns",
+              *[f"{c}_world_device" for c in ("tx", "ty", "tz", "qx", "qy", "qz", "qw")],
+              *[f"device_linear_velocity_{a}_device" for a in "xyz"], *[f"angular_velocity_{a}_device" for a in "xyz"],
+              *[f"gravity_{a}_world" for a in "xyz"], "quality_score"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for t, T, q in zip(traj_t, T_world_device, quats):
+        writer.writerow(["0b9c1f6e", video_start_us + int(round(t * 1e6)), -1, *(f"{v:.9f}" for v in T[:3, 3]),
+                         *(f"{v:.9f}" for v in q), 0, 0, 0, 0, 0, 0, 0, 0, -9.81, 1.0])
+    (take / "trajectory").mkdir(exist_ok=True)
+    atomic_write_text(take / "trajectory" / "closed_loop_trajectory.csv", buffer.getvalue())
+
+    gaze_t = np.arange(round(seconds * 30)) / 30  # MPS eye gaze comes at the eye-tracking cameras' rate
+    gaze_rgb = camera_path(gaze_t + 0.2, np.random.default_rng(seed))
+    targets = np.stack([target(t, T) for t, T in zip(gaze_t, gaze_rgb)])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if gaze_schema == "binocular":
+        writer.writerow(["tracking_timestamp_us", "left_yaw_rads_cpf", "right_yaw_rads_cpf", "pitch_rads_cpf",
+                         "depth_m", "left_yaw_low_rads_cpf", "right_yaw_low_rads_cpf", "pitch_low_rads_cpf",
+                         "left_yaw_high_rads_cpf", "right_yaw_high_rads_cpf", "pitch_high_rads_cpf",
+                         "tx_left_eye_cpf", "ty_left_eye_cpf", "tz_left_eye_cpf", "tx_right_eye_cpf",
+                         "ty_right_eye_cpf", "tz_right_eye_cpf", "session_uid"])
+    else:
+        writer.writerow(["tracking_timestamp_us", "yaw_rads_cpf", "pitch_rads_cpf", "depth_m", "yaw_low_rads_cpf",
+                         "pitch_low_rads_cpf", "yaw_high_rads_cpf", "pitch_high_rads_cpf"])
+    for t, T_rgb, point in zip(gaze_t, gaze_rgb, targets):
+        T_world_cpf = T_rgb @ np.linalg.inv(T_device_rgb) @ T_device_cpf
+        x, y, z = (np.linalg.inv(T_world_cpf) @ np.append(point, 1.0))[:3]
+        stamp, depth = video_start_us + int(round(t * 1e6)), float(np.linalg.norm([x, y, z]))
+        if gaze_schema == "binocular":
+            left, right = np.arctan((x - 0.0315) / z), np.arctan((x + 0.0315) / z)
+            pitch = np.arctan(y / z)
+            writer.writerow([stamp, left, right, pitch, depth, left - 0.05, right - 0.05, pitch - 0.05, left + 0.05,
+                             right + 0.05, pitch + 0.05, 0.0315, 0, 0, -0.0315, 0, 0, "s0"])
+        else:
+            yaw, pitch = np.arctan(x / z), np.arctan(y / z)
+            writer.writerow([stamp, yaw, pitch, depth, yaw - 0.05, pitch - 0.05, yaw + 0.05, pitch + 0.05])
+    (take / "eye_gaze").mkdir(exist_ok=True)
+    atomic_write_text(take / "eye_gaze" / "general_eye_gaze.csv", buffer.getvalue())
+
+    calibration = {"CameraCalibrations": [
+        {"Label": "camera-slam-left", "Projection": {"Name": "FisheyeRadTanThinPrism", "Params": [150.0] + [0.0] * 14},
+         "T_Device_Camera": _pose_json(np.eye(4))},
+        {"Label": "camera-rgb", "Projection": {"Name": "FisheyeRadTanThinPrism", "Params": params},
+         "T_Device_Camera": _pose_json(T_device_rgb)}]}
+    if cpf_in_json:
+        calibration["T_Device_CPF"] = _pose_json(T_device_cpf)
+    atomic_write_text(take / "aria_calibration.json", json.dumps(calibration, indent=1))
+    return {"take": take, "video": video, "calibration": take / "aria_calibration.json",
+            "video_start_us": video_start_us, "T_device_rgb": T_device_rgb, "T_device_cpf": T_device_cpf,
+            "params": params, "gaze_times": gaze_t, "gaze_targets": targets, "gaze_T_world_rgb": gaze_rgb,
+            "seed": seed}
