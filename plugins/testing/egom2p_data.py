@@ -69,7 +69,7 @@ def project(point: np.ndarray, pose: np.ndarray, K: np.ndarray) -> np.ndarray:
     return (K @ (cam / cam[2]))[:2]
 
 
-def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path) -> None:
+def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path, gop: int | None = None) -> None:
     import av
 
     buffer = io.BytesIO()
@@ -78,6 +78,8 @@ def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path) -> None:
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18", "preset": "ultrafast"}
+        if gop:  # keyframe interval (libx264's default puts one keyframe in a short video)
+            stream.codec_context.gop_size = gop
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
@@ -88,7 +90,7 @@ def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path) -> None:
 
 def write_recording(folder: str | Path, seed: int = 0, seconds: float = 4.5, fps: int = 30, width: int = 80,
                     height: int = 60, modalities: tuple[str, ...] = ("rgb", "depth", "gaze", "cam"),
-                    depth_format: str = "npz") -> Path:
+                    depth_format: str = "npz", gop: int | None = None) -> Path:
     """One recording folder in the layout ``egoforge egom2p prepare`` reads (see egoforge.egom2p.clips)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,12 +103,13 @@ def write_recording(folder: str | Path, seed: int = 0, seconds: float = 4.5, fps
     palette = rng.integers(30, 230, size=(4, 3))
     wall_z = rng.uniform(1.5, 3.0)
     frames, depths = zip(*(render(p, K, width, height, wall_z, palette) for p in poses))
-    _encode_mp4(list(frames), fps, folder / "rgb.mp4")
+    _encode_mp4(list(frames), fps, folder / "rgb.mp4", gop)
     if "depth" in modalities:
         depth = np.stack(depths)
-        if depth_format == "npz":
+        if depth_format in ("npz", "npz_stored"):
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, depth=depth, timestamps=times)
+            save = np.savez if depth_format == "npz_stored" else np.savez_compressed
+            save(buffer, depth=depth, timestamps=times)
             atomic_write_bytes(folder / "depth.npz", buffer.getvalue())
         else:
             from PIL import Image
