@@ -7,7 +7,8 @@
     egoforge egom2p tokenizer encode|decode|eval ...
     egoforge egom2p tokenize CLIPS --out TOKENS --modality M --tokenizer DIR
     egoforge egom2p stats TOKENS [--clips CLIPS] [--dataset NAME] [--json]
-    egoforge egom2p convert egoexo4d TAKE --out RAW --calibration CALIB.json --video-start-us T
+    egoforge egom2p convert egoexo4d TAKE --out RAW/<rec> --calibration CALIB.json --video-start-us T
+    egoforge egom2p convert holoassist RECORDING --out RAW/<rec>
     egoforge egom2p generate --model DIR --task rgb2depth --clips CLIPS --tokenizer rgb=DIR --tokenizer depth=DIR
     egoforge egom2p metrics --task rgb2depth --pred PRED --clips CLIPS
 """
@@ -85,7 +86,12 @@ def add_arguments(parser) -> None:
     c.add_argument("--video", required=True, help="the RGB (camera-rgb, stream 214-1) video")
     c.add_argument("--trajectory", help="MPS closed_loop_trajectory.csv")
     c.add_argument("--eye-gaze", help="MPS general_eye_gaze.csv or personalized_eye_gaze.csv")
-    for c in csub.choices.values():
+    aria_kinds = list(csub.choices.values())
+    c = csub.add_parser("holoassist", help="a HoloAssist recording (Export_py: PV video, Pose_sync, Eyes_sync)")
+    c.add_argument("recording", help="the recording folder holding Export_py/")
+    c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
+    c.add_argument("--eye-distance", type=float, default=0.5, help="metres along the gaze ray (HoloAssist: 0.5)")
+    for c in aria_kinds:
         c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
         c.add_argument("--calibration", required=True,
                        help="Aria device calibration JSON (or MPS online_calibration.jsonl) with camera-rgb")
@@ -269,8 +275,14 @@ def _convert(args) -> int:
     from egoforge.egom2p.geometry import make_pose, quat_to_matrix
 
     if not getattr(args, "convert_command", None):
-        print("usage: egoforge egom2p convert {egoexo4d,aria} ...", file=sys.stderr)
+        print("usage: egoforge egom2p convert {egoexo4d,aria,holoassist} ...", file=sys.stderr)
         return 2
+    if args.convert_command == "holoassist":
+        from egoforge.egom2p.holoassist import convert_holoassist_recording
+
+        counts = convert_holoassist_recording(args.recording, args.out, args.eye_distance)
+        print(json.dumps({"out": str(args.out), **counts}))
+        return 0
     if args.convert_command == "egoexo4d":
         inputs = egoexo4d_take_inputs(args.take, args.gaze)
     else:

@@ -381,3 +381,48 @@ def write_egoexo4d_take(root: str | Path, take_name: str = "georgiatech_cooking_
             "video_start_us": video_start_us, "T_device_rgb": T_device_rgb, "T_device_cpf": T_device_cpf,
             "params": params, "gaze_times": gaze_t, "gaze_targets": targets, "gaze_T_world_rgb": gaze_rgb,
             "seed": seed}
+
+
+def write_holoassist_recording(root: str | Path, name: str = "R007-7July-DSLR", seed: int = 0, seconds: float = 4.5,
+                               start_ticks: int = 133_000_000_000_000_000, eye_distance: float = 0.5) -> dict:
+    """One HoloAssist recording in the public ``Export_py`` layout (PV video, VideoMp4Timing.txt, Pose_sync.txt in
+    HoloLens camera axes and 100 ns ticks, Intrinsics.txt, Eyes_sync.txt with world gaze rays). The wearer looks at a
+    point ``eye_distance`` m along each ray; returns the ground truth (OpenCV camera-to-world poses, K, the gaze
+    points in world) for checking a converter."""
+    import shutil
+
+    export = Path(root) / name / "Export_py"
+    width, height, fps = 96, 54, 30
+    tmp = write_recording(export / ".video_tmp", seed=seed, seconds=seconds, width=width, height=height,
+                          modalities=("rgb",))
+    (tmp / "rgb.mp4").replace(export / "Video_pitchshift.mp4")
+    shutil.rmtree(tmp)
+    n = int(round(seconds * fps))
+    times = np.arange(n) / fps
+    T_world_cv = camera_path(times, np.random.default_rng(seed))
+    holo_to_cv = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+    T_world_holo = T_world_cv @ np.linalg.inv(holo_to_cv)
+    K = np.array([[80.0, 0, width / 2], [0, 80.0, height / 2], [0, 0, 1]])
+    ticks = start_ticks + np.round(times * 10_000_000).astype(np.int64)
+    (export / "Video").mkdir(parents=True, exist_ok=True)
+    (export / "Eyes").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(export / "Video" / "VideoMp4Timing.txt", f"{ticks[0]}\n{ticks[-1]}\n")
+    atomic_write_text(export / "Video" / "Intrinsics.txt",
+                      "\t".join(f"{v:g}" for v in (*K.reshape(-1), width, height)) + "\n")
+    pose_lines, eye_lines, points = [], [], []
+    for i, (t, tick, T_cv, T_holo) in enumerate(zip(times, ticks, T_world_cv, T_world_holo)):
+        pose_lines.append("\t".join([str(tick - 1000), str(tick), *(f"{v:.9f}" for v in T_holo.reshape(-1))]))
+        origin = (T_cv @ np.array([0.0, 0.03, -0.02, 1.0]))[:3]  # the eyes sit a little behind the PV camera
+        local = np.array([0.08 * np.sin(1.3 * t), 0.05 * np.cos(0.9 * t), 1.0])
+        direction = T_cv[:3, :3] @ (local / np.linalg.norm(local))
+        point = origin + eye_distance * direction
+        if i == 10:  # tracking lost for one sample
+            eye_lines.append("\t".join([str(tick - 1000), str(tick), *["NaN"] * 6, "1"]))
+            points.append(np.full(3, np.nan))
+            continue
+        eye_lines.append("\t".join([str(tick - 1000), str(tick), *(f"{v:.9f}" for v in (*origin, *direction)), "1"]))
+        points.append(point)
+    atomic_write_text(export / "Video" / "Pose_sync.txt", "\n".join(pose_lines) + "\n")
+    atomic_write_text(export / "Eyes" / "Eyes_sync.txt", "\n".join(eye_lines) + "\n")
+    return {"recording": export.parent, "times": times, "T_world_cv": T_world_cv, "K": K, "width": width,
+            "height": height, "gaze_points": np.stack(points)}
