@@ -246,3 +246,29 @@ def test_index_disagreeing_with_the_tars_is_refused(tmp_path):
         writer.write("a", np.zeros(30), shard=2)
     with pytest.raises(ShardFormatError, match="must not decrease"):
         writer.write("b", np.zeros(30), shard=1)
+
+
+def test_resumed_tokenize_redoes_a_modality_whose_clip_list_changed(tmp_path):
+    """A clip added after tokenizing shifts every later clip's shard: a modality whose own sample count did not
+    change (the new clip lacks it) must still be rewritten, or its shards would no longer line up with the others."""
+    from egoforge.egom2p.modalities import modality_table
+    from egoforge.egom2p.pretokenize import tokenize_clips
+    from egoforge.testing.egom2p_data import IdTrajectoryTokenizer, write_clips_missing_camera
+
+    folder = write_clips_missing_camera(tmp_path / "clips", without_cam=())
+    for m in ("gaze", "cam"):
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+                       progress=False)
+    stamp = (tmp_path / "tokens" / "gaze" / "ds" / "info.json").stat().st_mtime_ns
+    new = folder / "clip00002b"  # sorts between clip00002 and clip00003, has a camera but no gaze
+    new.mkdir()
+    np.save(new / "cam.npy", np.tile(np.eye(4, dtype=np.float32), (60, 1, 1)))
+    (new / "meta.json").write_text('{"modalities": ["cam"]}\n')
+    for m in ("gaze", "cam"):
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+                       progress=False)
+    assert (tmp_path / "tokens" / "gaze" / "ds" / "info.json").stat().st_mtime_ns != stamp  # rewritten
+    dataset = TokenDataset(tmp_path / "tokens", "ds", DatasetSpec(), modality_table())
+    samples = dict(_all_samples(dataset))
+    assert len(samples) == 9 and set(samples["clip00002b"]) == {"cam"}
+    assert all(set(s) == {"gaze", "cam"} for k, s in samples.items() if k != "clip00002b")
