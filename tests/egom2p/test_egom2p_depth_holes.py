@@ -1,7 +1,6 @@
 """Sensor depth holes (0) stay invalid through resizing, normalisation, preparation and the depth metrics: a hole
 never bleeds into a valid neighbour (Lanczos did: this test's 2 m plane with a hole had 430 "valid" pixels off by
-more than 5 cm)
-and never counts as the nearest depth of the clip."""
+more than 5 cm) and never counts as the nearest depth of the clip."""
 
 from __future__ import annotations
 
