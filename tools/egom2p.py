@@ -6,6 +6,9 @@
     egoforge egom2p tokenizer train RECIPE [key=value ...]         (= egoforge train RECIPE)
     egoforge egom2p tokenizer encode|decode|eval ...
     egoforge egom2p tokenize CLIPS --out TOKENS --modality M --tokenizer DIR
+    egoforge egom2p stats TOKENS [--clips CLIPS] [--dataset NAME] [--json]
+    egoforge egom2p convert egoexo4d TAKE --out RAW/<rec> --calibration CALIB.json --video-start-us T
+    egoforge egom2p convert holoassist RECORDING --out RAW/<rec>
     egoforge egom2p generate --model DIR --task rgb2depth --clips CLIPS --tokenizer rgb=DIR --tokenizer depth=DIR
     egoforge egom2p metrics --task rgb2depth --pred PRED --clips CLIPS
 """
@@ -39,6 +42,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (one folder per dataset)")
     p.add_argument("--size", type=int, default=256, help="output side after the centre crop (paper: 256)")
     p.add_argument("--stride", type=float, default=2.0, help="seconds between clip starts (2.0: no overlap)")
+    p.add_argument("--depth-resize", default="min", choices=["min", "nearest"],
+                   help="depth resizing that keeps sensor holes (0) invalid: masked min-pool or nearest")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("tokenizer", help="tokenizer train / encode / decode / eval")
@@ -71,6 +76,37 @@ def add_arguments(parser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("convert", help="real dataset layouts -> the raw recording layout `prepare` reads")
+    csub = p.add_subparsers(dest="convert_command", metavar="DATASET")
+    c = csub.add_parser("egoexo4d", help="an Ego-Exo4D take (Aria RGB video + MPS closed-loop trajectory and gaze)")
+    c.add_argument("take", help="takes/<take_name>/ with frame_aligned_videos/, trajectory/, eye_gaze/")
+    c.add_argument("--gaze", default="general", choices=["general", "personalized"], help="which MPS gaze file")
+    c = csub.add_parser("aria", help="any Aria recording: RGB video + MPS closed_loop_trajectory.csv / eye gaze csv")
+    c.add_argument("--video", required=True, help="the RGB (camera-rgb, stream 214-1) video")
+    c.add_argument("--trajectory", help="MPS closed_loop_trajectory.csv")
+    c.add_argument("--eye-gaze", help="MPS general_eye_gaze.csv or personalized_eye_gaze.csv")
+    aria_kinds = list(csub.choices.values())
+    c = csub.add_parser("holoassist", help="a HoloAssist recording (Export_py: PV video, Pose_sync, Eyes_sync)")
+    c.add_argument("recording", help="the recording folder holding Export_py/")
+    c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
+    c.add_argument("--eye-distance", type=float, default=0.5, help="metres along the gaze ray (HoloAssist: 0.5)")
+    for c in aria_kinds:
+        c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
+        c.add_argument("--calibration", required=True,
+                       help="Aria device calibration JSON (or MPS online_calibration.jsonl) with camera-rgb")
+        c.add_argument("--video-start-us", required=True, type=int,
+                       help="device time (tracking_timestamp_us clock) of the video's first frame")
+        c.add_argument("--t-device-cpf", help="T_Device_CPF as 'tx,ty,tz,qx,qy,qz,qw' (when the JSON lacks it)")
+        c.add_argument("--max-pose-hz", type=float, default=120.0, help="thin the 1 kHz trajectory to this rate")
+        c.add_argument("--gaze-depth", type=float, default=1.0, help="metres, when depth_m is missing or 0")
+
+    p = sub.add_parser("stats", help="samples per modality combination as the trainer joins the shards; "
+                                     "with --clips, check every clip against them")
+    p.add_argument("tokens", help="token shard root (TOKENS/<modality>/<dataset>/)")
+    p.add_argument("--clips", help="clip root written by `prepare` (CLIPS/<dataset>/<clip>/): check against it")
+    p.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     for name, text in (("generate", "ROAR-decode a task's target on clips, detokenize, score, report"),
                        ("metrics", "score existing predictions (<pred>/<dataset>/<clip>/<target>.npy)")):
@@ -164,8 +200,8 @@ def _tokenizer_action(args) -> int:
 def main(args) -> int:
     command = getattr(args, "egom2p_command", None)
     if not command:
-        print("usage: egoforge egom2p {modalities,synth,prepare,tokenizer,tokenize,generate,metrics} ...",
-              file=sys.stderr)
+        actions = "modalities,synth,prepare,convert,tokenizer,tokenize,stats,generate,metrics"
+        print(f"usage: egoforge egom2p {{{actions}}} ...", file=sys.stderr)
         return 2
     from egoforge.egom2p.clips import ClipDataError
     from egoforge.egom2p.cosmos import CosmosMissingError
@@ -186,7 +222,7 @@ def main(args) -> int:
         if command == "prepare":
             from egoforge.egom2p.clips import ClipSettings, prepare_clips
 
-            settings = ClipSettings(size=args.size, stride_s=args.stride)
+            settings = ClipSettings(size=args.size, stride_s=args.stride, depth_resize=args.depth_resize)
             counts = prepare_clips(args.raw, args.out, args.dataset, settings, progress=not args.quiet)
             print(json.dumps(counts))
             return 0
@@ -204,6 +240,10 @@ def main(args) -> int:
                                     args.samples_per_shard, progress=not args.quiet)
             print(json.dumps(counts))
             return 0
+        if command == "stats":
+            return _stats(args)
+        if command == "convert":
+            return _convert(args)
         if command == "generate":
             from egoforge.egom2p.generate import TASKS, GenerationConfig
             from egoforge.egom2p.inference import load_pipeline, results_json, run_task
@@ -220,11 +260,58 @@ def main(args) -> int:
             return 0
         if command == "metrics":
             return _metrics(args)
-    except (ClipDataError, ShardFormatError, CosmosMissingError, FileNotFoundError, ValueError) as exc:
+    except (ClipDataError, ShardFormatError, CosmosMissingError, FileNotFoundError, FileExistsError,
+            ValueError) as exc:
         # (UnsafePathError is a ValueError)
         print(f"egoforge egom2p {command}: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _convert(args) -> int:
+    import numpy as np
+
+    from egoforge.egom2p.aria_mps import convert_aria_recording, egoexo4d_take_inputs
+    from egoforge.egom2p.geometry import make_pose, quat_to_matrix
+
+    if not getattr(args, "convert_command", None):
+        print("usage: egoforge egom2p convert {egoexo4d,aria,holoassist} ...", file=sys.stderr)
+        return 2
+    if args.convert_command == "holoassist":
+        from egoforge.egom2p.holoassist import convert_holoassist_recording
+
+        counts = convert_holoassist_recording(args.recording, args.out, args.eye_distance)
+        print(json.dumps({"out": str(args.out), **counts}))
+        return 0
+    if args.convert_command == "egoexo4d":
+        inputs = egoexo4d_take_inputs(args.take, args.gaze)
+    else:
+        inputs = {"video": Path(args.video), "trajectory": args.trajectory, "eye_gaze": args.eye_gaze}
+    cpf = None
+    if args.t_device_cpf:
+        values = [float(v) for v in args.t_device_cpf.split(",")]
+        if len(values) != 7:
+            raise ValueError(f"--t-device-cpf {args.t_device_cpf!r}: expected tx,ty,tz,qx,qy,qz,qw")
+        cpf = make_pose(quat_to_matrix(np.array(values[3:])), values[:3])
+    counts = convert_aria_recording(args.out, inputs["video"], args.video_start_us, args.calibration,
+                                    inputs["trajectory"], inputs["eye_gaze"], cpf, args.max_pose_hz, args.gaze_depth)
+    print(json.dumps({"out": str(args.out), **counts}))
+    return 0
+
+
+def _stats(args) -> int:
+    """Exit 0 when every checked clip joined with exactly its modalities, 1 otherwise."""
+    from egoforge.egom2p.token_stats import dataset_stats, format_stats, token_datasets
+
+    names = args.dataset or token_datasets(args.tokens)
+    if not names:
+        raise FileNotFoundError(f"{args.tokens}: no token shards (<modality>/<dataset>/shard-*.tar)")
+    stats = [dataset_stats(args.tokens, name, args.clips) for name in names]
+    if args.json:
+        print(json.dumps({s.name: s.as_dict() for s in stats}, indent=2))
+    else:
+        print(format_stats(stats))
+    return 1 if any(s.problems for s in stats) else 0
 
 
 def _metrics(args) -> int:

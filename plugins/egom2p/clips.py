@@ -13,15 +13,25 @@ Output, one folder per clip (``<recording>__<index>``; dots become underscores s
 
     CLIPS/<dataset>/<key>/rgb.npy           (16, S, S, 3) uint8: nearest frame at 8 fps (ffmpeg ``fps=8``
                                             rounding), centre square crop, lanczos resize to S (256)
-    CLIPS/<dataset>/<key>/depth.npy         (16, S, S) float16 in [0, 1]: per-clip min-max normalised
-    CLIPS/<dataset>/<key>/depth_metric.npy  (16, S, S) float16: the same frames before normalisation (evaluation)
+    CLIPS/<dataset>/<key>/depth.npy         (16, S, S) float16 in [0, 1]: per-clip min-max normalised over the
+                                            valid pixels; sensor holes are NaN
+    CLIPS/<dataset>/<key>/depth_metric.npy  (16, S, S) float16: the same frames before normalisation (evaluation);
+                                            sensor holes are 0
+
+Depth is resized with a masked min-pool (or nearest; ``ClipSettings.depth_resize``), never interpolated: a hole
+(0, negative or non-finite in the source) never blends into a valid neighbour, an output pixel is the nearest valid
+surface in its footprint and is a hole only when its whole footprint is.
     CLIPS/<dataset>/<key>/gaze.npy          (60, 3) float32: (x, y) in the crop's [0, 1] frame + validity, 30 Hz
     CLIPS/<dataset>/<key>/cam.npy           (60, 4, 4) float32: camera-to-world poses at 30 Hz (slerp)
     CLIPS/<dataset>/<key>/meta.json         recording, start time, modalities present
 
 A modality a recording lacks, or that does not cover a clip (camera), or has no valid sample in it (gaze), is
 simply absent from the clip folder: downstream it is "unavailable" for that sample. Source files are only read;
-each clip folder is written atomically and skipped when it already exists, so an interrupted run resumes.
+each clip folder is written atomically and skipped when it already exists, so an interrupted run resumes: a
+recording whose clips all exist is not decoded at all, and one interrupted midway is decoded from the keyframe
+before its first missing clip. Memory is bounded per recording: video frames are decoded and resampled one clip at
+a time, and ``depth.npz`` is never loaded whole (memory-mapped when stored uncompressed, else streamed frame by
+frame); gaze and camera files are small text tables and are read whole.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +67,7 @@ class ClipSettings:
     stride_s: float = CLIP_SECONDS  # seconds between clip starts (2.0: non-overlapping)
     gaze_max_gap_s: float = 0.1  # interpolate gaze only across gaps shorter than this
     depth_scale: float = 0.001  # PNG depth units -> metres, unless meta.json says otherwise
+    depth_resize: str = "min"  # "min": masked min-pool over each output pixel's footprint; "nearest"
 
 
 # ---- readers (never write) ----
@@ -120,20 +131,103 @@ def read_gaze_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(times)[order], np.asarray(xy, dtype=np.float64)[order], np.asarray(valid)[order]
 
 
+class NpzDepthFrames:
+    """Frames of the ``depth`` array inside ``depth.npz`` without loading the array: memory-mapped when the member
+    is stored uncompressed (``np.savez``), otherwise decompressed frame by frame in a forward-only stream (clips ask
+    for frames in increasing order; asking for an earlier frame restarts the stream). Memory: one frame."""
+
+    def __init__(self, path: Path, member: str = "depth.npy"):
+        import zipfile
+
+        self.path, self.member = path, member
+        with zipfile.ZipFile(path) as archive:
+            self.info = archive.getinfo(member)
+            with archive.open(member) as handle:
+                self.shape, self.dtype, fortran, self.offset = _npy_header(handle, path)
+        if len(self.shape) != 3:
+            raise ClipDataError(path, None, "depth", f"expected (N, H, W), got shape {self.shape}")
+        if fortran:
+            raise ClipDataError(path, None, "depth", "Fortran-ordered arrays cannot be streamed; save it C-ordered")
+        self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self._mmap = None
+        if self.info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as raw:  # the member's data starts after its local header (own name/extra sizes)
+                raw.seek(self.info.header_offset)
+                local = raw.read(30)
+                name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+            start = self.info.header_offset + 30 + name_len + extra_len + self.offset
+            self._mmap = np.memmap(path, dtype=self.dtype, mode="r", offset=start, shape=self.shape)
+        self._stream = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self._mmap is not None:
+            return np.asarray(self._mmap[index], dtype=np.float32)
+        if self._stream is None or index < self._next:
+            self.close()
+            import zipfile
+
+            self._archive = zipfile.ZipFile(self.path)
+            self._stream = self._archive.open(self.member)
+            self._stream.read(self.offset)
+            self._next = 0
+        while self._next < index:  # skip forward without keeping anything
+            self._stream.read(self.frame_bytes)
+            self._next += 1
+        data = self._stream.read(self.frame_bytes)
+        if len(data) != self.frame_bytes:
+            raise ClipDataError(self.path, None, "depth", f"frame {index} is truncated")
+        self._next += 1
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:]).astype(np.float32)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._archive.close()
+            self._stream = None
+
+
+def _npy_header(handle, path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """(shape, dtype, fortran order, header length) of an .npy stream, read without the data."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(handle)
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = read(handle)
+    except ValueError as exc:
+        raise ClipDataError(path, None, "depth", f"not a readable .npy member ({exc})") from None
+    if dtype.hasobject:
+        raise ClipDataError(path, None, "depth", "object arrays are refused (pickles)")
+    return tuple(shape), dtype, fortran, handle.tell()
+
+
 class DepthSource:
-    """Depth frames with timestamps, from ``depth.npz`` or a folder of 16-bit PNGs (read lazily)."""
+    """Depth frames with timestamps, from ``depth.npz`` or a folder of 16-bit PNGs, read one frame at a time."""
 
     def __init__(self, recording: Path, scale: float):
         npz, folder = recording / "depth.npz", recording / "depth"
-        self.frames: np.ndarray | None = None
+        self.frames: NpzDepthFrames | None = None
         if npz.is_file():
+            import zipfile
+
+            try:
+                with zipfile.ZipFile(npz) as archive:
+                    names = archive.namelist()
+            except zipfile.BadZipFile as exc:
+                raise ClipDataError(npz, None, "depth", f"not a readable .npz ({exc})") from None
+            for key in ("depth", "timestamps"):
+                if f"{key}.npy" not in names:
+                    raise ClipDataError(npz, None, key, f"missing array; has {[n[:-4] for n in names]}")
             with np.load(npz, allow_pickle=False) as data:
-                for key in ("depth", "timestamps"):
-                    if key not in data:
-                        raise ClipDataError(npz, None, key, f"missing array; has {list(data.keys())}")
-                self.frames = np.asarray(data["depth"], dtype=np.float32)
-                self.times = np.asarray(data["timestamps"], dtype=np.float64)
-            if self.frames.ndim != 3 or len(self.frames) != len(self.times):
+                self.times = np.asarray(data["timestamps"], dtype=np.float64)  # small: one number per frame
+            self.frames = NpzDepthFrames(npz)
+            if len(self.frames) != len(self.times):
                 raise ClipDataError(npz, None, "depth", f"expected (N, H, W) with N = len(timestamps) = "
                                     f"{len(self.times)}, got {self.frames.shape}")
             self.source = npz
@@ -161,6 +255,10 @@ class DepthSource:
                 raise ClipDataError(self.files[index], None, "mode", f"expected a 16-bit depth PNG, got {image.mode}")
             return np.asarray(image, dtype=np.float32) * self.scale
 
+    def close(self) -> None:
+        if self.frames is not None:
+            self.frames.close()
+
 
 # ---- pure helpers ----
 
@@ -184,7 +282,7 @@ def centre_crop_box(width: int, height: int) -> tuple[int, int, int]:
 
 
 def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre square crop then lanczos resize; uint8 RGB or float depth."""
+    """Centre square crop then lanczos resize (RGB; depth goes through :func:`resize_depth`)."""
     h, w = image.shape[:2]
     x0, y0, side = centre_crop_box(w, h)
     crop = np.ascontiguousarray(image[y0: y0 + side, x0: x0 + side])
@@ -193,14 +291,46 @@ def crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS))
 
 
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """Sensor depth convention: 0 (or negative, or non-finite) marks a hole."""
+    depth = np.asarray(depth)
+    return np.isfinite(depth) & (depth > 0)
+
+
+def resize_depth(depth: np.ndarray, size: int, method: str = "min") -> np.ndarray:
+    """Centre square crop and resize of one metric depth frame that keeps holes invalid (0 in the output).
+
+    ``min``: each output pixel is the minimum valid depth of its source footprint (the nearest surface; rows and
+    columns are split into ``size`` contiguous runs), 0 when the footprint has no valid pixel; when enlarging, this
+    is the nearest source pixel. ``nearest``: the source pixel under the output pixel's centre. No interpolation,
+    so no value is ever made up between a surface and a hole (or between two surfaces at an occlusion edge).
+    """
+    if method not in ("min", "nearest"):
+        raise ValueError(f"depth resize method must be 'min' or 'nearest', got {method!r}")
+    depth = np.asarray(depth, dtype=np.float32)
+    h, w = depth.shape[:2]
+    x0, y0, side = centre_crop_box(w, h)
+    crop = depth[y0: y0 + side, x0: x0 + side]
+    values = np.where(valid_depth(crop), crop, np.inf)
+    if method == "min" and side >= size:
+        starts = (np.arange(size) * side) // size
+        pooled = np.minimum.reduceat(np.minimum.reduceat(values, starts, axis=0), starts, axis=1)
+    else:
+        centres = np.minimum(((np.arange(size) + 0.5) * side / size).astype(int), side - 1)
+        pooled = values[np.ix_(centres, centres)]
+    return np.where(np.isfinite(pooled), pooled, 0.0).astype(np.float32)
+
+
 def normalize_depth(depth: np.ndarray) -> np.ndarray:
-    """Per-clip min-max to [0, 1] over finite values (a constant clip becomes zeros)."""
-    finite = np.isfinite(depth)
-    if not finite.any():
-        return np.zeros_like(depth, dtype=np.float32)
-    lo, hi = float(depth[finite].min()), float(depth[finite].max())
-    out = (np.where(finite, depth, lo) - lo) / max(hi - lo, 1e-12)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    """Per-clip min-max to [0, 1] over the valid pixels (> 0, finite); holes stay invalid as NaN (a constant clip
+    becomes zeros). Holes must not count as the nearest depth: that would compress every valid value."""
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = valid_depth(depth)
+    if not valid.any():
+        return np.full(depth.shape, np.nan, np.float32)
+    lo, hi = float(depth[valid].min()), float(depth[valid].max())
+    out = np.clip((depth - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return np.where(valid, out, np.nan).astype(np.float32)
 
 
 def sample_gaze(times: np.ndarray, xy: np.ndarray, valid: np.ndarray, query: np.ndarray,
@@ -240,52 +370,76 @@ def video_info(path: Path) -> tuple[int, int, float, float]:
         return stream.codec_context.width, stream.codec_context.height, start, duration
 
 
-def resample_video(path: Path, query: np.ndarray, size: int) -> np.ndarray:
-    """Frames nearest to each query time (seconds from the stream start), cropped and resized: (Q, S, S, 3).
+def iter_resampled_frames(path: Path, query: np.ndarray, size: int, seek_s: float | None = None,
+                          stats: dict | None = None) -> Iterator[np.ndarray]:
+    """Yield, for each query time (ascending, seconds from the stream start), the nearest frame cropped and resized.
 
-    One decoding pass; only the frames that are some query's nearest are converted, so long recordings stream.
+    One decoding pass; only the picked frames are converted and nothing else is kept, so memory does not grow with
+    the recording. ``seek_s``: start decoding at the keyframe before this time (a resumed run does not replay the
+    stream from the beginning; H.264 decodes identically from a keyframe). ``stats["frames_decoded"]`` counts.
     """
     import av
 
-    out = np.zeros((len(query), size, size, 3), np.uint8)
-    filled = np.zeros(len(query), bool)
-    order = np.argsort(query)
+    query = np.asarray(query, dtype=np.float64)
+    if len(query) and np.any(np.diff(query) < 0):
+        raise ValueError("query times must be ascending")
     j = 0
     prev: tuple[float, av.VideoFrame] | None = None
+    stats = stats if stats is not None else {}
+    stats.setdefault("frames_decoded", 0)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if seek_s is not None and seek_s > 0:
+            container.seek(int((start + seek_s) / stream.time_base), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
+            stats["frames_decoded"] += 1
             t = float(frame.pts * frame.time_base) - start if frame.pts is not None else float(frame.time)
-            while j < len(order) and query[order[j]] <= t:
-                q = query[order[j]]
+            while j < len(query) and query[j] <= t:
+                q = query[j]
                 pick = frame if prev is None or (t - q) < (q - prev[0]) else prev[1]
-                out[order[j]] = crop_resize(pick.to_ndarray(format="rgb24"), size)
-                filled[order[j]] = True
+                yield crop_resize(pick.to_ndarray(format="rgb24"), size)
                 j += 1
             prev = (t, frame)
-            if j == len(order):
+            if j == len(query):
                 break
-        while j < len(order) and prev is not None:  # queries after the last frame's timestamp
-            out[order[j]] = crop_resize(prev[1].to_ndarray(format="rgb24"), size)
-            filled[order[j]] = True
+        while j < len(query) and prev is not None:  # queries after the last frame's timestamp
+            yield crop_resize(prev[1].to_ndarray(format="rgb24"), size)
             j += 1
-    if not filled.all():
+    if j < len(query):
         raise ClipDataError(path, None, "frames", "the video has no decodable frames")
+
+
+def resample_video(path: Path, query: np.ndarray, size: int) -> np.ndarray:
+    """Frames nearest to each query time (seconds from the stream start), cropped and resized: (Q, S, S, 3)."""
+    query = np.asarray(query, dtype=np.float64)
+    order = np.argsort(query, kind="stable")
+    out = np.zeros((len(query), size, size, 3), np.uint8)
+    for i, frame in zip(order, iter_resampled_frames(path, query[order], size)):
+        out[i] = frame
     return out
 
 
 # ---- recordings -> clips ----
 
-def recording_clips(recording: Path, settings: ClipSettings) -> Iterator[tuple[str, float, dict[str, np.ndarray]]]:
-    """Yield (key, start time, {file name: array}) for every clip of one recording folder."""
+def recording_clips(recording: Path, settings: ClipSettings, done: Callable[[str], bool] | None = None,
+                    stats: dict | None = None) -> Iterator[tuple[str, float, dict[str, np.ndarray]]]:
+    """Yield (key, start time, {file name: array}) for every clip of one recording folder, one clip at a time.
+
+    ``done(key)``: clips already written are not yielded; when every clip is done nothing is decoded, otherwise
+    decoding starts at the keyframe before the first missing clip.
+    """
     video = recording / "rgb.mp4"
     if not video.is_file():
         raise FileNotFoundError(f"{video}: every recording needs rgb.mp4 (it defines the clips)")
     width, height, _, duration = video_info(video)
     starts = clip_starts(duration, settings.stride_s)
-    if not starts:
+    base = recording.name.replace(".", "_")
+    keys = [f"{base}__{i:04d}" for i in range(len(starts))]
+    todo = [i for i, key in enumerate(keys) if done is None or not done(key)]
+    if not todo:
         return
+    first = todo[0]
     meta_path = recording / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     depth = None
@@ -295,31 +449,51 @@ def recording_clips(recording: Path, settings: ClipSettings) -> Iterator[tuple[s
     cam = read_tum(recording / "camera.txt") if (recording / "camera.txt").is_file() else None
 
     video_spec, traj_spec = MODALITIES["rgb"], MODALITIES["cam"]
-    video_t = np.asarray([s + k / video_spec.fps for s in starts for k in range(video_spec.frames)])
-    frames = resample_video(video, video_t, settings.size).reshape(len(starts), video_spec.frames,
-                                                                    settings.size, settings.size, 3)
+    offsets = np.arange(video_spec.frames) / video_spec.fps
+    # with an overlapping stride the frame times of consecutive clips interleave: decode them in time order
+    video_t = np.asarray([s + o for s in starts[first:] for o in offsets])
+    order = np.argsort(video_t, kind="stable")
+    seek = max(0.0, starts[first] - 1.0) if first > 0 else None  # a margin so the nearest earlier frame is seen
+    frames_by_query: dict[int, np.ndarray] = {}
+    consumed = 0
+    frames = iter_resampled_frames(video, video_t[order], settings.size, seek, stats)
     x0, y0, side = centre_crop_box(width, height)
-    base = recording.name.replace(".", "_")
-    for i, start in enumerate(starts):
-        arrays: dict[str, np.ndarray] = {"rgb.npy": frames[i]}
-        vt = video_t[i * video_spec.frames: (i + 1) * video_spec.frames]
-        tt = start + np.arange(traj_spec.frames) / traj_spec.fps
+    todo_set = set(todo)
+    try:
+        for n, i in enumerate(range(first, len(starts))):
+            wanted = range(n * video_spec.frames, (n + 1) * video_spec.frames)
+            while not all(q in frames_by_query for q in wanted):
+                frames_by_query[int(order[consumed])] = next(frames)
+                consumed += 1
+            clip_frames = np.stack([frames_by_query.pop(q) for q in wanted])
+            # only frames of later clips stay buffered (one clip's worth at most, more with an overlapping stride)
+            if i not in todo_set:
+                continue
+            start = starts[i]
+            arrays: dict[str, np.ndarray] = {"rgb.npy": clip_frames}
+            vt = start + offsets
+            tt = start + np.arange(traj_spec.frames) / traj_spec.fps
+            if depth is not None:
+                picks = nearest_indices(depth.times, vt) if len(depth.times) > 1 else np.zeros(len(vt), int)
+                if np.all(np.abs(depth.times[picks] - vt) <= 0.5 / video_spec.fps):
+                    metric = np.stack([resize_depth(depth.frame(p), settings.size, settings.depth_resize)
+                                       for p in picks])
+                    arrays["depth.npy"] = normalize_depth(metric).astype(np.float16)
+                    arrays["depth_metric.npy"] = metric.astype(np.float16)
+            if gaze is not None:
+                xy, ok = sample_gaze(*gaze, tt, settings.gaze_max_gap_s)
+                if ok.any():
+                    uv = (xy - [x0, y0]) / side
+                    uv = np.where(ok[:, None], uv, 0.0)
+                    arrays["gaze.npy"] = np.concatenate([uv, ok[:, None]], 1).astype(np.float32)
+            if cam is not None and cam[0][0] <= tt[0] + 1e-6 and cam[0][-1] >= tt[-1] - 1e-6:
+                poses = interpolate_poses(cam[0], cam[1], np.clip(tt, cam[0][0], cam[0][-1]))
+                arrays["cam.npy"] = poses.astype(np.float32)
+            yield keys[i], start, arrays
+    finally:
+        frames.close()
         if depth is not None:
-            picks = nearest_indices(depth.times, vt) if len(depth.times) > 1 else np.zeros(len(vt), int)
-            if np.all(np.abs(depth.times[picks] - vt) <= 0.5 / video_spec.fps):
-                metric = np.stack([crop_resize(depth.frame(p), settings.size) for p in picks])
-                arrays["depth.npy"] = normalize_depth(metric).astype(np.float16)
-                arrays["depth_metric.npy"] = metric.astype(np.float16)
-        if gaze is not None:
-            xy, ok = sample_gaze(*gaze, tt, settings.gaze_max_gap_s)
-            if ok.any():
-                uv = (xy - [x0, y0]) / side
-                uv = np.where(ok[:, None], uv, 0.0)
-                arrays["gaze.npy"] = np.concatenate([uv, ok[:, None]], 1).astype(np.float32)
-        if cam is not None and cam[0][0] <= tt[0] + 1e-6 and cam[0][-1] >= tt[-1] - 1e-6:
-            poses = interpolate_poses(cam[0], cam[1], np.clip(tt, cam[0][0], cam[0][-1]))
-            arrays["cam.npy"] = poses.astype(np.float32)
-        yield f"{base}__{i:04d}", start, arrays
+            depth.close()
 
 
 def prepare_clips(raw_root: str | os.PathLike, out_root: str | os.PathLike, dataset: str,
@@ -334,14 +508,18 @@ def prepare_clips(raw_root: str | os.PathLike, out_root: str | os.PathLike, data
     recordings = sorted(p for p in raw_root.iterdir() if p.is_dir() and (p / "rgb.mp4").is_file())
     if not recordings:
         raise FileNotFoundError(f"{raw_root}: no recording folders with rgb.mp4")
-    counts = {"recordings": len(recordings), "clips": 0, "skipped": 0}
+    counts = {"recordings": len(recordings), "clips": 0, "skipped": 0, "frames_decoded": 0}
     counts.update({m: 0 for m in MODALITIES})
+
+    def done(key: str) -> bool:
+        if (target / key / "meta.json").is_file():
+            counts["skipped"] += 1
+            return True
+        return False
+
     for recording in tqdm(recordings, desc=f"clips {dataset}", disable=not progress):
-        for key, start, arrays in recording_clips(recording, settings):
+        for key, start, arrays in recording_clips(recording, settings, done, counts):
             folder = target / key
-            if (folder / "meta.json").is_file():
-                counts["skipped"] += 1
-                continue
             present = sorted(name[:-4] for name in arrays if name[:-4] in MODALITIES)
             with atomic_dir(folder) as tmp:
                 for name, array in arrays.items():

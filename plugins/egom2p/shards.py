@@ -4,12 +4,17 @@ Layout (the official one, papers.md 5.1)::
 
     ROOT/<modality>/<dataset>/shard-000000.tar    members "<clip key>.npy": int tokens shaped like the token grid
     ROOT/<modality>/<dataset>/info.json           tokenizer, vocab_size, token_grid, samples
+    ROOT/<modality>/<dataset>/index.json          {shard name: [clip keys]}: which clip sits in which tar
 
-Every modality of a dataset uses the same shard names and the same clip keys, so a sample is the join of one key
-across the modality folders; a modality folder or a key that is absent makes that modality *unavailable* for the
-sample (zero masking budget). Shards are written through a temporary file and renamed, so a reader never sees a
-half-written tar. The stream is deterministic in (seed, rank, world size, worker), which is what makes resuming a
-run exact: the trainer replays it and drops the batches it already used.
+A sample is the join of one clip key across the modality folders; a modality folder or a key that is absent makes
+that modality *unavailable* for the sample (zero masking budget). The join reads one shard name of every modality
+at a time, so every modality must put a clip in the same shard name: ``tokenize`` places a clip by its position in
+the dataset's full clip list (not among the clips that have the modality), so a clip without gaze leaves a gap
+instead of shifting every later gaze tar. The reader checks the indexes against each other and against the tars
+and refuses, naming clip and shards, any key that sits in different shard names (which would otherwise split one
+clip into several partial samples). Shards are written through a temporary file and renamed, so a reader never
+sees a half-written tar. The stream is deterministic in (seed, rank, world size, worker), which is what makes
+resuming a run exact: the trainer replays it and drops the batches it already used.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from egoforge.egom2p.masking import MaskingConfig, mask_sample
 from egoforge.egom2p.modalities import Modality
 
 SHARD_PATTERN = "shard-{:06d}.tar"
+INDEX_FILE = "index.json"
 
 
 class ShardFormatError(ValueError):
@@ -51,6 +57,8 @@ class TokenShardWriter:
         self.modality, self.dataset, self.info = modality, dataset, dict(tokenizer_info)
         self.samples_per_shard = samples_per_shard
         self.shard, self.in_shard, self.total = 0, 0, 0
+        self.index: dict[str, list[str]] = {}  # shard name -> keys, written as index.json
+        self._keys: set[str] = set()
         self._writer = None
         self._tmp: Path | None = None
 
@@ -67,22 +75,37 @@ class TokenShardWriter:
             self.shard += 1
             self.in_shard = 0
 
-    def write(self, key: str, tokens: np.ndarray) -> None:
+    def write(self, key: str, tokens: np.ndarray, shard: int | None = None) -> None:
+        """Append one clip. ``shard``: the tar number to put it in (non-decreasing; numbers may be skipped), so
+        that every modality of a dataset places a clip in the same tar; None fills tars of ``samples_per_shard``."""
         if "." in key or "/" in key:
             raise ShardFormatError(f"clip key {key!r}: WebDataset keys may not contain '.' or '/'")
+        if key in self._keys:
+            raise ShardFormatError(f"{self.folder}: clip key {key!r} written twice")
+        if shard is not None:
+            current = self.shard  # the open tar, or the next one to open
+            if shard < current:
+                raise ShardFormatError(f"{self.folder}: clip {key!r} asks for shard {shard} after shard {current} "
+                                       "was started (shard numbers must not decrease)")
+            if shard > current:
+                self._close()
+                self.shard = shard
         if self._writer is None:
             self._open()
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(tokens, dtype=np.int32), allow_pickle=False)
         self._writer.write({"__key__": key, "npy": buffer.getvalue()})
+        self._keys.add(key)
+        self.index.setdefault(SHARD_PATTERN.format(self.shard), []).append(key)
         self.in_shard += 1
         self.total += 1
-        if self.in_shard >= self.samples_per_shard:
+        if shard is None and self.in_shard >= self.samples_per_shard:
             self._close()
 
     def close(self) -> Path:
         self._close()
         info = {"modality": self.modality, "dataset": self.dataset, "samples": self.total, **self.info}
+        atomic_write_json(self.folder / INDEX_FILE, self.index, indent=None)
         atomic_write_json(self.folder / "info.json", info)
         return self.folder
 
@@ -120,6 +143,55 @@ def read_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except tarfile.TarError as exc:
         raise ShardFormatError(f"{path}: not a readable tar ({exc})") from None
     return out
+
+
+def shard_keys(path: str | os.PathLike) -> list[str]:
+    """The clip keys of one tar's token members, from the tar headers only (the arrays are not read)."""
+    keys = []
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                name = os.path.basename(member.name)
+                key, _, ext = name.partition(".")
+                if member.isfile() and ext in ("npy", "npz"):
+                    keys.append(key)
+    except tarfile.TarError as exc:
+        raise ShardFormatError(f"{path}: not a readable tar ({exc})") from None
+    return keys
+
+
+def read_index(folder: Path) -> dict[str, list[str]]:
+    """{shard name: keys} of one modality folder, checked against the tars on disk and info.json's count.
+
+    Folders written before the index existed (or by other tools) are indexed from the tar headers."""
+    shards = sorted(p.name for p in folder.glob("shard-*.tar"))
+    path = folder / INDEX_FILE
+    if path.is_file():
+        try:
+            index = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ShardFormatError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(index, dict) or not all(isinstance(v, list) for v in index.values()):
+            raise ShardFormatError(f"{path}: expected {{shard name: [clip keys]}}")
+        missing, extra = sorted(set(index) - set(shards)), sorted(set(shards) - set(index))
+        if missing or extra:
+            raise ShardFormatError(f"{path}: lists shards {missing} that are not in the folder and the folder has "
+                                   f"shards {extra} it does not list; the folder was changed after writing, "
+                                   "re-run `egoforge egom2p tokenize` for it")
+    else:
+        index = {name: shard_keys(folder / name) for name in shards}
+    seen: dict[str, str] = {}
+    for name, keys in index.items():
+        for key in keys:
+            if key in seen:
+                raise ShardFormatError(f"{folder}: clip key {key!r} is in both {seen[key]} and {name}")
+            seen[key] = name
+    info = folder / "info.json"
+    if info.is_file():
+        samples = json.loads(info.read_text()).get("samples")
+        if samples is not None and samples != len(seen):
+            raise ShardFormatError(f"{info}: samples = {samples}, but the shards hold {len(seen)} clips")
+    return index
 
 
 def read_info(folder: Path) -> dict:
@@ -167,7 +239,28 @@ class TokenDataset:
                 raise ShardFormatError(f"data.datasets.{name}.{role}: unknown modalities {unknown}")
         self.input_ok = np.array([m in self.folders and (spec.inputs is None or m in spec.inputs) for m in table])
         self.target_ok = np.array([m in self.folders and (spec.targets is None or m in spec.targets) for m in table])
-        self.shards = sorted({p.name for f in self.folders.values() for p in f.glob("shard-*.tar")})
+        self.index = {m: read_index(f) for m, f in self.folders.items()}
+        self._check_join()
+        self.shards = sorted({name for index in self.index.values() for name in index})
+
+    def _check_join(self) -> None:
+        """Every clip key must sit in the same shard name in every modality that has it (the join reads one shard
+        name at a time); anything else would split a clip into partial samples, so it is refused by name."""
+        home: dict[str, tuple[str, str]] = {}
+        conflicts = []
+        for modality, index in self.index.items():
+            for name, keys in index.items():
+                for key in keys:
+                    first = home.setdefault(key, (modality, name))
+                    if first[1] != name:
+                        conflicts.append((key, first, (modality, name)))
+        if conflicts:
+            key, (m1, s1), (m2, s2) = conflicts[0]
+            raise ShardFormatError(
+                f"dataset {self.name!r}: {len(conflicts)} clip key(s) sit in different shards across modalities, "
+                f"e.g. {key!r} in {self.folders[m1] / s1} but {self.folders[m2] / s2}; the modalities were "
+                "tokenized from different clip lists or placed by position among the clips having each modality "
+                "(an older egoforge): re-run `egoforge egom2p tokenize` for every modality of this dataset")
 
     @staticmethod
     def _check(folder: Path, modality: Modality) -> None:
@@ -181,7 +274,14 @@ class TokenDataset:
 
     def read(self, shard: str) -> list[tuple[str, dict[str, np.ndarray]]]:
         """Samples of one shard name: key -> {modality: tokens} for the modalities that have the key."""
-        per_modality = {m: read_shard(f / shard) for m, f in self.folders.items() if (f / shard).is_file()}
+        per_modality = {m: read_shard(f / shard) for m, f in self.folders.items() if shard in self.index[m]}
+        for m, tokens in per_modality.items():
+            listed = self.index[m][shard]
+            if set(tokens) != set(listed) or len(tokens) != len(listed):
+                raise ShardFormatError(
+                    f"{self.folders[m] / shard}: holds {len(tokens)} clips but {INDEX_FILE} lists {len(listed)} "
+                    f"(first differences: {sorted(set(tokens) ^ set(listed))[:3]}); the tar was replaced after "
+                    "writing, re-run `egoforge egom2p tokenize` for this modality")
         keys = sorted({k for tokens in per_modality.values() for k in tokens})
         samples = []
         for key in keys:

@@ -41,7 +41,9 @@ def video_to_tensor(clips: np.ndarray, modality: str) -> torch.Tensor:
     elif modality == "depth":
         if clips.ndim != 4:
             raise ValueError(f"depth clips must be (B, T, H, W), got {clips.shape}")
-        x = torch.from_numpy(clips.astype(np.float32) * 2.0 - 1.0)[:, None].expand(-1, 3, -1, -1, -1)
+        # Sensor holes are NaN in the normalised clip; a tokenizer needs a number, so they enter as 0 (near).
+        depth = np.nan_to_num(clips.astype(np.float32), nan=0.0)
+        x = torch.from_numpy(depth * 2.0 - 1.0)[:, None].expand(-1, 3, -1, -1, -1)
     else:
         raise ValueError(f"not a video modality: {modality!r}")
     return x.contiguous()

@@ -24,6 +24,7 @@ from egoforge.egom2p.clips import (
     prepare_clips,
     read_gaze_csv,
     read_tum,
+    resize_depth,
     sample_gaze,
     video_info,
 )
@@ -43,7 +44,7 @@ def test_pure_helpers():
     assert nearest_indices(times, np.array([0.0, 0.02, 0.05, 0.2])).tolist() == [0, 1, 2, 3]
     assert centre_crop_box(80, 60) == (10, 0, 60) and centre_crop_box(60, 80) == (0, 10, 60)
     depth = np.array([[2.0, 4.0], [np.nan, 3.0]])
-    assert np.allclose(normalize_depth(depth), [[0.0, 1.0], [0.0, 0.5]])
+    assert np.allclose(normalize_depth(depth), [[0.0, 1.0], [np.nan, 0.5]], equal_nan=True)
     assert (normalize_depth(np.full((2, 2), 5.0)) == 0).all()
     img = np.zeros((60, 80, 3), np.uint8)
     img[:, 10:70] = 200  # the centre square is uniform: the crop must not see the black side bands
@@ -90,7 +91,7 @@ def test_depth_camera_and_gaze_are_aligned_with_their_sources(egom2p_raw_and_cli
         depth, stamps = data["depth"], data["timestamps"]
     picks = nearest_indices(stamps, 2.0 + np.arange(16) / 8.0)
     metric = np.load(clips / "rec00_take__0001" / "depth_metric.npy")
-    assert np.allclose(metric, np.stack([crop_resize(depth[i], 32) for i in picks]), rtol=1e-3)
+    assert np.allclose(metric, np.stack([resize_depth(depth[i], 32) for i in picks]), rtol=1e-3)
     png_metric = np.load(clips / "rec01__0000" / "depth_metric.npy").astype(np.float64)
     assert png_metric.min() > 1.0 and png_metric.max() < 5.0  # millimetre PNGs scaled to metres
 

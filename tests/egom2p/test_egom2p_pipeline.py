@@ -97,8 +97,13 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
              str(toks["cam"]), "--samples-per-shard", "4", "--quiet"]
     assert cli(again) == 0  # same clips, same tokenizer weights: left alone
     assert (shards / "cam" / "synth" / "shard-000000.tar").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in (shards / "cam" / "synth").iterdir()) == ["info.json", "shard-000000.tar",
-                                                                             "shard-000001.tar"]
+    assert sorted(p.name for p in (shards / "cam" / "synth").iterdir()) == ["index.json", "info.json",
+                                                                             "shard-000000.tar", "shard-000001.tar"]
+    # every clip joins with exactly its modalities (rec02 has no gaze or depth), as the trainer reads them
+    capsys.readouterr()
+    assert cli(["egom2p", "stats", str(shards), "--clips", str(clips), "--json"]) == 0
+    combinations = json.loads(capsys.readouterr().out)["synth"]["combinations"]
+    assert combinations == {"rgb+depth+gaze+cam": 4, "rgb+cam": 2}
 
     # EgoM2P on those shards, then the four tasks
     model = tmp_path / "model"

@@ -43,8 +43,8 @@ def test_writer_round_trip_is_webdataset_compatible(tmp_path):
         for key, tokens in rows.items():
             writer.write(key, tokens)
     folder = tmp_path / "cam" / "ds"
-    assert sorted(p.name for p in folder.iterdir()) == ["info.json", "shard-000000.tar", "shard-000001.tar",
-                                                        "shard-000002.tar"]
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json", "info.json", "shard-000000.tar",
+                                                        "shard-000001.tar", "shard-000002.tar"]
     info = json.loads((folder / "info.json").read_text())
     assert info["samples"] == 5 and info["token_grid"] == [30] and info["vocab_size"] == 256
     read = {}
@@ -164,3 +164,111 @@ def test_bad_token_counts_are_reported(tmp_path):
         TokenDataset(tmp_path, "ds", DatasetSpec(), table).read("shard-000000.tar")
     with tarfile.open(tmp_path / "cam" / "ds" / "shard-000000.tar") as tar:
         assert tar.getnames() == ["a.npy"]
+
+
+# ---- join by clip key across several shards (issue 16) ----
+
+def _all_samples(dataset):
+    return [item for shard in dataset.shards for item in dataset.read(shard)]
+
+
+def test_several_shards_with_a_clip_missing_camera_join_by_key(tmp_path):
+    """8 clips, clip 1 without camera, 2 clips per tar: each clip is one sample with all of its modalities (before
+    the fix the camera tars drifted one clip against the gaze tars: 4 of 7 complete clips joined, plus 4 gaze-only
+    and 3 camera-only samples)."""
+    from egoforge.egom2p.modalities import modality_table
+    from egoforge.egom2p.pretokenize import tokenize_clips
+    from egoforge.testing.egom2p_data import IdTrajectoryTokenizer, write_clips_missing_camera
+
+    write_clips_missing_camera(tmp_path / "clips")
+    for m in ("gaze", "cam"):
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+                       progress=False)
+    assert len(list((tmp_path / "tokens" / "cam" / "ds").glob("*.tar"))) == 4  # tar 0 holds only clip 0
+    dataset = TokenDataset(tmp_path / "tokens", "ds", DatasetSpec(), modality_table())
+    samples = _all_samples(dataset)
+    assert sorted(k for k, _ in samples) == [f"clip{i:05d}" for i in range(8)]
+    for key, sample in samples:
+        i = int(key[4:])
+        assert set(sample) == ({"gaze"} if i == 1 else {"gaze", "cam"}), key
+        assert all((tokens == i).all() for tokens in sample.values()), key  # both halves come from the same clip
+    stream = MixtureBatches(DataConfig(root=str(tmp_path / "tokens"), datasets={"ds": DatasetSpec()},
+                                       shuffle_buffer=1), modality_table(), MaskingConfig(40, 40), 4, seed=0)
+    for batch in itertools.islice(iter(stream), 6):
+        mods = batch["modalities"]
+        for row, key in enumerate(batch["keys"]):
+            i = int(key[4:])
+            assert (mods["gaze"]["tokens"][row] == i).all()
+            assert (mods["cam"]["tokens"][row] == (0 if i == 1 else i)).all()
+            if i == 1:  # no camera: nothing of it visible, nothing of it to predict
+                assert mods["cam"]["input_mask"][row].all() and mods["cam"]["target_mask"][row].all()
+
+
+def test_shards_placed_by_position_per_modality_are_refused_by_name(tmp_path):
+    """Shards written the old way (each modality numbered among the clips that have it) must not be joined."""
+    from egoforge.egom2p.modalities import modality_table
+
+    table = modality_table()
+    keys = [f"clip{i:05d}" for i in range(8)]
+    for m, have in (("gaze", keys), ("cam", [k for k in keys if k != "clip00001"])):
+        with TokenShardWriter(tmp_path, m, "ds", _info(table, m), samples_per_shard=2) as writer:
+            for k in have:
+                writer.write(k, np.zeros(30, np.int32))
+    with pytest.raises(ShardFormatError, match=r"3 clip key\(s\) sit in different shards.*'clip00002'.*"
+                                               r"shard-000001\.tar.*shard-000000\.tar.*tokenize"):
+        TokenDataset(tmp_path, "ds", DatasetSpec(), table)
+    (tmp_path / "cam" / "ds" / "index.json").unlink()  # shards from another tool: indexed from the tar headers
+    with pytest.raises(ShardFormatError, match="sit in different shards"):
+        TokenDataset(tmp_path, "ds", DatasetSpec(), table)
+
+
+def test_index_disagreeing_with_the_tars_is_refused(tmp_path):
+    from egoforge.egom2p.modalities import modality_table
+
+    table = modality_table()
+    with TokenShardWriter(tmp_path, "cam", "ds", _info(table, "cam"), samples_per_shard=2) as writer:
+        for i in range(4):
+            writer.write(f"k{i}", np.zeros(30, np.int32))
+    folder = tmp_path / "cam" / "ds"
+    assert json.loads((folder / "index.json").read_text()) == {"shard-000000.tar": ["k0", "k1"],
+                                                              "shard-000001.tar": ["k2", "k3"]}
+    tars = {p.name: p.read_bytes() for p in folder.glob("*.tar")}
+    (folder / "shard-000000.tar").write_bytes(tars["shard-000001.tar"])  # a tar replaced after writing
+    dataset = TokenDataset(tmp_path, "ds", DatasetSpec(), table)
+    with pytest.raises(ShardFormatError, match=r"shard-000000\.tar: holds 2 clips but index\.json.*k0"):
+        dataset.read("shard-000000.tar")
+    (folder / "shard-000001.tar").unlink()
+    with pytest.raises(ShardFormatError, match=r"index\.json: lists shards \['shard-000001\.tar'\]"):
+        TokenDataset(tmp_path, "ds", DatasetSpec(), table)
+    writer = TokenShardWriter(tmp_path, "gaze", "ds", _info(table, "gaze"))
+    writer.write("a", np.zeros(30), shard=2)
+    with pytest.raises(ShardFormatError, match="written twice"):
+        writer.write("a", np.zeros(30), shard=2)
+    with pytest.raises(ShardFormatError, match="must not decrease"):
+        writer.write("b", np.zeros(30), shard=1)
+
+
+def test_resumed_tokenize_redoes_a_modality_whose_clip_list_changed(tmp_path):
+    """A clip added after tokenizing shifts every later clip's shard: a modality whose own sample count did not
+    change (the new clip lacks it) must still be rewritten, or its shards would no longer line up with the others."""
+    from egoforge.egom2p.modalities import modality_table
+    from egoforge.egom2p.pretokenize import tokenize_clips
+    from egoforge.testing.egom2p_data import IdTrajectoryTokenizer, write_clips_missing_camera
+
+    folder = write_clips_missing_camera(tmp_path / "clips", without_cam=())
+    for m in ("gaze", "cam"):
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+                       progress=False)
+    stamp = (tmp_path / "tokens" / "gaze" / "ds" / "info.json").stat().st_mtime_ns
+    new = folder / "clip00002b"  # sorts between clip00002 and clip00003, has a camera but no gaze
+    new.mkdir()
+    np.save(new / "cam.npy", np.tile(np.eye(4, dtype=np.float32), (60, 1, 1)))
+    (new / "meta.json").write_text('{"modalities": ["cam"]}\n')
+    for m in ("gaze", "cam"):
+        tokenize_clips(IdTrajectoryTokenizer(m), m, tmp_path / "clips", tmp_path / "tokens", samples_per_shard=2,
+                       progress=False)
+    assert (tmp_path / "tokens" / "gaze" / "ds" / "info.json").stat().st_mtime_ns != stamp  # rewritten
+    dataset = TokenDataset(tmp_path / "tokens", "ds", DatasetSpec(), modality_table())
+    samples = dict(_all_samples(dataset))
+    assert len(samples) == 9 and set(samples["clip00002b"]) == {"cam"}
+    assert all(set(s) == {"gaze", "cam"} for k, s in samples.items() if k != "clip00002b")
