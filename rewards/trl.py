@@ -73,8 +73,8 @@ class Ego3STRLRewards:
                 self._rng.shuffle(order)
             n = max(1, self.num_generations // 2)
             texts = self.shuffled_sampler(prompt, [images[i] for i in order], n)
-            shuffled = [score_response(t, solution, problem_type, RewardSettings(irl=False))["accuracy"]
-                        for t in texts]
+            plain = RewardSettings(irl=False, answer_rules=self.settings.answer_rules)
+            shuffled = [score_response(t, solution, problem_type, plain)["accuracy"] for t in texts]
             bonuses = self.settings.temporal_bonus([rows[i]["accuracy"] for i in group], shuffled)
         for i, bonus in zip(group, bonuses):
             rows[i]["temporal_bonus"] = bonus

@@ -70,38 +70,44 @@ def test_objects_are_the_first_object_section_split_on_commas():
         "o0", "o1", "o2", "o3", "o4"]
 
 
-@pytest.mark.parametrize("problem_type, answer, truth, expected", [
-    ("multiple choice", "B", "B", 1.0),
-    ("multiple choice", "(B)", "B", 1.0),
-    ("multiple choice", "B. red ball", "B", 1.0),
-    ("multiple choice", "b", "B", 1.0),
-    ("multiple choice", "C", "B", 0.0),
-    ("multiple choice", "B or C", "B", 0.0),
-    ("multiple choice", "", "B", 0.0),
-    ("numerical", "3", "3", 1.0),
-    ("numerical", "3.0", "3", 0.0),  # decimal presence must match (reference code)
-    ("numerical", "3.004", "3.00", 1.0),
-    ("numerical", "3.006", "3.00", 0.0),
-    ("numerical", "1,234", "1234", 0.0),
-    ("numerical", "nan", "3", 0.0),
-    ("numerical", "three", "3", 0.0),
-    ("OCR", "fragile", "fragile", 1.0),
-    ("OCR", "fragile glass", "fragile", 0.0),  # WER 1 -> 0
-    ("OCR", "handle with care", "handle with care please", 0.75),
-    ("OCR", "", "stop", 0.0),
-    ("free-form", "The camera wearer holds a red ball", "The camera wearer holds a red ball", 1.0),
-    ("free-form", "nothing in common", "red ball", 0.0),
-    ("regression", "2.0", "2.0", 1.0),
-    ("regression", "3", "2", 0.5),
-    ("regression", "10", "2", 0.0),
-    ("regression", "0", "0", 1.0),
-    ("regression", "inf", "2", 0.0),
-    ("regression", "1e308", "-1e308", 0.0),
-    ("regression", "nan", "2", 0.0),
-    ("unknown type", "B", "B", 0.0),
+LENIENT = acc.AnswerRules(lenient_choice=True, guarded_regression=True)
+
+
+@pytest.mark.parametrize("problem_type, answer, truth, official, lenient", [
+    ("multiple choice", "B", "B", 1.0, 1.0),
+    ("multiple choice", "(B)", "B", 0.0, 1.0),  # official: exact text match only
+    ("multiple choice", "B. red ball", "B", 0.0, 1.0),
+    ("multiple choice", "b", "B", 0.0, 1.0),
+    ("multiple choice", "C", "B", 0.0, 0.0),
+    ("multiple choice", "B or C", "B", 0.0, 0.0),
+    ("multiple choice", "", "B", 0.0, 0.0),
+    ("multiple choice", "", "", 1.0, 0.0),  # official: two empty answers are equal
+    ("numerical", "3", "3", 1.0, 1.0),
+    ("numerical", "3.0", "3", 0.0, 0.0),  # decimal presence must match (reference code)
+    ("numerical", "3.004", "3.00", 1.0, 1.0),
+    ("numerical", "3.006", "3.00", 0.0, 0.0),
+    ("numerical", "1,234", "1234", 0.0, 0.0),
+    ("numerical", "nan", "3", 0.0, 0.0),
+    ("numerical", "inf", "inf", 1.0, 1.0),
+    ("numerical", "three", "3", 0.0, 0.0),
+    ("OCR", "fragile", "fragile", 1.0, 1.0),
+    ("OCR", "fragile glass", "fragile", 0.0, 0.0),  # WER 1 -> 0
+    ("OCR", "handle with care", "handle with care please", 0.75, 0.75),
+    ("OCR", "", "stop", 0.0, 0.0),
+    ("free-form", "The camera wearer holds a red ball", "The camera wearer holds a red ball", 1.0, 1.0),
+    ("free-form", "nothing in common", "red ball", 0.0, 0.0),
+    ("regression", "2.0", "2.0", 1.0, 1.0),
+    ("regression", "3", "2", 0.5, 0.5),
+    ("regression", "10", "2", 0.0, 0.0),
+    ("regression", "0", "0", 0.0, 1.0),  # official: (0 + 1e-9) / (0 + 1e-9) = 1 -> reward 0
+    ("regression", "inf", "2", 0.0, 0.0),
+    ("regression", "1e308", "-1e308", 0.0, 0.0),
+    ("regression", "nan", "2", 1.0, 0.0),  # official: a NaN ratio clips to 0 -> reward 1
+    ("unknown type", "B", "B", 0.0, 0.0),
 ])
-def test_accuracy_table(problem_type, answer, truth, expected):
-    assert acc.accuracy(answer, truth, problem_type) == pytest.approx(expected, abs=1e-6)
+def test_accuracy_table(problem_type, answer, truth, official, lenient):
+    assert acc.accuracy(answer, truth, problem_type) == pytest.approx(official, abs=1e-6)
+    assert acc.accuracy(answer, truth, problem_type, LENIENT) == pytest.approx(lenient, abs=1e-6)
 
 
 def _dp_edit(a, b):
