@@ -6,33 +6,28 @@
 * Length control: when more than one rollout of a group is accurate (> ``min_accuracy``), each accurate rollout
   whose length lies in [``min_tokens``, ``max_tokens``] earns ``bonus``.
 
-The official trainer makes these decisions on float32 tensors (accuracies are stored in float32, the means and the
-``ratio`` product are float32), so the thresholds compare float32-rounded values here too: in float64, for
-example, ordered 0.6 against 0.8 * shuffled 0.75 would miss the bonus that the official code pays.
+The official trainer makes these decisions on float32 torch tensors (accuracies stored in float32, float32 means,
+the ``ratio`` product in float32); they are made here with the same tensor operations, so ties decide alike: in
+float64, for example, ordered 0.6 against 0.8 * shuffled 0.75 would miss the bonus that the official code pays.
+(The official run reduces on CUDA, whose summation order can differ from the CPU's in the last float32 bit; only
+exact ties can tell the two apart.)
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-def f32(x: float) -> float:
-    """``x`` rounded to the nearest float32 (as ``torch.tensor(x, dtype=torch.float32)`` stores it)."""
-    return struct.unpack("f", struct.pack("f", x))[0]
+def _f32(values: Sequence[float]):
+    import torch
+
+    return torch.tensor(list(values), dtype=torch.float32)
 
 
-def f32_mean(values: Sequence[float]) -> float:
-    """Mean accumulated and divided in float32, in order."""
-    total = 0.0
-    for value in values:
-        total = f32(total + f32(value))
-    return f32(total / len(values))
-
-
-def _above(value: float, threshold: float) -> bool:
-    return f32(value) > f32(threshold)
+def _above(values: Sequence[float], threshold: float) -> list[bool]:
+    """``tensor(values, float32) > threshold``, as the official masks are built."""
+    return (_f32(values) > threshold).tolist()
 
 
 @dataclass(frozen=True)
@@ -47,9 +42,9 @@ class TemporalBonus:
             return []
         if not shuffled_accuracy:  # the official mean of no shuffled rollouts is NaN: the test fails, no bonus
             return [0.0] * len(ordered_accuracy)
-        if not f32_mean(ordered_accuracy) >= f32(f32(self.ratio) * f32_mean(shuffled_accuracy)):
+        if not bool(_f32(ordered_accuracy).mean() >= self.ratio * _f32(shuffled_accuracy).mean()):
             return [0.0] * len(ordered_accuracy)
-        return [self.bonus if _above(acc, self.min_accuracy) else 0.0 for acc in ordered_accuracy]
+        return [self.bonus if ok else 0.0 for ok in _above(ordered_accuracy, self.min_accuracy)]
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ class LengthBonus:
 
     def __call__(self, accuracy: Sequence[float], lengths: Sequence[int]) -> list[float]:
         """Bonus per rollout of one group, given accuracies and response lengths in tokens."""
-        accurate = [_above(acc, self.min_accuracy) for acc in accuracy]
+        accurate = _above(accuracy, self.min_accuracy)
         if sum(accurate) <= 1:
             return [0.0] * len(accuracy)
         return [
@@ -70,7 +65,6 @@ class LengthBonus:
 
     def for_member(self, accuracy: float, length: int, group_accuracy: Sequence[float]) -> float:
         """The bonus of one rollout, given the accuracies of its whole group (itself included)."""
-        accurate = sum(_above(acc, self.min_accuracy) for acc in group_accuracy)
-        if accurate <= 1 or not _above(accuracy, self.min_accuracy):
+        if sum(_above(group_accuracy, self.min_accuracy)) <= 1 or not _above([accuracy], self.min_accuracy)[0]:
             return 0.0
         return self.bonus if self.min_tokens <= length <= self.max_tokens else 0.0
