@@ -280,6 +280,13 @@ def test_corpus_holds_the_hard_cases():
     assert differ["multiple choice"] >= 50 and differ["regression"] >= 5, differ
 
 
+def object_list(rng):
+    """An ``<object>`` body: short and long lists (over N = 8 and over 32), empty entries, odd whitespace."""
+    count = rng.choice([0, 1, 3, 8, 9, 12, 33, 40])
+    separator = rng.choice([",", ", ", " ,", ",\n", ", ,", ",\u00a0"])
+    return rng.choice(["", " ", "\n"]) + separator.join(rng.choice(WORDS) for _ in range(count))
+
+
 class HashClip:
     """A deterministic stand-in for CLIP: the similarity of an object list is a function of its texts."""
 
@@ -307,9 +314,8 @@ def test_trl_reward_functions_match_the_official_reward_functions():
         rows = corpus(problem_type, rng)[:500]
         for start in range(0, len(rows), 5):
             group = rows[start:start + 5]
-            contents = [wrap(rng, oracle_answer(r), objects=", ".join(
-                rng.choice(WORDS) for _ in range(rng.randint(0, 12)))) if rng.random() < 0.5 else r
-                for r, _ in group]
+            contents = [wrap(rng, oracle_answer(r), objects=object_list(rng)) if rng.random() < 0.5 else r
+                        for r, _ in group]
             solution = group[0][1]
             completions = [[{"role": "assistant", "content": c}] for c in contents]
             kwargs = {"solution": [solution] * 5, "problem_type": [problem_type] * 5, "roi_path": ["roi.png"] * 5}
