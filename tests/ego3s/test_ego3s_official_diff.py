@@ -268,6 +268,26 @@ def test_accuracy_and_format_match_the_official_code(problem_type):
     assert not disagreements, f"{len(disagreements)}/{len(rows)} disagree, e.g. {disagreements[:3]}"
 
 
+SOUP = list("AaBb().: ,\n\t0123456789.e-+_naifINFx<>/") + [
+    "<answer>", "</answer>", "<think>", "</think>", "<object>", "</object>", "</answer", "\u00a0", "\u0663", "\u00e9",
+    "\u0130", "\u00df", "running", "dogs"]
+
+
+@pytest.mark.parametrize("problem_type", TYPE_PARAMS)
+def test_random_tag_soup_matches_the_official_code(problem_type):
+    """Random strings over tags, digits, number words and unicode: responses and (tagged) solutions."""
+    rng = random.Random(f"soup-{problem_type}")
+    disagreements = []
+    for _ in range(1000):
+        response = "".join(rng.choice(SOUP) for _ in range(rng.randint(0, 30)))
+        solution = "<answer>" + "".join(rng.choice(SOUP) for _ in range(rng.randint(0, 12))) + "</answer>"
+        ours = score_response(response, solution, problem_type, OFFICIAL)
+        if (ours["accuracy"], ours["format"]) != (oracle_accuracy(response, solution, problem_type),
+                                                  oracle_format(response, IRL_TAGS)):
+            disagreements.append((response, solution))
+    assert not disagreements, disagreements[:3]
+
+
 def test_corpus_holds_the_hard_cases():
     """The corpus exercises the cases where lenient parsing and the official code differ."""
     loose_settings = settings_from_kwargs(preset="official", lenient_choice=True, guarded_regression=True)
