@@ -21,7 +21,8 @@
 # GRPO, rollout n=5, lr 1e-6 (cosine), weight decay 0.01, KL 0.04 (low_var_kl = the k3 estimator), global batch 512
 # prompts with one policy update per batch, max prompt 16384 / response 768 tokens, grad clip 5, 2 epochs.
 # IRL reward at the paper's constants (alpha 0.5 on the penalty, N 5, H 1.1, lambda_o 0.21); add
-# `reward.custom_reward_function.reward_kwargs.preset=official` for the official code's (0.8 r_int, 0.025, N 8).
+# `reward.custom_reward_function.reward_kwargs.preset=official` for the official code's (0.8 r_int, 0.025, N 8, length
+# bonus on; its temporal bonus needs the TRL trainer).
 # ECR: probe 500, check every 100 steps, lambda_s 0.6. Frames: 2 fps, 4-16 frames, 128*28*28 pixels per frame.
 # The reward is loaded from `reward.custom_reward_function.path` (verl 0.9.1 silently ignores the old top-level
 # `custom_reward_function.path`), the manager `ego3s_irl` and trainer `ego3s_ecr` come from egoforge's

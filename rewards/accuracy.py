@@ -1,11 +1,25 @@
 """Accuracy of an extracted answer against the ground truth, per Video-R1 ``problem_type``.
 
-Every function returns a finite float in [0, 1] for any input strings; unparseable answers score 0.
+The default rules are the official Ego3S ``accuracy_reward`` (``src/ego3s/src/grpo_roi.py``), value for value:
+
+* multiple choice: the stripped ``<answer>`` texts must be equal (``"(A)"``, ``"a"``, ``"A. red"`` score 0 against
+  ``A``: the official reward teaches the policy to answer with the bare letter);
+* numerical: both or neither must contain ``.`` or ``,``; then ``float`` after dropping commas, equal at 2 decimals;
+* OCR: 1 - word error rate, clipped to [0, 1];
+* free-form: mean of the ROUGE-1/2/L F-measures with the Porter stemmer (``rouge_score``), clipped to [0, 1];
+* regression: ``1 - clip((|a - t| + 1e-9) / (|t| + 1e-9), 0, 1)``. The 1e-9 in the numerator makes an exact answer
+  of 0 to a truth of 0 score 0, and a NaN ratio (``"nan"``, ``inf - inf``) clips to 0 and scores 1;
+* anything unparseable scores 0, as the official ``try/except`` does.
+
+Two deviations are named options, off in every preset (``AnswerRules``): ``lenient_choice`` reads option letters
+(``"(B)"``, ``"b"``, ``"B. red cup"`` -> B), and ``guarded_regression`` scores an exact answer 1 (0 included) and a
+non-finite number 0.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from egoforge.rewards.answers import option_letter
 from egoforge.rewards.text_metrics import mean_rouge_f, word_error_rate
@@ -13,57 +27,78 @@ from egoforge.rewards.text_metrics import mean_rouge_f, word_error_rate
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 
 
+@dataclass(frozen=True)
+class AnswerRules:
+    """egoforge's deviations from the official answer checking; both off reproduces the official reward."""
+
+    lenient_choice: bool = False  # multiple choice: compare option letters, not the exact answer text
+    guarded_regression: bool = False  # regression: exact answer scores 1 (also for 0); non-finite numbers score 0
+
+
+OFFICIAL_RULES = AnswerRules()
+
+
 def parse_number(text: str) -> float | None:
-    """``"1,234.5"`` -> 1234.5; None when the text is not a finite number."""
+    """``"1,234.5"`` -> 1234.5; None when the text is not a finite number (used to validate data)."""
+    value = official_number(text.strip())
+    return value if value is not None and math.isfinite(value) else None
+
+
+def official_number(text: str) -> float | None:
+    """The official ``normalize_number``: ``float`` after dropping commas (``"nan"``, ``"inf"``, ``"1_0"`` parse)."""
     try:
-        value = float(text.strip().replace(",", ""))
+        return float(text.replace(",", ""))
     except (ValueError, OverflowError):
         return None
-    return value if math.isfinite(value) else None
 
 
-def multiple_choice(answer: str, truth: str) -> float:
-    """1 when the option letters agree ("B", "(B)", "B. red cup" all read as B)."""
-    return 1.0 if option_letter(answer) == option_letter(truth) and truth.strip() else 0.0
+def multiple_choice(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
+    """Official: 1 when the stripped texts are equal. ``lenient_choice``: when the option letters agree."""
+    if rules.lenient_choice:
+        return 1.0 if option_letter(answer) == option_letter(truth) and truth.strip() else 0.0
+    return 1.0 if answer.strip() == truth.strip() else 0.0
 
 
 def _has_decimal(text: str) -> bool:
     return "." in text or "," in text
 
 
-def numerical(answer: str, truth: str) -> float:
+def numerical(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
     """1 when both round to the same value at 2 decimals and both do (or don't) carry a decimal separator."""
     if _has_decimal(answer) != _has_decimal(truth):
         return 0.0
-    a, t = parse_number(answer), parse_number(truth)
+    a, t = official_number(answer), official_number(truth)
     if a is None or t is None:
         return 0.0
     return 1.0 if round(a, 2) == round(t, 2) else 0.0
 
 
-def ocr(answer: str, truth: str) -> float:
+def ocr(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
     """1 - word error rate, clipped to [0, 1]."""
-    return min(1.0, max(0.0, 1.0 - word_error_rate(truth, answer)))
+    return max(0.0, min(1.0, 1 - word_error_rate(truth, answer)))
 
 
-def free_form(answer: str, truth: str) -> float:
-    """Mean ROUGE-1/2/L F-measure."""
-    return min(1.0, max(0.0, mean_rouge_f(truth, answer)))
+def free_form(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
+    """Mean ROUGE-1/2/L F-measure (stemmed), clipped to [0, 1]."""
+    return max(0.0, min(1.0, mean_rouge_f(truth, answer)))
 
 
-def regression(answer: str, truth: str) -> float:
-    """1 - min(1, |answer - truth| / |truth|).
+def regression(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
+    """Official: ``1 - clip((|a - t| + 1e-9) / (|t| + 1e-9), 0, 1)`` (see the module docstring for its quirks).
 
-    A zero truth is guarded by 1e-9 in the denominator only: the reference code also adds 1e-9 to the numerator,
-    which scores an exact answer of 0 as 0; here an exact answer always scores 1.
+    ``guarded_regression``: ``1 - min(1, |a - t| / max(|t|, 1e-9))``, 0 for non-finite numbers.
     """
-    a, t = parse_number(answer), parse_number(truth)
+    a, t = official_number(answer), official_number(truth)
     if a is None or t is None:
         return 0.0
-    relative = abs(a - t) / max(abs(t), 1e-9)
-    if not math.isfinite(relative):
-        return 0.0
-    return 1.0 - min(1.0, max(0.0, relative))
+    if rules.guarded_regression:
+        if not (math.isfinite(a) and math.isfinite(t)):
+            return 0.0
+        relative = abs(a - t) / max(abs(t), 1e-9)
+        return 1.0 - min(1.0, relative) if math.isfinite(relative) else 0.0
+    relative = (abs(a - t) + 1e-9) / (abs(t) + 1e-9)
+    # min/max with a NaN second argument keep the first one, as in the official code: a NaN ratio becomes 0.
+    return 1 - min(1.0, max(0.0, relative))
 
 
 _BY_TYPE = {
@@ -75,7 +110,7 @@ _BY_TYPE = {
 }
 
 
-def accuracy(answer: str, truth: str, problem_type: str) -> float:
+def accuracy(answer: str, truth: str, problem_type: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
     """Dispatch on ``problem_type``; an unknown type scores 0 (as in the reference code)."""
     scorer = _BY_TYPE.get(problem_type)
-    return scorer(answer, truth) if scorer is not None else 0.0
+    return scorer(answer, truth, rules) if scorer is not None else 0.0

@@ -9,34 +9,62 @@ Settings come from ``reward.custom_reward_function.reward_kwargs`` (verl binds t
 ``preset`` (paper|official), ``irl`` (object tag + grounded terms, default true), ``clip_model`` (local CLIP
 folder), ``clip_backend``, ``clip_device``, and overrides ``lambda_o``, ``H``, ``N``, ``int_weight``,
 ``penalty_weight``, ``format_weight``, ``accuracy_weight``, ``length_control`` (Video-R1's length bonus, applied by
-the ``ego3s_irl`` manager), ``temporal`` (T-GRPO's shuffled-frame bonus: TRL adapter only, see ``rewards.trl``).
+the ``ego3s_irl`` manager), ``temporal`` (T-GRPO's shuffled-frame bonus: TRL adapter only, see ``rewards.trl``),
+``lenient_choice`` and ``guarded_regression`` (egoforge's answer-checking deviations, see ``rewards.accuracy``) and
+``max_clip_objects`` (cap on the objects CLIP embeds). ``length_control`` and ``temporal`` default to the preset:
+on for ``official`` (the official run scripts pass ``--temporal true --len_control true``), off for ``paper``.
+verl cannot roll out the shuffled-frame completions, so there ``temporal`` defaults to off and ``true`` is an error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from egoforge.rewards.accuracy import AnswerRules
 from egoforge.rewards.clip import load_clip
 from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig
 from egoforge.rewards.scoring import RewardSettings, score_response
 
 SETTING_KEYS = ("preset", "irl", "lambda_o", "H", "N", "int_weight", "penalty_weight", "format_weight",
-                "accuracy_weight", "length_control", "temporal")
+                "accuracy_weight", "length_control", "temporal", "lenient_choice", "guarded_regression",
+                "max_clip_objects")
+
+# Video-R1's group bonuses per preset: (length_control, temporal). The official run scripts switch both on.
+PRESET_BONUSES = {"paper": (False, False), "official": (True, True)}
 
 
 def settings_from_kwargs(preset: str = "paper", irl: bool = True, lambda_o: float | None = None,
                          H: float | None = None, N: int | None = None, int_weight: float | None = None,
                          penalty_weight: float | None = None, format_weight: float = 1.0,
-                         accuracy_weight: float = 1.0, length_control: bool = False, temporal: bool = False,
+                         accuracy_weight: float = 1.0, length_control: bool | None = None,
+                         temporal: bool | None = None, lenient_choice: bool = False,
+                         guarded_regression: bool = False, max_clip_objects: int | None = None,
                          **_: Any) -> RewardSettings:
     """RewardSettings from flat keyword arguments (reward_kwargs in verl, a recipe section for TRL)."""
     irl_config = IRLConfig.preset(preset, lambda_o=lambda_o, H=H, N=N, int_weight=int_weight,
                                   penalty_weight=penalty_weight)
+    default_length, default_temporal = PRESET_BONUSES[preset]
+    length_control = default_length if length_control is None else bool(length_control)
+    temporal = default_temporal if temporal is None else bool(temporal)
+    if max_clip_objects is not None and int(max_clip_objects) < 1:
+        raise ValueError(f"max_clip_objects must be >= 1 or unset, got {max_clip_objects!r}")
     return RewardSettings(irl=bool(irl), irl_config=irl_config, format_weight=float(format_weight),
                           accuracy_weight=float(accuracy_weight),
                           length_bonus=LengthBonus() if length_control else None,
-                          temporal_bonus=TemporalBonus() if temporal else None)
+                          temporal_bonus=TemporalBonus() if temporal else None,
+                          answer_rules=AnswerRules(lenient_choice=bool(lenient_choice),
+                                                   guarded_regression=bool(guarded_regression)),
+                          max_clip_objects=None if max_clip_objects is None else int(max_clip_objects))
+
+
+def verl_settings_from_kwargs(**kwargs: Any) -> RewardSettings:
+    """RewardSettings for verl: the T-GRPO bonus is off whatever the preset (verl rolls out no shuffled frames)."""
+    if kwargs.get("temporal"):
+        raise ValueError("reward_kwargs.temporal: the T-GRPO bonus needs extra shuffled-frame rollouts, which "
+                         "verl 0.9.1's agent loop does not produce; use egoforge's TRL trainer "
+                         "(ego3s_trl_grpo) for it, or drop the key")
+    return settings_from_kwargs(**{**kwargs, "temporal": False})
 
 
 def clip_from_kwargs(clip_model: str | None = None, clip_backend: str = "transformers",
@@ -55,7 +83,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     if not problem_type:
         raise ValueError(f"egoforge.rewards.ego3s: row {extra_info.get('index', '?')} ({data_source}): "
                          "extra_info has no 'problem_type'; convert the data with `egoforge ego3s convert`")
-    settings = settings_from_kwargs(**kwargs)
+    settings = verl_settings_from_kwargs(**kwargs)
     clip = clip_from_kwargs(**kwargs) if settings.irl else None
     return score_response(solution_str, str(ground_truth), str(problem_type), settings, clip,
                           extra_info.get("roi_path") or None)

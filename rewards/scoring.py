@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from egoforge.rewards.accuracy import OFFICIAL_RULES, AnswerRules
 from egoforge.rewards.accuracy import accuracy as accuracy_score
 from egoforge.rewards.answers import IRL_TAGS, R1_TAGS, count_objects, extract_tag, format_matches, parse_objects
 from egoforge.rewards.clip import SimilarityBackend
 from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig, grounded_flag, group_rate, interaction_reward, object_penalty
-
-# CLIP embeds at most this many listed objects per response; the penalty still counts all of them.
-MAX_CLIP_OBJECTS = 32
 
 
 @dataclass(frozen=True)
@@ -30,8 +28,12 @@ class RewardSettings:
     irl_config: IRLConfig = field(default_factory=IRLConfig)
     format_weight: float = 1.0
     accuracy_weight: float = 1.0
-    length_bonus: LengthBonus | None = None  # Video-R1 length control (off by default)
-    temporal_bonus: TemporalBonus | None = None  # Video-R1 T-GRPO (off by default; needs shuffled-frame rollouts)
+    length_bonus: LengthBonus | None = None  # Video-R1 length control (on in preset official)
+    temporal_bonus: TemporalBonus | None = None  # Video-R1 T-GRPO (on in preset official; TRL path only)
+    answer_rules: AnswerRules = OFFICIAL_RULES  # lenient parsing options, off by default
+    # CLIP embeds at most this many listed objects per response (None: all of them, as the official code does);
+    # the over-listing penalty always counts all of them.
+    max_clip_objects: int | None = None
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -51,14 +53,15 @@ def score_response(response: str, solution: str, problem_type: str, settings: Re
     Without a CLIP backend or interaction image the similarity is 0 (the rollout is never "grounded").
     """
     fmt = 1.0 if format_matches(response, settings.tags) else 0.0
-    acc = accuracy_score(extract_tag(response, "answer"), ground_truth_answer(solution), problem_type)
+    acc = accuracy_score(extract_tag(response, "answer"), ground_truth_answer(solution), problem_type,
+                         settings.answer_rules)
     out = {"accuracy": acc, "format": fmt}
     score = settings.accuracy_weight * acc + settings.format_weight * fmt
     if settings.irl:
         n_objects = count_objects(response)
         similarity = 0.0
         if clip is not None and roi_path and n_objects:
-            similarity = clip.max_similarity(parse_objects(response, limit=MAX_CLIP_OBJECTS), roi_path)
+            similarity = clip.max_similarity(parse_objects(response, limit=settings.max_clip_objects), roi_path)
         penalty = object_penalty(n_objects, settings.irl_config.N)
         out.update({"n_objects": float(n_objects), "clip_sim": similarity, "penalty": penalty})
         score += settings.irl_config.penalty_weight * penalty

@@ -7,7 +7,9 @@ response cannot stall a reward worker; the cap is far above any real answer (768
 
 Tokenisation follows the reference implementations the Video-R1 / Ego3S code calls: ``str.split()`` words for
 WER, and for ROUGE lower-cased ``[a-z0-9]+`` runs with the original Porter stemmer on tokens longer than three
-characters (``rouge_score``'s default tokenizer with ``use_stemmer=True``).
+characters (``rouge_score``'s default tokenizer with ``use_stemmer=True``, i.e. NLTK's ``PorterStemmer()`` in its
+default ``NLTK_EXTENSIONS`` mode: "dying" -> "die", "news" -> "news", where the original algorithm gives "dy", "new").
+The stemmer is required: without ``nltk`` the free-form reward raises instead of silently scoring unstemmed.
 """
 
 from __future__ import annotations
@@ -91,15 +93,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 def _stemmer():
     try:
         from nltk.stem.porter import PorterStemmer
-    except ImportError:  # nltk ships with LLaMA-Factory; without it ROUGE runs unstemmed
-        return None
-    return PorterStemmer("ORIGINAL_ALGORITHM")
+    except ImportError:
+        raise ImportError("the free-form (ROUGE) reward stems words with nltk's Porter stemmer, as rouge_score does; "
+                          "install nltk (`pip install nltk`) or score unstemmed explicitly with stem=False") from None
+    return PorterStemmer()  # rouge_score's DefaultTokenizer: the default (NLTK_EXTENSIONS) mode
 
 
 @lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
-    stemmer = _stemmer()
-    return stemmer.stem(token) if stemmer is not None and len(token) > 3 else token
+    return _stemmer().stem(token) if len(token) > 3 else token
 
 
 def rouge_tokens(text: str, stem: bool = True) -> list[str]:

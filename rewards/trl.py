@@ -65,16 +65,16 @@ class Ego3STRLRewards:
 
     def _temporal(self, rows: list[dict], group: list[int], solution: str, problem_type: str, prompt, images):
         """Add T-GRPO's bonus to one group's rows (in place) from shuffled-frame completions."""
-        if not images or len(images) < 2:
+        n = self.num_generations // 2  # the official trainer rolls out G // 2 shuffled completions
+        if not images or len(images) < 2 or n == 0:
             bonuses = [0.0] * len(group)
         else:
             order = list(range(len(images)))
-            while order == sorted(order):
+            while order == sorted(order):  # never the identity (torch.randperm in the official code can draw it)
                 self._rng.shuffle(order)
-            n = max(1, self.num_generations // 2)
             texts = self.shuffled_sampler(prompt, [images[i] for i in order], n)
-            shuffled = [score_response(t, solution, problem_type, RewardSettings(irl=False))["accuracy"]
-                        for t in texts]
+            plain = RewardSettings(irl=False, answer_rules=self.settings.answer_rules)
+            shuffled = [score_response(t, solution, problem_type, plain)["accuracy"] for t in texts]
             bonuses = self.settings.temporal_bonus([rows[i]["accuracy"] for i in group], shuffled)
         for i, bonus in zip(group, bonuses):
             rows[i]["temporal_bonus"] = bonus
@@ -94,7 +94,8 @@ class Ego3STRLRewards:
                                       rois[i] or None) for i in group]
             lengths = [len(completion_ids[i]) for i in group] if completion_ids is not None else None
             if self.settings.length_bonus is not None and lengths is None:
-                lengths = [len(texts[i].split()) for i in group]
+                raise ValueError("the length bonus counts completion tokens, but the trainer passed no "
+                                 "completion_ids to the reward functions (TRL >= 0.17 does)")
             for i, row in zip(group, finish_group(singles, self.settings, lengths)):
                 rows[i] = row
             if self.settings.temporal_bonus is not None:

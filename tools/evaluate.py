@@ -37,7 +37,7 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=0.5, help="sampling rate of the frames (official 0.5; "
                         "CholecTrack20 .png and EgoSurgery are 1.0 regardless)")
     parser.add_argument("--strict-json", action="store_true",
-                        help="score exactly like the benchmark script: no bare-letter fallback")
+                        help="score exactly like the benchmark script: no bare-letter fallback, no <think> dropping")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--device", help="transformers backend device (default: cuda if available)")
     parser.add_argument("--label", default="this run")

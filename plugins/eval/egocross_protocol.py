@@ -50,30 +50,36 @@ def _from_json(obj: object) -> tuple[str, str] | None:
     return (prediction if isinstance(prediction, str) else str(prediction), reason if isinstance(reason, str) else "")
 
 
-def parse_response(response: str, allow_bare_letter: bool = True) -> ParsedResponse:
+def _loads(text: str) -> object | None:
+    """``json.loads`` or None: the official script scores any parse failure (deep nesting included) as wrong."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def parse_response(response: str, allow_bare_letter: bool = True, drop_think: bool | None = None) -> ParsedResponse:
     """Parse a model response the official way, then (optionally) accept a bare option letter.
 
     1. ``json.loads(response)['prediction']``; 2. the first ``{...}`` block parsed as JSON (official fallback);
     3. with ``allow_bare_letter``, a response that is only a letter such as ``B`` or ``(B)``, which is how the
-    EgoCross SFT repository's own vLLM inference answers. A ``<think>..</think>`` block is dropped first: the
-    ``qwen3_vl`` template trains the answer behind an empty one. ``allow_bare_letter=False`` scores exactly like
-    the benchmark's script.
+    EgoCross SFT repository's own vLLM inference answers. With ``drop_think`` a ``<think>..</think>`` block is
+    dropped (and the rest stripped) first: the ``qwen3_vl`` template trains the answer behind an empty one, and a
+    brace inside the reasoning would otherwise be taken as the answer block. ``drop_think`` follows
+    ``allow_bare_letter`` when unset, so ``allow_bare_letter=False`` scores exactly like the benchmark's
+    ``eval_os_closedset.py``.
     """
-    text = _THINK_BLOCK.sub("", response).strip()
-    try:
-        parsed = _from_json(json.loads(text))
-        if parsed is not None:
-            return ParsedResponse(*parsed, status="json")
-    except (json.JSONDecodeError, ValueError):
-        pass
+    if drop_think is None:
+        drop_think = allow_bare_letter
+    text = _THINK_BLOCK.sub("", response).strip() if drop_think else response
+    parsed = _from_json(_loads(text))
+    if parsed is not None:
+        return ParsedResponse(*parsed, status="json")
     match = _JSON_BLOCK.search(text)
     if match:
-        try:
-            parsed = _from_json(json.loads(match.group(0)))
-            if parsed is not None:
-                return ParsedResponse(*parsed, status="json_block")
-        except (json.JSONDecodeError, ValueError):
-            pass
+        parsed = _from_json(_loads(match.group(0)))
+        if parsed is not None:
+            return ParsedResponse(*parsed, status="json_block")
     if allow_bare_letter:
         letter = _BARE_LETTER.match(text)
         if letter:

@@ -19,7 +19,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from egoforge.rewards.ego3s import settings_from_kwargs
+from egoforge.rewards.ego3s import verl_settings_from_kwargs
 from egoforge.rewards.scoring import finish_member
 from egoforge.verl.groups import CollectorClient
 
@@ -49,11 +49,7 @@ class Ego3SRewardManager(NaiveRewardManager):
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score, reward_router_address, reward_model_tokenizer)
         kwargs = reward_kwargs_of(config)
-        self.settings = settings_from_kwargs(**kwargs)
-        if self.settings.temporal_bonus is not None:
-            raise ValueError("reward_kwargs.temporal: the T-GRPO bonus needs extra shuffled-frame rollouts, which "
-                             "verl 0.9.1's agent loop does not produce; use egoforge's TRL trainer "
-                             "(ego3s_trl_grpo) for it, or drop the key")
+        self.settings = verl_settings_from_kwargs(**kwargs)
         self.train_n, self.val_n = group_sizes(config)
         num_workers = int((config.get("reward", {}) or {}).get("num_workers", 1) or 1)
         self.collector = CollectorClient(

@@ -17,6 +17,14 @@ from egoforge.rewards.grounding import IRLConfig, group_terms
 from egoforge.rewards.scoring import RewardSettings, finish_group, score_group, score_response
 from egoforge.rewards.text_metrics import edit_distance, lcs_length, mean_rouge_f, rouge_f, word_error_rate
 
+try:
+    import nltk  # noqa: F401  (the free-form reward's stemmer)
+
+    HAS_NLTK = True
+except ImportError:
+    HAS_NLTK = False
+needs_nltk = pytest.mark.skipif(not HAS_NLTK, reason="the free-form reward needs nltk (add it to this environment)")
+
 GOOD_IRL = "<think>the hand holds a red ball</think>\n<answer>B</answer> <object>ball, hand</object>"
 
 
@@ -70,38 +78,45 @@ def test_objects_are_the_first_object_section_split_on_commas():
         "o0", "o1", "o2", "o3", "o4"]
 
 
-@pytest.mark.parametrize("problem_type, answer, truth, expected", [
-    ("multiple choice", "B", "B", 1.0),
-    ("multiple choice", "(B)", "B", 1.0),
-    ("multiple choice", "B. red ball", "B", 1.0),
-    ("multiple choice", "b", "B", 1.0),
-    ("multiple choice", "C", "B", 0.0),
-    ("multiple choice", "B or C", "B", 0.0),
-    ("multiple choice", "", "B", 0.0),
-    ("numerical", "3", "3", 1.0),
-    ("numerical", "3.0", "3", 0.0),  # decimal presence must match (reference code)
-    ("numerical", "3.004", "3.00", 1.0),
-    ("numerical", "3.006", "3.00", 0.0),
-    ("numerical", "1,234", "1234", 0.0),
-    ("numerical", "nan", "3", 0.0),
-    ("numerical", "three", "3", 0.0),
-    ("OCR", "fragile", "fragile", 1.0),
-    ("OCR", "fragile glass", "fragile", 0.0),  # WER 1 -> 0
-    ("OCR", "handle with care", "handle with care please", 0.75),
-    ("OCR", "", "stop", 0.0),
-    ("free-form", "The camera wearer holds a red ball", "The camera wearer holds a red ball", 1.0),
-    ("free-form", "nothing in common", "red ball", 0.0),
-    ("regression", "2.0", "2.0", 1.0),
-    ("regression", "3", "2", 0.5),
-    ("regression", "10", "2", 0.0),
-    ("regression", "0", "0", 1.0),
-    ("regression", "inf", "2", 0.0),
-    ("regression", "1e308", "-1e308", 0.0),
-    ("regression", "nan", "2", 0.0),
-    ("unknown type", "B", "B", 0.0),
+LENIENT = acc.AnswerRules(lenient_choice=True, guarded_regression=True)
+
+
+@pytest.mark.parametrize("problem_type, answer, truth, official, lenient", [
+    ("multiple choice", "B", "B", 1.0, 1.0),
+    ("multiple choice", "(B)", "B", 0.0, 1.0),  # official: exact text match only
+    ("multiple choice", "B. red ball", "B", 0.0, 1.0),
+    ("multiple choice", "b", "B", 0.0, 1.0),
+    ("multiple choice", "C", "B", 0.0, 0.0),
+    ("multiple choice", "B or C", "B", 0.0, 0.0),
+    ("multiple choice", "", "B", 0.0, 0.0),
+    ("multiple choice", "", "", 1.0, 0.0),  # official: two empty answers are equal
+    ("numerical", "3", "3", 1.0, 1.0),
+    ("numerical", "3.0", "3", 0.0, 0.0),  # decimal presence must match (reference code)
+    ("numerical", "3.004", "3.00", 1.0, 1.0),
+    ("numerical", "3.006", "3.00", 0.0, 0.0),
+    ("numerical", "1,234", "1234", 0.0, 0.0),
+    ("numerical", "nan", "3", 0.0, 0.0),
+    ("numerical", "inf", "inf", 1.0, 1.0),
+    ("numerical", "three", "3", 0.0, 0.0),
+    ("OCR", "fragile", "fragile", 1.0, 1.0),
+    ("OCR", "fragile glass", "fragile", 0.0, 0.0),  # WER 1 -> 0
+    ("OCR", "handle with care", "handle with care please", 0.75, 0.75),
+    ("OCR", "", "stop", 0.0, 0.0),
+    pytest.param("free-form", "The camera wearer holds a red ball", "The camera wearer holds a red ball", 1.0, 1.0,
+                 marks=needs_nltk),
+    pytest.param("free-form", "nothing in common", "red ball", 0.0, 0.0, marks=needs_nltk),
+    ("regression", "2.0", "2.0", 1.0, 1.0),
+    ("regression", "3", "2", 0.5, 0.5),
+    ("regression", "10", "2", 0.0, 0.0),
+    ("regression", "0", "0", 0.0, 1.0),  # official: (0 + 1e-9) / (0 + 1e-9) = 1 -> reward 0
+    ("regression", "inf", "2", 0.0, 0.0),
+    ("regression", "1e308", "-1e308", 0.0, 0.0),
+    ("regression", "nan", "2", 1.0, 0.0),  # official: a NaN ratio clips to 0 -> reward 1
+    ("unknown type", "B", "B", 0.0, 0.0),
 ])
-def test_accuracy_table(problem_type, answer, truth, expected):
-    assert acc.accuracy(answer, truth, problem_type) == pytest.approx(expected, abs=1e-6)
+def test_accuracy_table(problem_type, answer, truth, official, lenient):
+    assert acc.accuracy(answer, truth, problem_type) == pytest.approx(official, abs=1e-6)
+    assert acc.accuracy(answer, truth, problem_type, LENIENT) == pytest.approx(lenient, abs=1e-6)
 
 
 def _dp_edit(a, b):
@@ -122,6 +137,23 @@ def _dp_lcs(a, b):
     return d[-1]
 
 
+def test_free_form_without_nltk_raises_instead_of_scoring_unstemmed(monkeypatch):
+    import sys
+
+    from egoforge.rewards import text_metrics
+
+    text_metrics._stemmer.cache_clear()
+    text_metrics._stem.cache_clear()
+    monkeypatch.setitem(sys.modules, "nltk.stem.porter", None)
+    try:
+        with pytest.raises(ImportError, match="install nltk"):
+            acc.accuracy("red cups", "red cup", "free-form")
+        assert rouge_f("running dogs", "run dog", stem=False)["rouge1"] == 0.0  # unstemmed only when asked
+    finally:
+        text_metrics._stemmer.cache_clear()
+        text_metrics._stem.cache_clear()
+
+
 WORDS = st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=70)
 
 
@@ -132,6 +164,7 @@ def test_bit_parallel_edit_distance_and_lcs_match_dynamic_programming(a, b):
     assert lcs_length(a, b) == _dp_lcs(a, b)
 
 
+@needs_nltk
 def test_rouge_values():
     scores = rouge_f("the cat sat on the mat", "the cat lay on the mat", stem=False)
     # 5 of 6 unigrams, 3 of 5 bigrams, LCS 5 of 6
@@ -142,6 +175,7 @@ def test_rouge_values():
     assert mean_rouge_f("", "anything") == 0.0
 
 
+@needs_nltk
 def test_pathological_strings_stay_fast():
     """ROUGE-L / WER on 20k-token strings (and tag-repeating responses) must not stall a reward worker."""
     words = ["hand", "cup", "knife", "the", "a", "red"]
@@ -157,7 +191,7 @@ def test_pathological_strings_stay_fast():
     assert time.perf_counter() - start < 5.0  # generous for a loaded CI core; ~0.2 s measured
 
 
-ANY_TYPE = st.sampled_from(acc.PROBLEM_TYPES + ("bogus",))
+ANY_TYPE = st.sampled_from(tuple(t for t in acc.PROBLEM_TYPES if HAS_NLTK or t != "free-form") + ("bogus",))
 
 
 @given(st.text(max_size=300), st.text(max_size=80), ANY_TYPE, st.booleans())

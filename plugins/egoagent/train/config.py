@@ -50,6 +50,16 @@ class DinoOptions:
     warmup_teacher_temp_steps: int = 0
     center_momentum: float = 0.9
     momentum_teacher: float = 0.996  # cosine to 1 over training
+    # When the centre moves: "optimizer_step" (official: once per optimiser step, from the teacher outputs of all
+    # the accumulated micro-batches) or "micro_batch" (once per forward, DINO's single-batch form).
+    center_update: str = "optimizer_step"
+
+    def __post_init__(self) -> None:
+        if self.center_update not in CENTER_UPDATES:
+            raise ValueError(f"dino.center_update must be one of {CENTER_UPDATES}, got {self.center_update!r}")
+
+
+CENTER_UPDATES = ("optimizer_step", "micro_batch")
 
 
 @dataclass
@@ -60,6 +70,10 @@ class RunOptions:
     gradient_accumulation_steps: int = 1
     seed: int = 0
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
+    # fp16 dynamic loss scaling (torch GradScaler; DeepSpeed reads its JSON): the official InternLM config grows the
+    # scale x2 after 1000 overflow-free steps from 2**16 (torch's default interval is 2000).
+    loss_scale_init: float = 2.0**16
+    loss_scale_growth_interval: int = 1000
     num_workers: int = 4
     logging_steps: int = 10
     save_steps: int = 1000
@@ -74,6 +88,8 @@ class RunOptions:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.max_steps < 1 or self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("max_steps, per_device_batch_size and gradient_accumulation_steps must be >= 1")
+        if self.loss_scale_growth_interval < 1 or self.loss_scale_init <= 0:
+            raise ValueError("loss_scale_growth_interval must be >= 1 and loss_scale_init > 0")
 
 
 @dataclass

@@ -1,10 +1,13 @@
 """The training loop both EgoAgent stages share, on accelerate (one process, DDP via torchrun or
 ``accelerate launch``, DeepSpeed ZeRO-1/2).
 
-Per optimiser step: the stage computes its loss (student forward, teacher forward without gradient), the teacher's
-batch mean updates the DINO centre (all-reduced across processes), gradients are clipped, AdamW steps with the
-scheduled learning rate and weight decay, then the EMA teacher moves towards the student with the scheduled
-momentum. Stages implement ``network_spec``, ``build_dataset``, ``initialise`` and ``compute_loss``.
+Per optimiser step: the stage computes its loss on each micro-batch (student forward, teacher forward without
+gradient) against the current DINO centre; after the last micro-batch the teacher's mean over all of them
+(all-reduced across processes) updates the centre once, as the official run does with its 4-step accumulation
+(``dino.center_update: micro_batch`` updates it after every forward instead); gradients are clipped, AdamW steps
+with the scheduled learning rate and weight decay, then the EMA teacher moves towards the student with the
+scheduled momentum. fp16 loss scaling starts at 2**16 and grows every 1000 overflow-free steps (the official
+``grad_scaler``). Stages implement ``network_spec``, ``build_dataset``, ``initialise`` and ``compute_loss``.
 """
 
 from __future__ import annotations
@@ -38,11 +41,21 @@ class UnsupportedSetupError(RuntimeError):
     pass
 
 
+def loss_scaler_kwargs(config):
+    """accelerate's GradScaler settings: the official fp16 scaling (init 2**16, x2 / x0.5, growth every 1000)."""
+    from accelerate.utils import GradScalerKwargs
+
+    return GradScalerKwargs(init_scale=config.loss_scale_init, growth_factor=2.0, backoff_factor=0.5,
+                            growth_interval=config.loss_scale_growth_interval)
+
+
 def make_accelerator(config):
     from accelerate import Accelerator
     from accelerate.utils import DeepSpeedPlugin, DistributedType
 
     kwargs = {}
+    if config.mixed_precision == "fp16" and not config.deepspeed:
+        kwargs["kwargs_handlers"] = [loss_scaler_kwargs(config)]
     if config.deepspeed:
         plugin = DeepSpeedPlugin(hf_ds_config=str(config.deepspeed),
                                  gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -125,6 +138,7 @@ class EgoAgentTrainer:
         teacher.load_state_dict({k: v for k, v in student.state_dict().items()
                                  if k in teacher.state_dict()})
         self.center = torch.zeros(self.spec["head"]["out_dim"], device=accelerator.device)
+        self._pending_centers: list[torch.Tensor] = []  # micro-batch means awaiting the optimiser step
         self.initialise(student, teacher, self.center)
         if config.model.gradient_checkpointing:
             student.backbone.gradient_checkpointing = True
@@ -229,7 +243,14 @@ class EgoAgentTrainer:
         return schedules.teacher_momentum(step, self.total_steps, self.config.dino.momentum_teacher, 1.0)
 
     def _update_center(self, teacher_logits: torch.Tensor) -> None:
-        mean = self.accelerator.reduce(batch_center(teacher_logits), reduction="mean")
+        """Move the centre per ``dino.center_update``: after every micro-batch, or once per optimiser step with
+        the mean over the accumulated micro-batches (equal-sized, so the mean of their means)."""
+        self._pending_centers.append(batch_center(teacher_logits))
+        if self.config.dino.center_update == "optimizer_step" and not self.accelerator.sync_gradients:
+            return
+        local = torch.stack(self._pending_centers).mean(0)
+        self._pending_centers.clear()
+        mean = self.accelerator.reduce(local, reduction="mean")
         self.center.copy_(update_center(self.center, mean, self.config.dino.center_momentum))
 
     def _optimizer_step(self, step: int) -> float | None:
