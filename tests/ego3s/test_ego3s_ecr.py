@@ -49,10 +49,9 @@ def test_stagnation_fires_when_and_only_when_states_stop_changing():
     assert [r.stagnant for r in results] == [True, False, False, False, True, True]  # 0.6 is not > 0.6
     assert results[0].dropped == [] and results[0].measured == 10
     assert results[4].dropped == [p[0]] and results[4].added == [curriculum.history[4]["added"][0]]
-    newcomer = results[4].added[0]
-    assert p[0] not in curriculum.probe and newcomer in curriculum.probe and len(curriculum.probe) == 10  # refill
-    assert results[5].measured == 10  # the newcomer is measured in the retired sample's place
+    assert results[5].measured == 10  # the newcomer is measured in the retired sample's place (probe refill)
     assert results[5].dropped == results[4].added  # the newcomer had no variance either
+    assert p[0] not in curriculum.probe and results[5].added[0] in curriculum.probe and len(curriculum.probe) == 10
 
 
 def test_recuration_replaces_zero_variance_samples_from_the_pool():
