@@ -109,7 +109,7 @@ def test_excluded_candidates_never_come_in():
     rejected = set(curriculum.pool[:25])
     for step in (1, 2):
         _stream(curriculum, set(ACTIVE[10:]))
-        result = curriculum.step(step, rescore=lambda ids: {x: 1.0 for x in ids}, exclude=rejected)
+        curriculum.step(step, rescore=lambda ids: {x: 1.0 for x in ids}, exclude=rejected)
     added = [x for r in curriculum.history for x in r["added"]]
     assert len(added) == 5 and not set(added) & rejected
 
