@@ -56,6 +56,12 @@ def add_arguments(parser) -> None:
     plan.add_argument("recipe", help="shell recipe, e.g. recipes/ego3s_grpo_qwen2_5_vl_7b.sh")
     plan.add_argument("--train-rows", type=int, help="rows of the training files (default: counted in them)")
     plan.add_argument("overrides", nargs="*", help="extra Hydra overrides (key=value), as given to the recipe")
+    sft = sub.add_parser("sft-data", help="Video-R1 CoT json (rows with `process`) -> LLaMA-Factory sharegpt json for "
+                         "the CoT-SFT warm start (dataset ego3s_cot_sft)")
+    sft.add_argument("source")
+    sft.add_argument("--out", required=True, help="output .json (data/ego3s/cot_sft.json for dataset_info)")
+    sft.add_argument("--media-dir", help="data root of the media paths (default: the source's folder)")
+    sft.add_argument("--no-decode", action="store_true", help="only check that media exist (faster)")
     demo = sub.add_parser("demo-data", help="write generated Video-R1 samples (egocentric clips, ROIs) for a dry run")
     demo.add_argument("--out", required=True)
     demo.add_argument("-n", type=int, default=20)
@@ -92,6 +98,21 @@ def _plan(args) -> int:
 def main(args) -> int:
     if args.ego3s_command == "plan":
         return _plan(args)
+    if args.ego3s_command == "sft-data":
+        from egoforge.ego3s.convert import ConversionError
+        from egoforge.ego3s.sft import convert_sft_file
+
+        try:
+            out = convert_sft_file(args.source, args.out, args.media_dir, decode=not args.no_decode)
+        except ConversionError as exc:
+            _print_issues(exc.issues, 50)
+            print(f"egoforge ego3s sft-data: {len(exc.issues)} problem(s); nothing written", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"egoforge ego3s sft-data: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps({"out": str(out)}))
+        return 0
     if args.ego3s_command == "validate":
         from pathlib import Path
 

@@ -7,9 +7,8 @@ members get every summary of the group and compute the group terms themselves.
 
 The collector lives in the worker process when there is one reward worker (or in tests), and in one named Ray
 actor per Ray job, shared by all workers, otherwise. A group is released when ``expected`` members arrived; when
-at least
-``minimum`` arrived and nothing new came for ``settle_s`` (validation may sample fewer rollouts than training);
-or after ``timeout_s`` (a failed rollout must not block its siblings forever).
+at least ``minimum`` arrived and nothing new came for ``settle_s`` (validation may sample fewer rollouts than
+training); or after ``timeout_s`` (a failed rollout must not block its siblings forever).
 """
 
 from __future__ import annotations
