@@ -43,7 +43,7 @@ def test_cot_sft_recipe_values_through_llamafactorys_parser():
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     # run_sft.sh: lr 1e-6, 3 epochs, 1 per GPU x accumulation 2, max grad norm 5, ZeRO-2, save every 150 steps
     assert (parsed["lr"], parsed["epochs"], parsed["batch"], parsed["max_grad_norm"]) == (1e-6, 3.0, [1, 2], 5.0)
-    assert parsed["scheduler"].endswith("linear") and parsed["warmup"] == 0.0 and parsed["save_steps"] == 150
+    assert parsed["scheduler"].lower().endswith("linear") and parsed["warmup"] == 0.0 and parsed["save_steps"] == 150
     assert parsed["finetuning_type"] == "full" and parsed["freeze_vision_tower"] is False
     assert parsed["deepspeed"].endswith("ds_z2_config.json") and parsed["dataset"] == ["ego3s_cot_sft"]
     assert parsed["template"] == "qwen2_vl" and parsed["video"] == [2.0, 16, 128 * 28 * 28]
