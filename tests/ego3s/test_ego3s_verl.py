@@ -475,23 +475,51 @@ def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_
 
 
 def test_ecr_dataset_brings_pool_samples_in_by_their_csm_value(ego3s_parquet, tiny_qwen2_5_vl, tmp_path):
+    """The CSM report ranks candidates (|deviation| for the two-sided test, as the live re-scorer), samples it
+    rejected never come in unless asked, and a refreshed report (an offline CSM pass with a newer checkpoint) is
+    picked up at the next check."""
     import json
+    import os
 
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
     active, pool = _split_parquet(ego3s_parquet, tmp_path, 6)
     report = tmp_path / "csm_report.json"  # what `egoforge select csm` over the pool writes
-    report.write_text(json.dumps({"samples": {"7": {"coarse_deviation": 0.1}, "8": {"coarse_deviation": 0.9},
-                                              "9": {"coarse_deviation": None}, "10": {"coarse_deviation": 0.5}}}))
-    ecr = {"pool_files": [pool], "probe_size": 6, "interval": 1, "max_replace": 0.34, "rescore_file": str(report)}
-    config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr,
-                          custom_cls={"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"})
-    ds, _ = _loader(config, processor)
-    for step in (1, 2):
-        ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})  # every group without a signal
-        metrics = ds.curriculum_step(step)
-    assert metrics["ecr/added"] == 2 and {"8", "10"} <= set(ds.curriculum.slots)  # best CSM values first
+
+    def write_report(samples: dict) -> None:
+        report.write_text(json.dumps({"settings": {"coarse_side": "both"}, "samples": samples}))
+
+    write_report({"7": {"coarse_deviation": 0.1, "kept": True}, "8": {"coarse_deviation": -0.9, "kept": True},
+                  "9": {"coarse_deviation": 2.0, "kept": False}, "10": {"coarse_deviation": 0.5, "kept": True}})
+
+    def run(**extra):
+        ecr = {"pool_files": [pool], "probe_size": 6, "interval": 1, "max_replace": 0.34,
+               "rescore_file": str(report), **extra}
+        config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr,
+                              custom_cls={"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"})
+        ds, _ = _loader(config, processor)
+        for step in (1, 2):
+            ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})  # every group without a signal
+            metrics = ds.curriculum_step(step)
+        return ds, metrics
+
+    ds, metrics = run()
+    added = [x for r in ds.curriculum.history for x in r["added"]]
+    assert metrics["ecr/added"] == 2 and added[:2] == ["8", "10"]  # |-0.9| first; 9 was rejected by CSM
+    assert "9" not in ds.curriculum.slots
+    ds, _ = run(readmit_rejected=True)
+    assert [x for r in ds.curriculum.history for x in r["added"]][:2] == ["9", "8"]
+
+    ds, _ = run()
+    write_report({"9": {"coarse_deviation": 0.3, "kept": True}, "7": {"coarse_deviation": 0.0, "kept": False}})
+    os.utime(report, ns=(1, 10**18))  # a new mtime even on coarse-grained file systems
+    ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})
+    ds.curriculum_step(3)
+    assert ds.curriculum.history[-1]["added"][:1] == ["9"] and "7" not in ds.curriculum.slots
+    with pytest.raises(ValueError, match="not a CSM report"):
+        report.write_text("[]")
+        run()
 
 
 def _trainer_config(recipe_job, active: str, pool: str, val: str, **ecr):
