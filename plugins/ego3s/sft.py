@@ -42,9 +42,16 @@ def to_sft_rows(rows: list[dict], root: str | os.PathLike, file: str = "<rows>")
                for i, row in enumerate(rows) if not str(row.get("process") or "").strip()]
     if missing:
         raise ConversionError(missing)
-    out = []
-    for row in rows:
+    out, kinds = [], {}
+    for index, row in enumerate(rows):
         column, media = _media(row, Path(root))
+        if column == "videos":  # datasets/Arrow needs one type per column: all paths, or all frame lists
+            kinds.setdefault(isinstance(media[0], list), index)
+            if len(kinds) > 1:
+                first_file, first_folder = kinds[False], kinds[True]
+                raise ConversionError([Issue(file, index, "path", (
+                    f"video files (row {first_file}) and frame folders (row {first_folder}) in one file: "
+                    "LLaMA-Factory's loader needs one kind per json; convert them into separate files"))])
         tag = "<image>" if column == "images" else "<video>"
         prompt = build_prompt(row["problem"], row["problem_type"], list(row.get("options") or []), irl=False)
         out.append({"messages": [{"role": "user", "content": tag + prompt},

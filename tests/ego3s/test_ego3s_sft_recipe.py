@@ -38,7 +38,7 @@ DIST_ENV = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE
 
 def test_cot_sft_recipe_values_through_llamafactorys_parser():
     result = subprocess.run([sys.executable, "-c", PARSE, str(RECIPE), "use_cpu=true"], cwd=REPO,
-                            env={**os.environ, **DIST_ENV}, capture_output=True, text=True, timeout=300)
+                            env={**os.environ, **DIST_ENV}, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     # run_sft.sh: lr 1e-6, 3 epochs, 1 per GPU x accumulation 2, max grad norm 5, ZeRO-2, save every 150 steps
@@ -66,9 +66,13 @@ def test_sft_data_loads_through_llamafactory(ego3s_data, tiny_qwen2_5_vl, tmp_pa
     assert not (tmp_path / "x.json").exists()
     for row in rows:
         row["process"] = f"<think>looking at sample {row['problem_id']}</think>"
-    source = ego3s_data / "cot_copy.json"
+    source = tmp_path / "cot_mixed.json"
     source.write_text(json.dumps(rows))
-    out = convert_sft_file(source, tmp_path / "cot_sft.json", decode=False)
+    with pytest.raises(ConversionError, match="video files .* and frame folders"):
+        convert_sft_file(source, tmp_path / "x.json", media_root=ego3s_data, decode=False)
+    rows = [r for r in rows if not (r["data_type"] == "video" and (ego3s_data / r["path"]).is_dir())]
+    source.write_text(json.dumps(rows))
+    out = convert_sft_file(source, tmp_path / "cot_sft.json", media_root=ego3s_data, decode=False)
     sft = read_sft_file(out)
     assert len(sft) == len(rows)
     first = sft[0]
