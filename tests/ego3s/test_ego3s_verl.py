@@ -111,8 +111,16 @@ def test_recipe_passes_verls_config_validation(recipe_job):
 
 @pytest.mark.slow
 def test_3b_recipe_composes(tmp_path):
+    from egoforge.verl.plan import plan
+
     job = compose_recipe(RECIPES["3b"], tmp_path, "reward.custom_reward_function.reward_kwargs.preset=official")
     assert job["actor_rollout_ref"]["model"]["path"] == "models/Qwen2.5-VL-3B-Instruct"
+    result = plan(job, train_rows=3180)  # the same values and schedule as the 7b recipe
+    assert {k: result["values"][k] for k in ("clip_grad", "kl_loss_coef", "kl_loss_type", "loss_agg_mode",
+                                             "rollout.n", "lr", "lr_scheduler_type", "ppo_mini_batch_size")} == {
+        "clip_grad": 5.0, "kl_loss_coef": 0.04, "kl_loss_type": "low_var_kl", "loss_agg_mode": "seq-mean-token-mean",
+        "rollout.n": 5, "lr": 1e-6, "lr_scheduler_type": "cosine", "ppo_mini_batch_size": 8}
+    assert result["schedule"]["ecr_checks"] == [100, 200, 300, 400, 500, 600, 700]
     assert job["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 1
     assert job["reward"]["custom_reward_function"]["reward_kwargs"]["preset"] == "official"
 
