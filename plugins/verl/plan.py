@@ -104,6 +104,7 @@ class Schedule:
     ecr_checks: list[int] = field(default_factory=list)
     saves: list[int] = field(default_factory=list)
     validations: list[int] = field(default_factory=list)
+    probe_measured: dict[int, float] = field(default_factory=dict)  # expected share of the probe per ECR check
     lr: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,8 +128,36 @@ def schedule(job: Mapping, train_rows: int, values: Mapping) -> Schedule:
                     saves=every(trainer.get("save_freq")),
                     validations=([0] if trainer.get("val_before_train", True) else [])
                     + every(trainer.get("test_freq")))
+    if interval > 0 and steps_per_epoch > 0:
+        plan.probe_measured = expected_probe_coverage(plan.ecr_checks, steps_per_epoch, interval)
     plan.lr = lr_schedule(values, total)
     return plan
+
+
+def expected_probe_coverage(checks: Sequence[int], steps_per_epoch: int, interval: int) -> dict[int, float]:
+    """Expected share of the probe that ECR measures at each check when states come from training rollouts.
+
+    verl's sampler serves every sample once per epoch at a uniformly random step of it. A probe sample is measured
+    at a check when it was rolled out in the window since the previous check and either had a state before the
+    window or was rolled out twice in it (``egoforge.ego3s.ecr``).
+    """
+    out = {}
+    for check in checks:
+        start = check - interval + 1  # the window is steps start..check
+        # distribution over (seen before the window, rollouts in the window capped at 2), epoch by epoch
+        dist = {(False, 0): 1.0}
+        for epoch in range(math.ceil(check / steps_per_epoch)):
+            first, last = epoch * steps_per_epoch + 1, (epoch + 1) * steps_per_epoch
+            before = max(0, min(last, start - 1) - first + 1) / steps_per_epoch
+            inside = max(0, min(last, check) - max(first, start) + 1) / steps_per_epoch
+            step = {}
+            for (seen, count), p in dist.items():
+                for (s, c), q in (((True, count), before), ((seen, min(2, count + 1)), inside),
+                                  ((seen, count), 1.0 - before - inside)):
+                    step[(s, c)] = step.get((s, c), 0.0) + p * q
+            dist = step
+        out[check] = sum(p for (seen, count), p in dist.items() if count >= 2 or (seen and count >= 1))
+    return out
 
 
 def lr_schedule(values: Mapping, total_steps: int) -> dict[str, float]:

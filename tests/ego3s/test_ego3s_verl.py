@@ -65,6 +65,10 @@ def test_recipe_values_verl_will_use_match_the_official_run(recipe_job):
     assert sched["ecr_checks"] == [100, 200, 300, 400, 500, 600, 700]
     assert sched["saves"] == [100, 200, 300, 400, 500, 600, 700, 794]
     assert sched["validations"] == [0, 100, 200, 300, 400, 500, 600, 700, 794]
+    # Each sample is rolled out about once per epoch: first-epoch checks measure no probe sample.
+    measured = [sched["probe_measured"][c] for c in sched["ecr_checks"]]
+    assert measured[:3] == [0.0, 0.0, 0.0] and 0 < measured[3] < 0.01
+    assert measured[4:] == pytest.approx([100 / 397] * 3)
     assert sched["lr"]["step 1"] == 1e-6 and sched["lr"]["50%"] == pytest.approx(5e-7, rel=0.01)
     assert sched["lr"]["last"] < 1e-9
 
