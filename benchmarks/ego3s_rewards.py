@@ -86,7 +86,6 @@ def main() -> None:
         rows, base = [], None
         for label, fn in (("verl default_compute_score (openai/gsm8k)", verl_math),
                           ("egoforge Ego3S, plain R1 form (format + accuracy)", lambda: score(False, False)),
-                          ("egoforge Ego3S, IRL form without CLIP", lambda: score(True, False)),
                           ("egoforge Ego3S, IRL form with CLIP (tiny random CLIP)", lambda: score(True, True))):
             median, _ = timeit(fn, repeat=3)
             base = base or median

@@ -11,6 +11,9 @@
 #   models/clip-vit-large-patch14                [CLIP_MODEL] CLIP for the grounded reward (transformers format)
 #   data/ego3s/csm/selected.parquet              [TRAIN_FILES] from `egoforge select csm data/ego3s/train.json ...`
 #   data/ego3s/pool.parquet                      [POOL_FILES]  the full pool, `egoforge ego3s convert` (ECR refills)
+#   data/ego3s/csm/csm_report.json               [CSM_REPORT]  the CSM report over the pool (ranks ECR's candidates;
+#                                                              CSM-rejected samples never come back; re-run CSM with
+#                                                              a recent checkpoint to refresh it, it is re-read)
 #   data/ego3s/val.parquet                       [VAL_FILES]   held-out samples, `egoforge ego3s convert`
 #   the rl environment installed: `make setup-rl` (verl 0.9.1 + vLLM 0.24.0 from locks/rl.txt), then run with
 #   .venv-rl on the PATH (`. .venv-rl/bin/activate`)
@@ -18,8 +21,13 @@
 # Reproduces: the Ego3S setting on the smaller base model the paper also trains (Qwen2.5-VL-3B-Instruct; the paper's
 # 3B numbers were not published, so there is no row to compare with). Same hyperparameters as the 7B recipe;
 # the 3B rollout fits one GPU per vLLM engine (tensor parallel 1).
-# GRPO, rollout n=5, lr 1e-6 (cosine), weight decay 0.01, KL 0.04 (low_var_kl = the k3 estimator), global batch 512
-# prompts with one policy update per batch, max prompt 16384 / response 768 tokens, grad clip 5, 2 epochs.
+# GRPO, rollout n=5, lr 1e-6 (cosine), weight decay 0.01, KL 0.04 (low_var_kl = the k3 estimator), max prompt 16384 /
+# response 768 tokens, grad clip 5 (actor.optim.clip_grad: verl 0.9.1's engine never reads actor.grad_clip),
+# per-sequence mean loss (seq-mean-token-mean, TRL 0.14's GRPO loss), 2 epochs.
+# Schedule as the official run: one optimizer step = 8 prompts (1 per GPU x 8 GPUs x accumulation 1) x 5 rollouts,
+# one policy update per step, so ECR checks, saves and validations every 100 steps fall where the paper's do
+# (3,180 samples: 397 steps/epoch, 794 steps, ECR checks at 100..700). `egoforge ego3s plan` prints the schedule;
+# docs/ego3s.md lists the larger-batch alternative (interval scaled by 8 / batch).
 # IRL reward at the paper's constants (alpha 0.5 on the penalty, N 5, H 1.1, lambda_o 0.21); add
 # `reward.custom_reward_function.reward_kwargs.preset=official` for the official code's (0.8 r_int, 0.025, N 8, length
 # bonus on; its temporal bonus needs the TRL trainer).
@@ -34,6 +42,7 @@ CLIP_MODEL=${CLIP_MODEL:-models/clip-vit-large-patch14}
 TRAIN_FILES=${TRAIN_FILES:-data/ego3s/csm/selected.parquet}
 POOL_FILES=${POOL_FILES:-data/ego3s/pool.parquet}
 VAL_FILES=${VAL_FILES:-data/ego3s/val.parquet}
+CSM_REPORT=${CSM_REPORT:-data/ego3s/csm/csm_report.json}
 N_GPUS=${N_GPUS:-8}
 
 python3 -m verl.trainer.main_ppo \
@@ -41,7 +50,7 @@ python3 -m verl.trainer.main_ppo \
     algorithm.use_kl_in_reward=False \
     data.train_files="['${TRAIN_FILES}']" \
     data.val_files="['${VAL_FILES}']" \
-    data.train_batch_size=512 \
+    data.train_batch_size=8 \
     data.max_prompt_length=16384 \
     data.max_response_length=768 \
     data.filter_overlong_prompts=False \
@@ -53,14 +62,16 @@ python3 -m verl.trainer.main_ppo \
     +data.ecr.probe_size=500 \
     +data.ecr.interval=100 \
     +data.ecr.lambda_s=0.6 \
+    +data.ecr.rescore_file="${CSM_REPORT}" \
     actor_rollout_ref.model.path="${MODEL}" \
     actor_rollout_ref.model.enable_gradient_checkpointing=True \
     actor_rollout_ref.model.use_remove_padding=True \
     actor_rollout_ref.actor.optim.lr=1e-6 \
     actor_rollout_ref.actor.optim.lr_scheduler_type=cosine \
     actor_rollout_ref.actor.optim.weight_decay=0.01 \
-    actor_rollout_ref.actor.grad_clip=5.0 \
-    actor_rollout_ref.actor.ppo_mini_batch_size=512 \
+    actor_rollout_ref.actor.optim.clip_grad=5.0 \
+    actor_rollout_ref.actor.ppo_mini_batch_size=8 \
+    actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean \
     actor_rollout_ref.actor.use_dynamic_bsz=True \
     actor_rollout_ref.actor.ppo_max_token_len_per_gpu=24576 \
     actor_rollout_ref.actor.use_kl_loss=True \

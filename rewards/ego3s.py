@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from egoforge.rewards.accuracy import AnswerRules
+from egoforge.rewards.accuracy import PROBLEM_TYPES, AnswerRules
 from egoforge.rewards.clip import load_clip
 from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig
@@ -75,6 +75,14 @@ def clip_from_kwargs(clip_model: str | None = None, clip_backend: str = "transfo
     return load_clip(clip_model, clip_backend, device=clip_device)
 
 
+def require_clip(kwargs: dict[str, Any]) -> None:
+    """IRL without a CLIP model would score the grounded terms as 0 silently: refuse (``irl=false`` is explicit)."""
+    if settings_from_kwargs(**kwargs).irl and not kwargs.get("clip_model"):
+        raise ValueError("egoforge.rewards.ego3s: IRL is on but no CLIP model is configured, so the grounded reward "
+                         "would always be 0: set reward.custom_reward_function.reward_kwargs.clip_model=<local CLIP "
+                         "folder>, or irl=false to train without the interaction reward")
+
+
 def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None,
                   **kwargs: Any) -> dict[str, float]:
     """Score one rollout for verl (see the module docstring for the keyword arguments)."""
@@ -83,6 +91,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     if not problem_type:
         raise ValueError(f"egoforge.rewards.ego3s: row {extra_info.get('index', '?')} ({data_source}): "
                          "extra_info has no 'problem_type'; convert the data with `egoforge ego3s convert`")
+    if problem_type not in PROBLEM_TYPES:  # a typo would otherwise score accuracy 0 on every rollout
+        raise ValueError(f"egoforge.rewards.ego3s: row {extra_info.get('index', '?')} ({data_source}): "
+                         f"unknown problem_type {problem_type!r}; allowed: {list(PROBLEM_TYPES)}")
+    require_clip(kwargs)
     settings = verl_settings_from_kwargs(**kwargs)
     clip = clip_from_kwargs(**kwargs) if settings.irl else None
     return score_response(solution_str, str(ground_truth), str(problem_type), settings, clip,

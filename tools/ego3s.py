@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-HELP = "Ego3S data: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames)"
+HELP = ("Ego3S: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames), plan a verl "
+        "recipe's schedule and effective values")
 
 
 def _budget_arguments(parser) -> None:
@@ -49,6 +50,18 @@ def add_arguments(parser) -> None:
     validate.add_argument("--media-dir")
     validate.add_argument("--no-decode", action="store_true")
     validate.add_argument("--max-print", type=int, default=50)
+    plan = sub.add_parser("plan", help="compose a verl recipe with verl's Hydra config and print the values verl "
+                          "will use and the schedule (steps, ECR checks, saves, validations, lr); exit 1 when a key "
+                          "is never read or ECR would never fire")
+    plan.add_argument("recipe", help="shell recipe, e.g. recipes/ego3s_grpo_qwen2_5_vl_7b.sh")
+    plan.add_argument("--train-rows", type=int, help="rows of the training files (default: counted in them)")
+    plan.add_argument("overrides", nargs="*", help="extra Hydra overrides (key=value), as given to the recipe")
+    sft = sub.add_parser("sft-data", help="Video-R1 CoT json (rows with `process`) -> LLaMA-Factory sharegpt json for "
+                         "the CoT-SFT warm start (dataset ego3s_cot_sft)")
+    sft.add_argument("source")
+    sft.add_argument("--out", required=True, help="output .json (data/ego3s/cot_sft.json for dataset_info)")
+    sft.add_argument("--media-dir", help="data root of the media paths (default: the source's folder)")
+    sft.add_argument("--no-decode", action="store_true", help="only check that media exist (faster)")
     demo = sub.add_parser("demo-data", help="write generated Video-R1 samples (egocentric clips, ROIs) for a dry run")
     demo.add_argument("--out", required=True)
     demo.add_argument("-n", type=int, default=20)
@@ -63,7 +76,43 @@ def _print_issues(issues, limit: int) -> None:
         print(f"... {len(issues) - limit} more", file=sys.stderr)
 
 
+def _plan(args) -> int:
+    from egoforge.verl.plan import PlanError, compose_recipe, plan
+
+    try:
+        result = plan(compose_recipe(args.recipe, args.overrides), args.train_rows)
+    except PlanError as exc:
+        for problem in exc.problems:
+            print(f"egoforge ego3s plan: {args.recipe}: {problem}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"egoforge ego3s plan: {exc}", file=sys.stderr)
+        return 1
+    sched = result["schedule"]
+    print(json.dumps(result, indent=1, default=str))
+    print(f"{sched['total_steps']} steps ({sched['steps_per_epoch']}/epoch), {len(sched['ecr_checks'])} ECR checks, "
+          f"{len(sched['saves'])} saves, {len(sched['validations'])} validations", file=sys.stderr)
+    return 0
+
+
 def main(args) -> int:
+    if args.ego3s_command == "plan":
+        return _plan(args)
+    if args.ego3s_command == "sft-data":
+        from egoforge.ego3s.convert import ConversionError
+        from egoforge.ego3s.sft import convert_sft_file
+
+        try:
+            out = convert_sft_file(args.source, args.out, args.media_dir, decode=not args.no_decode)
+        except ConversionError as exc:
+            _print_issues(exc.issues, 50)
+            print(f"egoforge ego3s sft-data: {len(exc.issues)} problem(s); nothing written", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"egoforge ego3s sft-data: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps({"out": str(out)}))
+        return 0
     if args.ego3s_command == "validate":
         from pathlib import Path
 

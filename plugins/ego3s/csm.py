@@ -78,6 +78,16 @@ def mean_total_reward(formats: Sequence[float], accuracies: Sequence[float]) -> 
     return (sum(formats) + sum(accuracies)) / count if count else 0.0
 
 
+def rank_score(deviation: float, side: str) -> float:
+    """How strongly CSM's coarse test wants a sample: |deviation| (``both``) or the signed deviation (``positive``).
+
+    The one ranking rule for a stored report and for live re-scoring, matching the rule that keeps a sample.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+    return abs(deviation) if side == "both" else deviation
+
+
 def deviation_filter(gaps: Mapping[str, float], threshold: float, side: str) -> tuple[float, dict[str, float], set]:
     """(mean gap, deviation per id, ids kept): keep |dev| > threshold (``both``) or dev > threshold."""
     if not gaps:

@@ -18,7 +18,15 @@ from pathlib import Path
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
 from egoforge.data.paths import resolve_under
 from egoforge.ego3s.convert import ConversionError, ConvertOptions, to_verl_rows, write_parquet
-from egoforge.ego3s.csm import CONDITIONS, CSMConfig, coarse_select, mean_total_reward, response_rewards, select
+from egoforge.ego3s.csm import (
+    CONDITIONS,
+    CSMConfig,
+    coarse_select,
+    mean_total_reward,
+    rank_score,
+    response_rewards,
+    select,
+)
 from egoforge.ego3s.generation import Request
 from egoforge.ego3s.media import FrameBudget, load_clip, mask_region
 from egoforge.ego3s.prompts import build_prompt
@@ -194,11 +202,33 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
     return CSMResult(selected_json, selected_parquet, report, histogram, summary)
 
 
+@dataclass(frozen=True)
+class PoolReport:
+    """What a CSM report says about candidate samples: ranking scores and the ids CSM rejected."""
+
+    scores: dict[str, float]
+    rejected: frozenset
+
+
+def load_report(path: str | os.PathLike) -> PoolReport:
+    """A CSM report as ECR's pool ranking: ``rank_score`` of each coarse deviation (the report's own side rule,
+    the same rule ``live_rescorer`` uses) and the samples the report did not keep."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        side = (data.get("settings") or {}).get("coarse_side", "both")
+        samples = data["samples"]
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a CSM report (`egoforge select csm` writes csm_report.json): {exc!r}") from exc
+    scores = {str(k): rank_score(float(v["coarse_deviation"]), side) for k, v in samples.items()
+              if v.get("coarse_deviation") is not None}
+    rejected = frozenset(str(k) for k, v in samples.items() if v.get("kept") is False)
+    return PoolReport(scores, rejected)
+
+
 def load_report_scores(path: str | os.PathLike) -> dict[str, float]:
-    """problem_id -> coarse deviation from a CSM report (used to rank ECR's pool by CSM value)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {k: v["coarse_deviation"] for k, v in data.get("samples", {}).items()
-            if v.get("coarse_deviation") is not None}
+    """problem_id -> ranking score from a CSM report (see ``load_report``)."""
+    return load_report(path).scores
 
 
 def live_rescorer(sampler, samples: dict[str, dict], root: str | os.PathLike, opts: CSMRunOptions = CSMRunOptions(),
@@ -220,7 +250,6 @@ def live_rescorer(sampler, samples: dict[str, dict], root: str | os.PathLike, op
                 formats, accuracies = response_rewards(texts, row["solution"], row["problem_type"])
                 means.setdefault(condition, {})[str(row["problem_id"])] = mean_total_reward(formats, accuracies)
         _, deviation, _ = coarse_select(means.get("text", {}), means.get("video", {}), opts.csm)
-        two_sided = opts.csm.coarse_side == "both"
-        return {k: abs(d) if two_sided else d for k, d in deviation.items()}
+        return {k: rank_score(d, opts.csm.coarse_side) for k, d in deviation.items()}
 
     return rescore

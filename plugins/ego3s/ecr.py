@@ -9,12 +9,19 @@ change since the previous check is measured:
 
 If S_k > lambda_s the curriculum has stagnated and is recurated: active samples whose rewards no longer vary
 (all rollouts right, or all wrong) are retired and their slots point at fresh samples from the pool (in pool
-order, or ranked by a caller-supplied re-scoring, e.g. CSM with the current policy).
+order, or ranked by a caller-supplied re-scoring, e.g. CSM with the current policy; samples a re-scoring marks
+ineligible, such as those CSM rejected, never come in).
 
 v_k(x) is read from the training rollouts themselves (each probe sample's most recent group), not from extra
-probe rollouts: with the paper's batch of 512 prompts over ~3,200 samples each probe sample is rolled out every
-~6 steps, ~16 times per 100-step window, so the state is fresh and no generation is spent on probing. Probe
-samples not rolled out in a window are not measured (a retired probe sample stops counting).
+probe rollouts. A probe sample is *measured* at a check when it was rolled out since the previous check and has a
+reference state: its state at the previous check (states carry forward across windows, so a sample rolled out
+once per epoch is compared with its previous epoch), or, when it had none yet, its first group in this window if
+it was rolled out at least twice. So the first check can already decide when rollouts are dense (the 512-prompt
+batch) and sparse schedules (the official 8-prompt step, each sample seen once per epoch) decide once samples are
+revisited. ``egoforge ego3s plan`` prints the expected share of the probe measured at each check.
+
+The probe keeps its size: when recuration retires a probe sample, the newcomer that takes its slot joins the
+probe in its place (it is measured from its own rollouts on).
 
 Everything here is deterministic and its state round-trips through ``state_dict`` (plain JSON types), so a
 resumed run makes exactly the same selections.
@@ -23,7 +30,7 @@ resumed run makes exactly the same selections.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 STATE_MODES = ("binary", "buckets")
@@ -117,8 +124,10 @@ class ECRCurriculum:
         self.retired: list[str] = []
         self.probe = sorted(rng.sample(active, min(config.probe_size, len(active))))
         self.latest: dict[str, int] = {}  # sample id -> state of its most recent group
-        self.snapshot: dict[str, int] = {}  # probe id -> state at the previous check
-        self.seen: set[str] = set()  # probe ids rolled out since the previous check
+        self.snapshot: dict[str, int] = {}  # probe id -> state at the previous check (carried forward)
+        self.seen: set[str] = set()  # sample ids rolled out since the previous check
+        self.first_in_window: dict[str, int] = {}  # sample id -> state of its first group since the previous check
+        self.count_in_window: dict[str, int] = {}  # sample id -> groups since the previous check
         self.last_step = 0
         self.history: list[dict] = []
 
@@ -130,6 +139,8 @@ class ECRCurriculum:
         sample_id = str(sample_id)
         self.latest[sample_id] = state
         self.seen.add(sample_id)
+        self.first_in_window.setdefault(sample_id, state)
+        self.count_in_window[sample_id] = self.count_in_window.get(sample_id, 0) + 1
         return state
 
     def observe_groups(self, groups: Mapping[str, Sequence[float]] | Iterable[tuple[str, Sequence[float]]]) -> None:
@@ -138,41 +149,61 @@ class ECRCurriculum:
             self.observe(sample_id, rewards)
 
     # -- decisions ---------------------------------------------------------------------------------------
+    def reference_state(self, sample_id: str) -> int | None:
+        """The state a probe sample is compared with at this check (None: not measurable yet)."""
+        if sample_id in self.snapshot:
+            return self.snapshot[sample_id]
+        if self.count_in_window.get(sample_id, 0) >= 2:
+            return self.first_in_window[sample_id]
+        return None
+
     def stability(self) -> tuple[float | None, int]:
-        """S_k over the probe samples measured in both windows, and how many were measured."""
-        measured = [x for x in self.probe if x in self.seen and x in self.snapshot]
+        """S_k over the probe samples measured at this check (see the module docstring), and how many."""
+        measured = [x for x in self.probe if x in self.seen and self.reference_state(x) is not None]
         if not measured or len(measured) < self.config.min_measured * len(self.probe):
             return None, len(measured)
-        unchanged = sum(1 for x in measured if self.latest[x] == self.snapshot[x])
+        unchanged = sum(1 for x in measured if self.latest[x] == self.reference_state(x))
         return unchanged / len(measured), len(measured)
 
     def zero_variance_active(self) -> list[int]:
         """Slots whose sample's latest group had no reward variance."""
         return [i for i, x in enumerate(self.slots) if self.latest.get(x) == 0]
 
-    def recurate(self, rescore: Rescore | None = None) -> tuple[list[str], list[str]]:
-        """Replace zero-variance active samples by pool samples; returns (dropped, added) ids."""
+    def recurate(self, rescore: Rescore | None = None, exclude: Collection[str] = ()) -> tuple[list[str], list[str]]:
+        """Replace zero-variance active samples by pool samples; returns (dropped, added) ids.
+
+        ``rescore`` ranks pool candidates (highest first, ties in pool order); ``exclude`` names candidates that
+        must not come in (e.g. rejected by CSM). Retired probe samples are replaced in the probe by the
+        newcomers that take their slots, so the probe keeps its size.
+        """
+        excluded = set(exclude)
+        candidates = [x for x in self.pool if x not in excluded]
         slots = self.zero_variance_active()
         limit = int(self.config.max_replace * len(self.slots))
-        n = min(len(slots), len(self.pool), limit)
+        n = min(len(slots), len(candidates), limit)
         if n == 0:
             return [], []
         if rescore is not None:
-            scores = rescore(list(self.pool))
+            scores = rescore(list(candidates))
             # Highest score first; ties keep pool order (sorted is stable).
-            chosen = sorted(self.pool, key=lambda x: -float(scores.get(x, float("-inf"))))[:n]
+            chosen = sorted(candidates, key=lambda x: -float(scores.get(x, float("-inf"))))[:n]
         else:
-            chosen = self.pool[:n]
+            chosen = candidates[:n]
         chosen_set = set(chosen)
         self.pool = [x for x in self.pool if x not in chosen_set]
+        probe = set(self.probe)
         dropped = []
         for slot, new in zip(slots[:n], chosen):
-            dropped.append(self.slots[slot])
+            old = self.slots[slot]
+            dropped.append(old)
             self.slots[slot] = new
+            if old in probe:  # refill the probe with the sample that takes the retired one's place
+                self.probe[self.probe.index(old)] = new
+                self.snapshot.pop(old, None)
         self.retired.extend(dropped)
         return dropped, list(chosen)
 
-    def step(self, step: int, rescore: Rescore | None = None) -> CheckResult | None:
+    def step(self, step: int, rescore: Rescore | None = None, exclude: Collection[str] = ()) -> CheckResult | None:
         """Call after every training step; at each ``interval`` it checks and, on stagnation, recurates."""
         if step <= 0 or step % self.config.interval:
             return None
@@ -180,11 +211,13 @@ class ECRCurriculum:
         stagnant = stability is not None and stability > self.config.lambda_s
         result = CheckResult(step, stability, measured, stagnant)
         if stagnant:
-            result.dropped, result.added = self.recurate(rescore)
+            result.dropped, result.added = self.recurate(rescore, exclude)
         for x in self.probe:
-            if x in self.seen:
+            if x in self.latest:  # carried forward: a probe sample not rolled out keeps its last state
                 self.snapshot[x] = self.latest[x]
         self.seen.clear()
+        self.first_in_window.clear()
+        self.count_in_window.clear()
         self.last_step = step
         self.history.append(asdict(result))
         return result
@@ -200,6 +233,8 @@ class ECRCurriculum:
             "latest": dict(self.latest),
             "snapshot": dict(self.snapshot),
             "seen": sorted(self.seen),
+            "first_in_window": dict(self.first_in_window),
+            "count_in_window": dict(self.count_in_window),
             "last_step": self.last_step,
             "history": list(self.history),
         }
@@ -216,6 +251,8 @@ class ECRCurriculum:
         self.latest = {str(k): int(v) for k, v in state["latest"].items()}
         self.snapshot = {str(k): int(v) for k, v in state["snapshot"].items()}
         self.seen = set(state["seen"])
+        self.first_in_window = {str(k): int(v) for k, v in state.get("first_in_window", {}).items()}
+        self.count_in_window = {str(k): int(v) for k, v in state.get("count_in_window", {}).items()}
         self.last_step = int(state["last_step"])
         self.history = list(state["history"])
 

@@ -13,13 +13,15 @@ stagnation. Its state rides in verl's checkpoint: ``StatefulDataLoader`` saves `
 
     data.custom_cls.path=pkg://egoforge.verl.dataset data.custom_cls.name=ECRDataset
     +data.ecr.pool_files=[pool.parquet] +data.ecr.interval=100 +data.ecr.probe_size=500 +data.ecr.lambda_s=0.6
-    +data.ecr.rescore_file=csm_pool/csm_report.json   # optional: bring pool samples in by their CSM value
+    +data.ecr.rescore_file=data/ego3s/csm/csm_report.json   # rank the pool by CSM, never re-admit its rejects
+    +data.ecr.readmit_rejected=true                          # optional: let CSM-rejected samples back in
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 
 import datasets
@@ -65,14 +67,29 @@ def decode_video_items(messages: list[dict]) -> list[dict]:
     return out
 
 
+def split_of(data_files, data_config) -> str | None:
+    """"train" / "val" from which file list this dataset reads; None when both lists are the same files.
+
+    verl does not tell a dataset class its split. With identical lists the ``ego3s_ecr`` trainer sets the split
+    after building both datasets; any other trainer leaves it None and the reward manager releases groups of
+    either size after ``group_settle_s`` (slow: use a held-out validation file).
+    """
+    files = _as_list(data_files)
+    train, val = _as_list(data_config.get("train_files")), _as_list(data_config.get("val_files"))
+    if train == val and files == train:
+        warnings.warn("egoforge: data.train_files == data.val_files; the split of each dataset is unknown until "
+                      "the ego3s_ecr trainer sets it (other trainers: Ego3S reward groups wait group_settle_s)",
+                      stacklevel=3)
+        return None
+    return "train" if files == train else ("val" if files == val else None)
+
+
 class Ego3SDataset(RLHFDataset):
     """RLHFDataset with PyAV video decoding under the Ego3S frame budget and split-marked rows."""
 
     def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
-        files = _as_list(data_files)
-        self.split = "train" if files == _as_list(config.get("train_files")) else (
-            "val" if files == _as_list(config.get("val_files")) else None)
-        super().__init__(files, tokenizer, config, processor, max_samples)
+        self.split = split_of(data_files, config)
+        super().__init__(_as_list(data_files), tokenizer, config, processor, max_samples)
 
     @classmethod
     def _process_multi_modal_info(cls, messages, image_patch_size, config):
@@ -93,17 +110,18 @@ class Ego3SDataset(RLHFDataset):
         return row
 
 
-def ecr_config_from(data_config) -> tuple[ECRConfig, list[str], str | None]:
-    """(ECRConfig, pool files, CSM report used to rank the pool) from ``data.ecr``."""
+def ecr_config_from(data_config) -> tuple[ECRConfig, list[str], str | None, bool]:
+    """(ECRConfig, pool files, CSM report ranking the pool, re-admit CSM-rejected samples) from ``data.ecr``."""
     section = dict((data_config.get("ecr") or {}).items())
     pool_files = _as_list(section.pop("pool_files", None))
     rescore_file = section.pop("rescore_file", None)
+    readmit_rejected = bool(section.pop("readmit_rejected", False))
     known = set(ECRConfig.__dataclass_fields__)
     unknown = set(section) - known
     if unknown:
         raise ValueError(f"data.ecr: unknown keys {sorted(unknown)}; known: pool_files, rescore_file, "
-                         f"{', '.join(sorted(known))}")
-    return ECRConfig(**section), pool_files, rescore_file
+                         f"readmit_rejected, {', '.join(sorted(known))}")
+    return ECRConfig(**section), pool_files, rescore_file, readmit_rejected
 
 
 class ECRDataset(Ego3SDataset):
@@ -113,14 +131,20 @@ class ECRDataset(Ego3SDataset):
         if int(config.get("dataloader_num_workers", 0) or 0) != 0:
             raise ValueError("ECRDataset recurates the training set in the trainer process: set "
                              "data.dataloader_num_workers=0")
-        self.ecr_config, pool_files, rescore_file = ecr_config_from(config)
+        self.ecr_config, pool_files, rescore_file, self.readmit_rejected = ecr_config_from(config)
         self.pool_files = pool_files
-        # A CSM report of the pool (`egoforge select csm` over it) ranks which pool samples come in first.
-        self.pool_scores = None
+        # A CSM report over the pool (`egoforge select csm`, re-run with a recent checkpoint for the paper's
+        # "current policy") ranks the pool candidates and names those CSM rejected; it is re-read whenever the
+        # file changes, so a periodic offline CSM pass is picked up at the next recuration.
+        self.rescore_file = rescore_file
+        self._report = None
+        self._report_mtime = None
         if rescore_file:
-            from egoforge.ego3s.csm_run import load_report_scores
-
-            self.pool_scores = load_report_scores(rescore_file)
+            self._pool_report()  # a bad path or report fails at start-up, not at the first recuration
+        elif pool_files:
+            warnings.warn("egoforge ECR: data.ecr.pool_files without data.ecr.rescore_file: recuration brings pool "
+                          "samples in in random order, CSM-rejected ones included; give the CSM report of the pool",
+                          stacklevel=2)
         self.curriculum: ECRCurriculum | None = None
         super().__init__(data_files, tokenizer, config, processor, max_samples)
 
@@ -167,11 +191,24 @@ class ECRDataset(Ego3SDataset):
         """Rewards of rollout groups keyed by dataset ``index`` (the rows ``__getitem__`` returned)."""
         self.curriculum.observe_groups((self.id_of_row[int(index)], rewards) for index, rewards in groups.items())
 
+    def _pool_report(self):
+        import os
+
+        from egoforge.ego3s.csm_run import load_report
+
+        mtime = os.stat(self.rescore_file).st_mtime_ns
+        if mtime != self._report_mtime:
+            self._report, self._report_mtime = load_report(self.rescore_file), mtime
+        return self._report
+
     def curriculum_step(self, step: int, rescore=None) -> dict[str, float]:
-        if rescore is None and self.pool_scores is not None:
-            scores = self.pool_scores
-            rescore = lambda ids: scores  # noqa: E731
-        result = self.curriculum.step(step, rescore)
+        exclude = ()
+        if self.rescore_file and step > 0 and step % self.ecr_config.interval == 0:
+            report = self._pool_report()
+            if rescore is None:
+                rescore = lambda ids: report.scores  # noqa: E731
+            exclude = () if self.readmit_rejected else report.rejected
+        result = self.curriculum.step(step, rescore, exclude)
         return result.metrics() if result is not None else {}
 
     def state_dict(self) -> dict:

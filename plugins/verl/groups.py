@@ -6,9 +6,9 @@ submits its per-rollout summary under the prompt's ``uid`` and waits until the g
 members get every summary of the group and compute the group terms themselves.
 
 The collector lives in the worker process when there is one reward worker (or in tests), and in one named Ray
-actor shared by all workers otherwise. A group is released when ``expected`` members arrived; when at least
-``minimum`` arrived and nothing new came for ``settle_s`` (validation may sample fewer rollouts than training);
-or after ``timeout_s`` (a failed rollout must not block its siblings forever).
+actor per Ray job, shared by all workers, otherwise. A group is released when ``expected`` members arrived; when
+at least ``minimum`` arrived and nothing new came for ``settle_s`` (validation may sample fewer rollouts than
+training); or after ``timeout_s`` (a failed rollout must not block its siblings forever).
 """
 
 from __future__ import annotations
@@ -82,13 +82,16 @@ class GroupCollector:
 
 
 def ray_collector(timeout_s: float, settle_s: float):
-    """The cluster-wide collector actor (created by the first worker that asks, then shared)."""
+    """The job's collector actor (created by the first reward worker that asks, then shared by all of them).
+
+    Named per Ray job and not detached: it is owned by the worker that created it and goes away with the job,
+    instead of outliving it in a long-lived cluster and serving the next job stale groups.
+    """
     import ray
 
+    name = f"{RAY_ACTOR_NAME}_{ray.get_runtime_context().get_job_id()}"
     actor_cls = ray.remote(num_cpus=0, max_concurrency=100_000)(GroupCollector)
-    return actor_cls.options(name=RAY_ACTOR_NAME, get_if_exists=True, lifetime="detached").remote(
-        timeout_s=timeout_s, settle_s=settle_s
-    )
+    return actor_cls.options(name=name, get_if_exists=True).remote(timeout_s=timeout_s, settle_s=settle_s)
 
 
 class CollectorClient:

@@ -13,17 +13,19 @@ Group size: ``actor_rollout_ref.rollout.n`` for training rollouts and ``rollout.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-from egoforge.rewards.ego3s import verl_settings_from_kwargs
+from egoforge.rewards.ego3s import clip_from_kwargs, require_clip, verl_settings_from_kwargs
 from egoforge.rewards.scoring import finish_member
 from egoforge.verl.groups import CollectorClient
 
 NAME = "ego3s_irl"
+logger = logging.getLogger(__name__)
 IRL_KEYS = ("accuracy", "clip_sim", "penalty", "score")
 
 
@@ -49,7 +51,11 @@ class Ego3SRewardManager(NaiveRewardManager):
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score, reward_router_address, reward_model_tokenizer)
         kwargs = reward_kwargs_of(config)
-        self.settings = verl_settings_from_kwargs(**kwargs)
+        require_clip(kwargs)  # at start-up, in every reward worker, not at the first rollout
+        self.settings = verl_settings_from_kwargs(**kwargs)  # refuses temporal=true: verl has no shuffled rollouts
+        if self.settings.irl:  # load CLIP now: a bad path fails at start-up, and the log names the device
+            clip = clip_from_kwargs(**kwargs)
+            logger.warning("egoforge %s: CLIP %s on %s", NAME, kwargs.get("clip_model"), getattr(clip, "device", "?"))
         self.train_n, self.val_n = group_sizes(config)
         num_workers = int((config.get("reward", {}) or {}).get("num_workers", 1) or 1)
         self.collector = CollectorClient(

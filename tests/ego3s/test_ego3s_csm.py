@@ -153,3 +153,20 @@ def test_live_rescorer_ranks_pool_samples_by_their_need_for_the_video(tmp_path):
         curriculum.observe_groups({"a": [1.0] * 5, "b": [1.0] * 5})
         result = curriculum.step(step, rescore)
     assert set(result.added) <= need_video or need_video <= set(result.added)
+
+
+def test_report_and_live_rescoring_rank_by_one_rule(tmp_path):
+    """A stored report ranks pool candidates by the rule that keeps a sample: |deviation| for the two-sided
+    coarse test, the signed deviation for ``coarse_side=positive``; samples it did not keep are listed."""
+    from egoforge.ego3s.csm import rank_score
+    from egoforge.ego3s.csm_run import load_report
+
+    samples = {"a": {"coarse_deviation": -0.8, "kept": True}, "b": {"coarse_deviation": 0.3, "kept": False},
+               "c": {"coarse_deviation": None, "kept": False}}
+    for side, expected in (("both", {"a": 0.8, "b": 0.3}), ("positive", {"a": -0.8, "b": 0.3})):
+        path = tmp_path / f"{side}.json"
+        path.write_text(json.dumps({"settings": {"coarse_side": side}, "samples": samples}))
+        report = load_report(path)
+        assert report.scores == pytest.approx(expected) and report.rejected == {"b", "c"}
+        assert report.scores == {k: rank_score(v["coarse_deviation"], side) for k, v in samples.items()
+                                 if v["coarse_deviation"] is not None}

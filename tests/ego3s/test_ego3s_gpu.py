@@ -37,8 +37,13 @@ def _launch(work: Path, model: Path, clip: Path, active: Path, pool: Path, steps
         "trainer.val_before_train=False", f"trainer.default_local_dir={work / 'ckpt'}",
         "trainer.resume_mode=auto",
     ]
+    # The CSM report of the pool ranks ECR's candidates: every pool sample kept (none rejected).
+    pool_ids = [e["problem_id"] for e in pq.read_table(pool).column("extra_info").to_pylist()]
+    report = work / "csm_report.json"
+    report.write_text(json.dumps({"settings": {"coarse_side": "both"},
+                                  "samples": {i: {"coarse_deviation": 0.5, "kept": True} for i in pool_ids}}))
     env = dict(os.environ, MODEL=str(model), CLIP_MODEL=str(clip), TRAIN_FILES=str(active), POOL_FILES=str(pool),
-               VAL_FILES=str(active), N_GPUS=str(n_gpus))
+               VAL_FILES=str(active), CSM_REPORT=str(report), N_GPUS=str(n_gpus))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     with open(log, "w") as handle:
         proc = subprocess.run(["bash", str(REPO / "recipes" / "ego3s_grpo_qwen2_5_vl_7b.sh"), *overrides],

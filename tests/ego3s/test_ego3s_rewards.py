@@ -278,9 +278,10 @@ def test_video_r1_extras():
 
 
 def test_verl_compute_score_signature_and_keys():
-    result = compute_score("ego3s", GOOD_IRL, "<answer>B</answer>", {"problem_type": "multiple choice"})
-    assert result == {"accuracy": 1.0, "format": 1.0, "n_objects": 2.0, "clip_sim": 0.0, "penalty": 0.0,
-                      "score": 2.0}
+    with pytest.raises(ValueError, match="no CLIP model"):  # IRL would silently earn no grounded reward
+        compute_score("ego3s", GOOD_IRL, "<answer>B</answer>", {"problem_type": "multiple choice"})
+    with pytest.raises(ValueError, match=r"row 12 .*'multiple-choice'.*allowed: \['multiple choice'"):
+        compute_score("ego3s", GOOD_IRL, "B", {"index": 12, "problem_type": "multiple-choice"}, irl=False)
     plain = compute_score("ego3s", "<think>a</think><answer>3</answer>", "<answer>3</answer>",
                           {"problem_type": "numerical"}, irl=False)
     assert plain == {"accuracy": 1.0, "format": 1.0, "score": 2.0}

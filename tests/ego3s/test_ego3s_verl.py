@@ -44,24 +44,62 @@ def recipe_job(tmp_path_factory, tiny_qwen2_5_vl, tiny_clip, ego3s_parquet) -> d
                           POOL_FILES=ego3s_parquet, VAL_FILES=ego3s_parquet)
 
 
-def test_recipe_composes_with_the_paper_settings(recipe_job):
+def test_recipe_values_verl_will_use_match_the_official_run(recipe_job):
+    """The values verl's own dataclasses hold after composing the recipe (what the workers read), and the
+    schedule verl's trainer will run on the paper's 3,180 CSM-selected samples."""
+    from egoforge.verl.plan import plan
+
+    result = plan(recipe_job, train_rows=3180)
+    values, sched = result["values"], result["schedule"]
+    assert values["clip_grad"] == 5.0  # actor.optim.clip_grad: the key the FSDP engine reads (max_grad_norm 5)
+    assert values["lr"] == 1e-6 and values["lr_scheduler_type"] == "cosine" and values["weight_decay"] == 0.01
+    assert values["lr_warmup_steps_ratio"] == 0.0 and values["min_lr_ratio"] == 0.0  # TRL cosine: 0 warmup, to 0
+    assert values["use_kl_loss"] and values["kl_loss_coef"] == 0.04 and values["kl_loss_type"] == "low_var_kl"
+    assert not values["use_kl_in_reward"]
+    assert values["adv_estimator"] == "grpo" and values["norm_adv_by_std_in_grpo"]
+    assert values["rollout.n"] == 5 and values["rollout.temperature"] == 1.0
+    assert values["loss_agg_mode"] == "seq-mean-token-mean"  # TRL 0.14: per-sequence token mean, batch mean
+    assert values["ppo_mini_batch_size"] == 8 and values["ppo_epochs"] == 1  # one policy update per step
+    # Official step: 1 prompt x 8 GPUs x accumulation 1 -> 3180 // 8 = 397 steps per epoch, 2 epochs.
+    assert (sched["steps_per_epoch"], sched["total_steps"]) == (397, 794)
+    assert sched["ecr_checks"] == [100, 200, 300, 400, 500, 600, 700]
+    assert sched["saves"] == [100, 200, 300, 400, 500, 600, 700, 794]
+    assert sched["validations"] == [0, 100, 200, 300, 400, 500, 600, 700, 794]
+    # Each sample is rolled out about once per epoch: first-epoch checks measure no probe sample.
+    measured = [sched["probe_measured"][c] for c in sched["ecr_checks"]]
+    assert measured[:3] == [0.0, 0.0, 0.0] and 0 < measured[3] < 0.01
+    assert measured[4:] == pytest.approx([100 / 397] * 3)
+    assert sched["lr"]["step 1"] == 1e-6 and sched["lr"]["50%"] == pytest.approx(5e-7, rel=0.01)
+    assert sched["lr"]["last"] < 1e-9
+
     job = recipe_job
-    actor, rollout = job["actor_rollout_ref"]["actor"], job["actor_rollout_ref"]["rollout"]
-    assert job["algorithm"]["adv_estimator"] == "grpo" and not job["algorithm"]["use_kl_in_reward"]
-    assert rollout["name"] == "vllm" and rollout["n"] == 5 and rollout["temperature"] == 1.0
-    assert actor["optim"]["lr"] == 1e-6 and actor["optim"]["lr_scheduler_type"] == "cosine"
-    assert actor["use_kl_loss"] and actor["kl_loss_coef"] == 0.04 and actor["kl_loss_type"] == "low_var_kl"
-    assert actor["ppo_mini_batch_size"] == 512 and actor["grad_clip"] == 5.0
     data = job["data"]
-    assert (data["train_batch_size"], data["max_prompt_length"], data["max_response_length"]) == (512, 16384, 768)
     assert data["custom_cls"] == {"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"}
-    assert data["dataloader_num_workers"] == 0
+    assert data["dataloader_num_workers"] == 0 and data["ecr"]["rescore_file"]
     assert data["ecr"]["probe_size"] == 500 and data["ecr"]["interval"] == 100 and data["ecr"]["lambda_s"] == 0.6
-    assert job["trainer"]["n_gpus_per_node"] == 8 and job["trainer"]["v1"]["trainer_mode"] == "ego3s_ecr"
     assert job["reward"]["custom_reward_function"]["path"] == "pkg://egoforge.rewards.ego3s"
-    assert job["reward"]["custom_reward_function"]["reward_kwargs"]["preset"] == "paper"
     assert job["reward"]["reward_manager"]["name"] == "ego3s_irl"
-    assert job["custom_reward_function"]["path"] is None  # the legacy key stays unused
+
+
+def test_plan_refuses_unread_keys_and_an_ecr_that_never_fires(recipe_job):
+    import copy
+
+    from egoforge.verl.plan import PlanError, plan
+
+    job = copy.deepcopy(recipe_job)
+    job["actor_rollout_ref"]["actor"]["grad_clip"] = 5.0  # the old recipe's key: composed, never read
+    job["data"]["train_batch_size"] = 512  # the old recipe's batch: 3180 // 512 = 6 steps/epoch, 12 in all
+    job["actor_rollout_ref"]["actor"]["ppo_mini_batch_size"] = 512
+    job["trainer"]["typo_freq"] = 3
+    with pytest.raises(PlanError) as info:
+        plan(job, train_rows=3180)
+    problems = "\n".join(info.value.problems)
+    assert "actor_rollout_ref.actor.grad_clip=5.0 is never read" in problems
+    assert "ECR never fires: 12 steps" in problems and "+trainer.typo_freq=3" in problems
+    job = copy.deepcopy(recipe_job)  # the documented alternative: a larger batch with the interval scaled
+    job["data"]["train_batch_size"] = job["actor_rollout_ref"]["actor"]["ppo_mini_batch_size"] = 64
+    job["data"]["ecr"]["interval"] = job["trainer"]["save_freq"] = job["trainer"]["test_freq"] = 12
+    assert plan(job, train_rows=3180)["schedule"]["ecr_checks"] == [12, 24, 36, 48, 60, 72, 84, 96]
 
 
 def test_recipe_passes_verls_config_validation(recipe_job):
@@ -77,8 +115,16 @@ def test_recipe_passes_verls_config_validation(recipe_job):
 
 @pytest.mark.slow
 def test_3b_recipe_composes(tmp_path):
+    from egoforge.verl.plan import plan
+
     job = compose_recipe(RECIPES["3b"], tmp_path, "reward.custom_reward_function.reward_kwargs.preset=official")
     assert job["actor_rollout_ref"]["model"]["path"] == "models/Qwen2.5-VL-3B-Instruct"
+    result = plan(job, train_rows=3180)  # the same values and schedule as the 7b recipe
+    assert {k: result["values"][k] for k in ("clip_grad", "kl_loss_coef", "kl_loss_type", "loss_agg_mode",
+                                             "rollout.n", "lr", "lr_scheduler_type", "ppo_mini_batch_size")} == {
+        "clip_grad": 5.0, "kl_loss_coef": 0.04, "kl_loss_type": "low_var_kl", "loss_agg_mode": "seq-mean-token-mean",
+        "rollout.n": 5, "lr": 1e-6, "lr_scheduler_type": "cosine", "ppo_mini_batch_size": 8}
+    assert result["schedule"]["ecr_checks"] == [100, 200, 300, 400, 500, 600, 700]
     assert job["actor_rollout_ref"]["rollout"]["tensor_model_parallel_size"] == 1
     assert job["reward"]["custom_reward_function"]["reward_kwargs"]["preset"] == "official"
 
@@ -205,6 +251,23 @@ def test_manager_refuses_the_temporal_bonus_it_cannot_compute(recipe_job, tiny_q
         load_reward_manager(config, AutoTokenizer.from_pretrained(tiny_qwen2_5_vl))
 
 
+def test_manager_refuses_irl_without_clip_at_start_up(recipe_job, tiny_qwen2_5_vl, caplog):
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_5_vl)
+    config = OmegaConf.create(recipe_job)
+    with caplog.at_level("WARNING", logger="egoforge.verl.reward_manager"):
+        load_reward_manager(config, tokenizer)
+    assert "CLIP" in caplog.text and " on cpu" in caplog.text  # the worker says which device CLIP runs on
+    del config.reward.custom_reward_function.reward_kwargs["clip_model"]
+    with pytest.raises(ValueError, match="no CLIP model"):
+        load_reward_manager(config, tokenizer)
+    config.reward.custom_reward_function.reward_kwargs.irl = False  # explicit: no interaction reward
+    assert not load_reward_manager(config, tokenizer).settings.irl
+
+
 def test_manager_requires_the_ego3s_reward(recipe_job, tiny_qwen2_5_vl):
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -236,6 +299,30 @@ def test_group_collector_releases_complete_partial_and_late_groups():
     assert all(sorted(g) == [0, 1] for g in partial)  # validation-sized group released after settling
     assert all(sorted(g) == [0, 1, 2] for g in timed_out)  # a failed sibling does not block the others
     assert late == [99] and pending == 0
+
+
+def test_group_collector_actor_is_per_job_and_not_detached(monkeypatch):
+    """A detached actor would outlive the job in a long-lived Ray cluster (and serve the next job stale groups)."""
+    import sys
+    import types
+
+    from egoforge.verl import groups
+
+    calls = {}
+
+    class Remote:
+        def __init__(self, cls):
+            self.cls = cls
+
+        def options(self, **options):
+            calls.update(options)
+            return types.SimpleNamespace(remote=lambda **kwargs: ("actor", kwargs))
+
+    fake = types.SimpleNamespace(remote=lambda **_: Remote,
+                                 get_runtime_context=lambda: types.SimpleNamespace(get_job_id=lambda: "03000000"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    assert groups.ray_collector(10.0, 1.0) == ("actor", {"timeout_s": 10.0, "settle_s": 1.0})
+    assert calls == {"name": f"{groups.RAY_ACTOR_NAME}_03000000", "get_if_exists": True}  # no lifetime="detached"
 
 
 @pytest.mark.slow
@@ -400,30 +487,181 @@ def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_
 
 
 def test_ecr_dataset_brings_pool_samples_in_by_their_csm_value(ego3s_parquet, tiny_qwen2_5_vl, tmp_path):
+    """The CSM report ranks candidates (|deviation| for the two-sided test, as the live re-scorer), samples it
+    rejected never come in unless asked, and a refreshed report (an offline CSM pass with a newer checkpoint) is
+    picked up at the next check."""
     import json
+    import os
 
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
     active, pool = _split_parquet(ego3s_parquet, tmp_path, 6)
     report = tmp_path / "csm_report.json"  # what `egoforge select csm` over the pool writes
-    report.write_text(json.dumps({"samples": {"7": {"coarse_deviation": 0.1}, "8": {"coarse_deviation": 0.9},
-                                              "9": {"coarse_deviation": None}, "10": {"coarse_deviation": 0.5}}}))
-    ecr = {"pool_files": [pool], "probe_size": 6, "interval": 1, "max_replace": 0.34, "rescore_file": str(report)}
-    config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr,
-                          custom_cls={"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"})
-    ds, _ = _loader(config, processor)
-    for step in (1, 2):
-        ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})  # every group without a signal
-        metrics = ds.curriculum_step(step)
-    assert metrics["ecr/added"] == 2 and {"8", "10"} <= set(ds.curriculum.slots)  # best CSM values first
+
+    def write_report(samples: dict) -> None:
+        report.write_text(json.dumps({"settings": {"coarse_side": "both"}, "samples": samples}))
+
+    write_report({"7": {"coarse_deviation": 0.1, "kept": True}, "8": {"coarse_deviation": -0.9, "kept": True},
+                  "9": {"coarse_deviation": 2.0, "kept": False}, "10": {"coarse_deviation": 0.5, "kept": True}})
+
+    def run(**extra):
+        ecr = {"pool_files": [pool], "probe_size": 6, "interval": 1, "max_replace": 0.34,
+               "rescore_file": str(report), **extra}
+        config = _data_config([active], [pool], filter_overlong_prompts=False, ecr=ecr,
+                              custom_cls={"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"})
+        ds, _ = _loader(config, processor)
+        for step in (1, 2):
+            ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})  # every group without a signal
+            metrics = ds.curriculum_step(step)
+        return ds, metrics
+
+    ds, metrics = run()
+    added = [x for r in ds.curriculum.history for x in r["added"]]
+    assert metrics["ecr/added"] == 2 and added[:2] == ["8", "10"]  # |-0.9| first; 9 was rejected by CSM
+    assert "9" not in ds.curriculum.slots
+    ds, _ = run(readmit_rejected=True)
+    assert [x for r in ds.curriculum.history for x in r["added"]][:2] == ["9", "8"]
+
+    ds, _ = run()
+    write_report({"9": {"coarse_deviation": 0.3, "kept": True}, "7": {"coarse_deviation": 0.0, "kept": False}})
+    os.utime(report, ns=(1, 10**18))  # a new mtime even on coarse-grained file systems
+    ds.observe({ds.row_of[x]: [1.0] * 5 for x in ds.curriculum.slots})
+    ds.curriculum_step(3)
+    assert ds.curriculum.history[-1]["added"][:1] == ["9"] and "7" not in ds.curriculum.slots
+    with pytest.raises(ValueError, match="not a CSM report"):
+        report.write_text("[]")
+        run()
 
 
-def test_trainer_is_a_registered_sync_trainer_subclass():
+def _trainer_config(recipe_job, active: str, pool: str, val: str, **ecr):
+    """The composed 7b recipe, scaled down: 2 prompts per step, the tiny files, ECR every 2 steps."""
+    from omegaconf import OmegaConf, open_dict
+
+    config = OmegaConf.create(recipe_job)
+    with open_dict(config):
+        config.data.train_batch_size = 2
+        config.data.train_files, config.data.val_files = [active], [val]
+        config.data.cache_dir = "/tmp/egoforge-verl-cache"
+        config.data.ecr = {"pool_files": [pool], "probe_size": 6, "interval": 2, "lambda_s": 0.4, **ecr}
+    return config
+
+
+def _rollouts(batch: dict, step: int):
+    """A hand-built verl DataProto of one step's rollouts as TransferQueue holds them after the reward loop:
+    5 rollouts per prompt, ``rm_scores`` with the scalar on the last response token. Even problem ids are
+    solved every time (no variance: they stagnate), odd ones vary."""
+    from tensordict import TensorDict
+    from verl import DataProto
+
+    uids, indices, scores = [], [], []
+    for index, info in zip(batch["index"], batch["extra_info"]):
+        group = [1.0] * 5 if int(info["problem_id"]) % 2 == 0 else [0.0, 1.0, 0.0, 1.0, 1.0]
+        uids += [f"{step}-{info['problem_id']}"] * 5
+        indices += [int(index)] * 5
+        scores += group
+    lengths = torch.tensor([3 + i % 4 for i in range(len(scores))])
+    rm_scores = torch.zeros(len(scores), 8)
+    rm_scores[torch.arange(len(scores)), lengths - 1] = torch.tensor(scores)
+    return DataProto(batch=TensorDict({"rm_scores": rm_scores}, batch_size=len(scores)),
+                     non_tensor_batch={"uid": np.array(uids, dtype=object), "index": np.array(indices)})
+
+
+def test_ecr_trainer_is_verls_sync_trainer_plus_the_curriculum(recipe_job, ego3s_parquet, tiny_qwen2_5_vl, tmp_path,
+                                                                monkeypatch):
+    """verl's own trainer classes on CPU: the ECR trainer takes every sync branch (replay buffer, batch sizes,
+    no TransferQueue checkpoint), and its overrides, driven with hand-built DataProto rollouts through a
+    stand-in for TransferQueue, recurate on stagnation; the dataloader state verl saves as data.pt restores the
+    identical selection in a fresh trainer."""
+    from transformers import AutoProcessor
+    from verl.protocol import DataProto
     from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+    from verl.trainer.ppo.v1.trainer_base import KVBatchMeta, PPOTrainer
 
-    from egoforge.verl.dataset import group_rewards
+    import egoforge.verl.trainer as ecr_trainer
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    active, pool = _split_parquet(ego3s_parquet, tmp_path, 6)
+
+    def build(cls, mode: str, val: str):
+        config = _trainer_config(recipe_job, active, pool, val)
+        config.trainer.v1.trainer_mode = mode
+        trainer = cls(config)
+        trainer.tokenizer, trainer.processor = processor.tokenizer, processor
+        trainer._init_dataloader()
+        return trainer
 
     cls = get_trainer_cls("ego3s_ecr")
-    assert issubclass(cls, PPOTrainerSync) and cls.__module__ == "egoforge.verl.trainer"
+    assert issubclass(cls, PPOTrainerSync) and cls is ecr_trainer.ECRTrainer
+    trainer = build(cls, "ego3s_ecr", active)  # validation file == training file: split set by the trainer
+    reference = build(PPOTrainerSync, "sync", pool)
+    assert trainer.trainer_mode == reference.trainer_mode == "sync" == trainer.config.trainer.v1.trainer_mode
+    assert type(trainer.replay_buffer) is type(reference.replay_buffer) is ReplayBuffer
+    for name in ("train_batch_size", "gen_batch_size", "max_inflight_gen_batches", "sync_refill_failed_groups",
+                 "filter_groups_metric"):
+        assert getattr(trainer.replay_buffer, name) == getattr(reference.replay_buffer, name), name
+    assert trainer.replay_buffer.gen_batch_size == 2 and trainer.config.data.get("gen_batch_size") is None
+    assert trainer.train_dataloader.batch_size == reference.train_dataloader.batch_size == 2
+    assert (trainer.steps_per_epoch, trainer.total_training_steps) == (3, 6)  # 6 active rows // 2, 2 epochs
+    assert trainer.train_dataset.split == "train" and trainer.val_dataset.split == "val"
+    assert trainer.val_dataset[0]["extra_info"]["split"] == "val"  # the reward manager waits for val_kwargs.n
+
+    # TransferQueue stand-in: keys -> rows of the DataProto the reward loop produced for this step.
+    store: dict[str, DataProto] = {}
+
+    def kv_batch_get(keys, partition_id, select_fields):
+        assert partition_id == "train" and select_fields == ecr_trainer.REWARD_FIELDS
+        rows = DataProto.concat([store[k] for k in keys])
+        return rows.to_tensordict().select(*select_fields)
+
+    advantages_called = []
+    monkeypatch.setattr(ecr_trainer.tq, "kv_batch_get", kv_batch_get)
+    monkeypatch.setattr(PPOTrainerSync, "_compute_advantage",
+                        lambda self, batch, metrics: advantages_called.append(len(batch.keys)) or batch)
+
+    def fake_step(self, metrics, timing_raw):  # verl's step: sample, ..., _compute_advantage, update
+        try:
+            batch = next(self._it)
+        except (AttributeError, StopIteration):
+            self._it = iter(self.train_dataloader)
+            batch = next(self._it)
+        data = _rollouts(batch, self.global_steps)
+        keys = [f"{self.global_steps}_{i}" for i in range(len(data))]
+        store.update({k: data[i:i + 1] for i, k in enumerate(keys)})
+        tags = [{"is_padding": False}] * len(keys) + [{"is_padding": True}]  # sync mode pads, never observed
+        self.served.append(sorted(info["problem_id"] for info in batch["extra_info"]))
+        return self._compute_advantage(KVBatchMeta(partition_id="train", keys=keys + ["pad"], tags=tags), metrics)
+
+    monkeypatch.setattr(PPOTrainer, "step", fake_step)
+
+    def run(t, steps, save_at=None):
+        t.served, log, saved = [], [], None
+        for step in steps:
+            t.global_steps = step
+            metrics = {}
+            t.step(metrics, {})
+            log.append(metrics)
+            if step == save_at:
+                saved = t.train_dataloader.state_dict()  # what _save_checkpoint writes to data.pt
+        return log, saved
+
+    log, saved = run(trainer, range(1, 7), save_at=2)
+    assert advantages_called == [11] * 6 and all(m["ecr/groups_observed"] == 2.0 for m in log)
+    checks = [m for m in log if "ecr/stagnant" in m]
+    assert len(checks) == 3 and any(m["ecr/stagnant"] and m["ecr/added"] > 0 for m in checks), log
+    assert trainer.train_dataset.curriculum.retired and all(int(x) % 2 == 0
+                                                           for x in trainer.train_dataset.curriculum.retired)
+    torch.save(saved, tmp_path / "data.pt")
+
+    resumed = build(cls, "ego3s_ecr", active)
+    resumed.train_dataloader.load_state_dict(torch.load(tmp_path / "data.pt", weights_only=False))
+    log2, _ = run(resumed, range(3, 7))
+    assert log2 == log[2:] and resumed.served == trainer.served[2:]
+    assert resumed.train_dataset.curriculum.state_dict() == trainer.train_dataset.curriculum.state_dict()
+
+
+def test_group_rewards_by_uid():
+    from egoforge.verl.dataset import group_rewards
+
     assert group_rewards(["u1"] * 3 + ["u2"] * 2, [7, 7, 7, 3, 3], [1, 0, 1, 0, 0]) == {7: [1, 0, 1], 3: [0, 0]}
