@@ -28,7 +28,7 @@ INPUT_KEY = re.compile(r"(^|_)(model_name_or_path|adapter_name_or_path|dataset_d
                        r"dir|path|files|frames_root|pose_dir|deepspeed|model|init_from|clip_model)$")
 OUTPUT_KEY = re.compile(r"(^|_)(output_dir|out|save_dir|logging_dir|export_dir|cache_dir|default_local_dir)$")
 SHELL_DEFAULT = re.compile(r"^([A-Z_]+)=\$\{\1:-([^}]+)\}", re.MULTILINE)
-SHELL_INPUTS = {"MODEL", "CLIP_MODEL", "TRAIN_FILES", "POOL_FILES", "VAL_FILES", "SFT_MODEL"}
+SHELL_INPUTS = {"MODEL", "CLIP_MODEL", "TRAIN_FILES", "POOL_FILES", "VAL_FILES", "CSM_REPORT", "SFT_MODEL"}
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ VAL_FILES=${VAL_FILES:-data/ego3s/val.parquet}
 CSM_REPORT=${CSM_REPORT:-data/ego3s/csm/csm_report.json}
 N_GPUS=${N_GPUS:-8}
 
+# Before a launch (not when `--cfg` only composes the config): this environment's lock, egoforge's verl plugin as
+# verl loads it (verl only logs a failed plugin at DEBUG) and every input above; exits here naming what is missing.
+case " $* " in *" --cfg "*) ;; *) egoforge doctor "$0" ;; esac
+
 python3 -m verl.trainer.main_ppo \
     algorithm.adv_estimator=grpo \
     algorithm.use_kl_in_reward=False \

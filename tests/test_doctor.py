@@ -85,3 +85,14 @@ def test_switched_off_verl_plugin_is_an_error(monkeypatch):
     monkeypatch.setenv("EGOFORGE_DISABLE_VERL_PLUGIN", "1")
     check = doctor.check_verl_plugin()
     assert not check.ok and "EGOFORGE_DISABLE_VERL_PLUGIN" in check.detail
+
+
+def test_ego3s_recipe_stops_before_verl_when_doctor_fails(tmp_path):
+    """The shell recipes run `egoforge doctor "$0"` first: a missing input stops them before verl starts."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MODEL": str(tmp_path / "no-such-model")}
+    result = subprocess.run(["bash", str(REPO / "recipes" / "ego3s_grpo_qwen2_5_vl_3b.sh")], capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert f"MODEL: {tmp_path / 'no-such-model'} does not exist" in result.stdout
+    assert "verl.trainer.main_ppo" not in result.stderr and "Hydra" not in result.stderr
