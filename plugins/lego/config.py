@@ -26,7 +26,11 @@ class ModelConfig:
     use_vllm: bool = True  # false: the plain InstructPix2Pix baseline (context = CLIP text only)
     vllm_image_dim: int = 5120  # hidden size of the stage-A VLLM (LLaVA-13B: 5120)
     vllm_text_dim: int = 5120
-    image_tokens: int = 256  # visual tokens per frame (LLaVA ViT-L/14 at 224 px: 256); padded or truncated
+    # Visual tokens per frame. null: read from the training features (the official release and LLaVA ViT-L/14 at
+    # 224 px: 256; LLaVA-1.5 at 336 px: 576; Qwen-VL: set by the stage-A pixel budget). A number must equal the
+    # features' count: a mismatch is refused by name, never truncated (the tokens are the frame's patches in
+    # raster order, so truncation keeps the top of the frame). Shorter feature rows are zero-padded.
+    image_tokens: int | None = None
     text_tokens: int = 77  # generated-text hidden states kept (the paper's 77); padded or truncated
     mixer_layers: int = 2
     mixer_heads: int = 8

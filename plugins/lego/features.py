@@ -181,6 +181,30 @@ class NpyFeatureReader:
         return torch.from_numpy(image.astype("float32")), torch.from_numpy(text.astype("float32"))
 
 
+def image_token_counts(features, keys: Sequence[str], npy_sample: int = 32) -> dict[int, int]:
+    """{visual tokens per frame: samples} of ``keys``: every sample of a shard folder (from its index), the first
+    ``npy_sample`` of the official .npy release (only their headers are read; later rows are checked as they load)."""
+    import numpy as np
+
+    counts: dict[int, int] = {}
+    if isinstance(features, FeatureReader):
+        for key in keys:
+            n = int(features.samples[key]["image_tokens"])
+            counts[n] = counts.get(n, 0) + 1
+        return counts
+    if isinstance(features, NpyFeatureReader):
+        for key in keys[:npy_sample]:
+            shape = np.load(resolve_under(features.image_dir, features._name(key)), mmap_mode="r",
+                            allow_pickle=False).shape
+            n = int(np.prod(shape[:-1]))
+            counts[n] = counts.get(n, 0) + 1
+        return counts
+    for key in keys[:npy_sample]:  # any other reader: load the tensors
+        n = int(features.get(key)[0].shape[0])
+        counts[n] = counts.get(n, 0) + 1
+    return counts
+
+
 # --- extraction ------------------------------------------------------------------------------------------------
 
 

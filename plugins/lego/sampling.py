@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from egoforge.lego.conditioning import fit_tokens
+from egoforge.lego.conditioning import fit_image_tokens, fit_tokens
 from egoforge.lego.dataset import load_frame, mix_seed
 from egoforge.lego.guidance import dual_guidance
 
@@ -97,7 +97,8 @@ def generate_index(model, rows: list[dict], media_root: str | os.PathLike, out_d
         image_features = text_features = None
         if model.conditioner is not None:
             pairs = [features.get(r["feature_key"]) for r in batch]
-            image_features = torch.stack([fit_tokens(i, model.cfg.image_tokens) for i, _ in pairs])
+            image_features = torch.stack([fit_image_tokens(i, model.cfg.image_tokens, r["feature_key"])
+                                          for r, (i, _) in zip(batch, pairs)])
             text_features = torch.stack([fit_tokens(t, model.cfg.text_tokens) for _, t in pairs])
         # One generator per batch from (seed, first id): a resumed run regenerates identical images.
         generator = torch.Generator().manual_seed(mix_seed(settings.seed, batch[0]["id"]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -63,9 +64,34 @@ def make_dataset(cfg: LegoRecipe, split: str):
     features = open_features(features_cfg) if cfg.model.use_vllm else None
     if cfg.model.use_vllm and features is None:
         raise LegoSetupError(f"model.use_vllm is true but data.{split}_features names no features")
-    return LegoPairs(read_index(index), cfg.data.media_root, features, cfg.data.resolution,
+    rows = read_index(index)
+    if features is not None:
+        cfg.model.image_tokens = resolve_image_tokens(cfg.model.image_tokens, features, rows, f"data.{split}_features")
+    return LegoPairs(rows, cfg.data.media_root, features, cfg.data.resolution,
                      cfg.data.flip_prob if split == "train" else 0.0, cfg.model.image_tokens, cfg.model.text_tokens,
                      cfg.data.prompt, index_file=index)
+
+
+def resolve_image_tokens(configured: int | None, features, rows: list[dict], where: str) -> int:
+    """The visual-token count of stage B: the features' (when ``configured`` is None), or ``configured`` when it
+    equals them; any other value is refused by name (see :class:`~egoforge.lego.config.ModelConfig`)."""
+    from egoforge.lego.features import image_token_counts
+
+    counts = image_token_counts(features, [r["feature_key"] for r in rows if r["feature_key"] in features])
+    if not counts:
+        return configured or 256
+    most = max(counts)
+    if configured is None:
+        if len(counts) > 1:
+            print(f"note: the image features of {where} have {min(counts)}..{most} visual tokens; shorter rows are "
+                  f"zero-padded to {most}", file=sys.stderr)
+        return most
+    if configured != most:
+        found = ", ".join(f"{n} tokens x {k} samples" for n, k in sorted(counts.items()))
+        raise LegoSetupError(f"model.image_tokens is {configured} but the image features of {where} have {found} "
+                             f"(LLaVA at 224 px: 256, LLaVA-1.5 at 336 px: 576): set model.image_tokens: {most}, "
+                             "or null to read it from the features")
+    return configured
 
 
 def _steps_per_epoch(cfg: LegoRecipe, n: int, world: int) -> int:
