@@ -322,12 +322,18 @@ def extract_features(
     stats = {"chunk_rows": len(mine), "skipped": len(mine) - len(todo), "extracted": 0}
     if not todo:
         return stats
+    queries = {}
+    for row in todo:  # every narration checked before the model is loaded
+        try:
+            queries[row["feature_key"]] = query_for(row["action"], row.get("dataset", "ego4d"), settings.query)
+        except ValueError as exc:
+            raise ValueError(f"index row {row.get('id', row['feature_key'])!r}: {exc}") from None
     extractor = extractor or VLLMFeatureExtractor(model_path, settings)
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     for batch in (progress or (lambda x: x))(batches):
-        queries = [query_for(r["action"], r.get("dataset", "ego4d"), settings.query) for r in batch]
         paths = [resolve_under(media_root, r["source"]) for r in batch]
-        results = extractor(queries, paths, sample_seed(settings.seed, batch[0]["feature_key"]))
+        results = extractor([queries[r["feature_key"]] for r in batch], paths,
+                            sample_seed(settings.seed, batch[0]["feature_key"]))
         for row, (description, image, text) in zip(batch, results):
             writer.add(row["feature_key"], image, text, description)
         stats["extracted"] += len(batch)
