@@ -47,7 +47,11 @@ def add_arguments(parser) -> None:
     p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (the paper: 0.2)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens)")
+    p.add_argument("--recipe", help="the stage-A recipe the model was tuned with (recipes/lego_vllm_*.yaml): frames "
+                   "get its pixel budget (image_min_pixels / image_max_pixels), as in training")
+    p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens); "
+                   "default: the recipe's image_max_pixels, else LLaMA-Factory's default")
+    p.add_argument("--min-pixels", type=int, help="default: the recipe's image_min_pixels, else LLaMA-Factory's")
     p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--save-dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--limit", type=int, help="only the first N rows")
@@ -183,16 +187,23 @@ def _validate(args) -> int:
 def _features(args) -> int:
     from egoforge.data.egocross import DataFormatError
     from egoforge.lego.convert import read_index
-    from egoforge.lego.features import ExtractionSettings, extract_features
+    from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget
 
     try:
         rows = read_index(args.index)[: args.limit]
-    except DataFormatError as exc:
+        min_pixels, max_pixels = stage_a_pixel_budget(args.recipe)
+    except (DataFormatError, FileNotFoundError, ValueError) as exc:
         print(f"egoforge lego features: {exc}", file=sys.stderr)
         return 1
+    min_pixels, max_pixels = args.min_pixels or min_pixels, args.max_pixels or max_pixels
+    source = args.recipe or "LLaMA-Factory's defaults (pass --recipe with the stage-A recipe if it set others)"
+    if not args.quiet:
+        print(f"frames resized into [{min_pixels}, {max_pixels}] pixels as in stage-A training ({source})",
+              file=sys.stderr)
     settings = ExtractionSettings(max_new_tokens=args.max_new_tokens, do_sample=not args.greedy,
-                                  temperature=args.temperature, seed=args.seed, max_pixels=args.max_pixels,
-                                  batch_size=args.batch_size, shard_size=args.shard_size, save_dtype=args.save_dtype)
+                                  temperature=args.temperature, seed=args.seed, min_pixels=min_pixels,
+                                  max_pixels=max_pixels, batch_size=args.batch_size, shard_size=args.shard_size,
+                                  save_dtype=args.save_dtype)
     stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk, args.num_chunks,
                              progress=_progress(f"VLLM features (chunk {args.chunk})", args.quiet))
     print(json.dumps({"out": args.out, **stats}))

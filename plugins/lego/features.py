@@ -49,6 +49,37 @@ class ExtractionSettings:
     dtype: str = "auto"  # model weights: auto = bfloat16 on GPU, float32 on CPU
 
 
+def stage_a_pixel_budget(recipe: str | os.PathLike | None = None) -> tuple[int, int]:
+    """``(image_min_pixels, image_max_pixels)`` LLaMA-Factory trains a stage-A recipe with: the recipe's values, or
+    LLaMA-Factory's own defaults for the keys it leaves out (no recipe: the defaults).
+
+    LLaMA-Factory resizes every training image into this budget before the processor sees it; features must be
+    extracted from frames resized the same way, or a Qwen-VL sees a different number of patches (visual tokens)
+    than it was tuned on. LLaVA's processor resizes to its fixed input size afterwards either way.
+    """
+    import dataclasses
+
+    import yaml
+    from llamafactory.hparams.model_args import ModelArguments
+
+    budget = {f.name: f.default for f in dataclasses.fields(ModelArguments)
+              if f.name in ("image_min_pixels", "image_max_pixels")}
+    if recipe is not None:
+        path = Path(recipe)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: stage-A recipe not found")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a LLaMA-Factory recipe (expected a mapping of keys)")
+        for key in budget:
+            if data.get(key) is not None:
+                try:
+                    budget[key] = int(data[key])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: {key} = {data[key]!r} is not a whole number of pixels") from None
+    return budget["image_min_pixels"], budget["image_max_pixels"]
+
+
 def sample_seed(seed: int, key: str) -> int:
     """A per-sample seed: the same sample gets the same draw however the run is chunked or resumed."""
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)

@@ -21,6 +21,7 @@ from egoforge.lego.features import (
     NpyFeatureReader,
     chunk_rows,
     extract_features,
+    stage_a_pixel_budget,
 )
 
 PARSE = r"""
@@ -37,7 +38,8 @@ for recipe in sys.argv[1:]:
                       "epochs": training.num_train_epochs, "warmup": training.warmup_ratio,
                       "scheduler": str(training.lr_scheduler_type), "wd": training.weight_decay,
                       "batch": [training.per_device_train_batch_size, training.gradient_accumulation_steps],
-                      "deepspeed": training.deepspeed, "bf16": training.bf16}))
+                      "deepspeed": training.deepspeed, "bf16": training.bf16,
+                      "pixels": [model.image_min_pixels, model.image_max_pixels]}))
 """
 DIST_ENV = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
 VLLM_RECIPES = ("lego_vllm_llava", "lego_vllm_qwen")
@@ -167,3 +169,54 @@ def test_official_npy_release_is_read_safely(tmp_path):
     np.save(tmp_path / "txt" / "clip" / "0" / "000001.npy", np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         reader.get(key)
+
+
+@pytest.mark.parametrize("name", VLLM_RECIPES)
+def test_feature_pixel_budget_is_the_one_llamafactory_trains_with(name, parsed_recipes):
+    """`lego features --recipe` resizes frames into the budget LLaMA-Factory's own parser gives the recipe."""
+    assert list(stage_a_pixel_budget(REPO / "recipes" / f"{name}.yaml")) == parsed_recipes[name]["pixels"]
+    if name == "lego_vllm_qwen":
+        assert parsed_recipes[name]["pixels"] == [50176, 262144]
+
+
+def test_feature_frames_are_resized_as_llamafactory_resizes_training_images(tmp_path):
+    from llamafactory.data.mm_plugin import BasePlugin
+    from PIL import Image
+
+    from egoforge.eval.backends.frames import load_frames
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "frame.png"
+    Image.fromarray(rng.integers(0, 255, (900, 1600, 3), dtype=np.uint8)).save(path)
+    min_pixels, max_pixels = stage_a_pixel_budget(REPO / "recipes" / "lego_vllm_qwen.yaml")
+    (ours,) = load_frames([path], min_pixels, max_pixels)
+    with Image.open(path) as image:
+        theirs = BasePlugin(None, None, None)._preprocess_image(image.copy(), image_max_pixels=max_pixels,
+                                                               image_min_pixels=min_pixels)
+    assert ours.size == theirs.size and ours.width * ours.height <= max_pixels
+    assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys):
+    from egoforge.lego import features
+    from egoforge.tools.cli import main
+
+    seen = {}
+
+    def fake_extract(model, rows, media_root, out, settings, chunk, num_chunks, progress=None):
+        seen["budget"] = (settings.min_pixels, settings.max_pixels)
+        return {"chunk_rows": len(rows), "skipped": 0, "extracted": len(rows)}
+
+    monkeypatch.setattr(features, "extract_features", fake_extract)
+    index = tmp_path / "index.jsonl"
+    index.write_text("")
+    common = ["lego", "features", "--model", "m", "--index", str(index), "--media-root", ".", "--out", "o"]
+    assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml")]) == 0
+    assert seen["budget"] == (50176, 262144)
+    assert main(common) == 0
+    assert seen["budget"] == (1024, 589824)  # LLaMA-Factory's defaults when no recipe names a budget
+    assert "pass --recipe" in capsys.readouterr().err
+    assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml"), "--max-pixels", "100000"]) == 0
+    assert seen["budget"] == (50176, 100000)
+    assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml: stage-A recipe not found" in capsys.readouterr().err
