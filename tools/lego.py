@@ -210,39 +210,58 @@ def _features(args) -> int:
     return 0
 
 
+def _input_errors():
+    """The exceptions a bad input raises (missing or unreadable files, bad rows, mismatched models); ``sample`` and
+    ``metrics`` report them as one line instead of a traceback."""
+    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.paths import UnsafePathError
+    from egoforge.lego.config import LegoSetupError
+    from egoforge.train.recipe import RecipeError
+
+    # OSError covers missing and undecodable frames (PIL's UnidentifiedImageError is one).
+    return (DataFormatError, UnsafePathError, LegoSetupError, RecipeError, ValueError, KeyError, OSError)
+
+
 def _sample(args) -> int:
+    try:
+        return _run_sample(args)
+    except _input_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"egoforge lego sample: {message}", file=sys.stderr)
+        return 1
+
+
+def _run_sample(args) -> int:
     import torch
 
     from egoforge.data.atomic import atomic_write_json
-    from egoforge.data.egocross import DataFormatError
-    from egoforge.lego.config import FeaturesConfig, LegoSetupError
+    from egoforge.lego.config import FeaturesConfig
     from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import open_features
     from egoforge.lego.model import LegoLDM
     from egoforge.lego.sampling import SamplingSettings, generate_index
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
-                                   dtype=torch.float16 if args.fp16 else torch.float32)
-        rows = read_index(args.index)[: args.limit]
-        features = None
-        if model.conditioner is not None or args.prompt == "description":
-            if args.features:
-                features = open_features(FeaturesConfig(format="shards", dir=args.features))
-            elif args.npy_image_dir and args.npy_text_dir:
-                features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
-                                                        text_dir=args.npy_text_dir))
-            else:
-                print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
-                      "--npy-image-dir/--npy-text-dir", file=sys.stderr)
-                return 2
-    except (DataFormatError, LegoSetupError, FileNotFoundError) as exc:
-        print(f"egoforge lego sample: {exc}", file=sys.stderr)
-        return 1
+    rows = read_index(args.index)[: args.limit]
+    model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
+                               dtype=torch.float16 if args.fp16 else torch.float32)
+    features = None
+    if model.conditioner is not None or args.prompt == "description":
+        if args.features:
+            features = open_features(FeaturesConfig(format="shards", dir=args.features))
+        elif args.npy_image_dir and args.npy_text_dir:
+            features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
+                                                    text_dir=args.npy_text_dir))
+        else:
+            print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
+                  "--npy-image-dir/--npy-text-dir", file=sys.stderr)
+            return 2
+        # every row's features before the first image is generated, not a crash mid-run
         absent = [r["feature_key"] for r in rows if r["feature_key"] not in features]
         if absent:
-            print(f"egoforge lego sample: no features for {len(absent)} rows (first: {absent[0]})", file=sys.stderr)
+            print(f"egoforge lego sample: no features for {len(absent)} of {len(rows)} rows of {args.index} "
+                  f"(first: {absent[0]!r}); extract them with `egoforge lego features` on this index",
+                  file=sys.stderr)
             return 1
     settings = SamplingSettings(steps=args.steps, text_scale=args.text_scale, image_scale=args.image_scale,
                                 seed=args.seed, batch_size=args.batch_size)
@@ -280,9 +299,20 @@ def write_examples(rows: list[dict], media_root: str, out: str) -> None:
 
 
 def _metrics(args) -> int:
+    try:
+        return _run_metrics(args)
+    except _input_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"egoforge lego metrics: {message}", file=sys.stderr)
+        return 1
+
+
+def _run_metrics(args) -> int:
     from egoforge.data.atomic import atomic_write_json, atomic_write_text
     from egoforge.lego.convert import read_index
     from egoforge.lego.metrics import (
+        LPIPS_NETS,
+        METRICS,
         PAPER_COLUMNS,
         MetricWeights,
         MissingWeights,
@@ -293,6 +323,12 @@ def _metrics(args) -> int:
     )
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"--metrics {args.metrics!r}: unknown {unknown}; choose from {', '.join(METRICS)}")
+    nets = [n.strip() for n in args.lpips_nets.split(",") if n.strip()]
+    if any(n not in LPIPS_NETS for n in nets):
+        raise ValueError(f"--lpips-nets {args.lpips_nets!r}: choose from {', '.join(LPIPS_NETS)}")
     weights = MetricWeights(clip_model=args.clip_model, fid_weights=args.fid_weights,
                             lpips_nets=tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()))
     if args.skip_missing:
@@ -307,7 +343,7 @@ def _metrics(args) -> int:
         pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir)
         result = evaluate_pairs(pairs, metrics, weights, args.lpips_as_official,
                                 progress=_progress("metrics", args.quiet))
-    except (MissingWeights, FileNotFoundError) as exc:
+    except MissingWeights as exc:
         print(f"egoforge lego metrics: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)

@@ -4,6 +4,9 @@ tiny VLLM, sample frames from the trained tiny LDM, and score them (clear errors
 from __future__ import annotations
 
 import json
+import shutil
+
+from lego_helpers import read_jsonl
 
 from egoforge.testing.lego_data import make_lego_dataset
 from egoforge.tools.cli import main
@@ -47,6 +50,17 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
               "--out", str(tmp_path / "gen"), "--steps", "2", "--limit", "2", "--quiet"]
     assert main(sample) == 2  # a VLLM-conditioned model needs its features
     assert "--features" in capsys.readouterr().err
+    # the train features lack the val rows: refused before sampling, in one line (the check was dead code)
+    assert main([*sample, "--features", str(lego_features["train"])]) == 1
+    assert "no features for 2 of 2 rows" in capsys.readouterr().err
+    broken = tmp_path / "broken_media"
+    shutil.copytree(media, broken)
+    first = read_jsonl(index)[0]
+    (broken / first["source"]).write_bytes(b"not a jpeg")
+    assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
+                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in err
     assert main([*sample, "--features", str(lego_features["val"])]) == 0
     assert (tmp_path / "gen" / "examples.png").read_bytes()[:4] == b"\x89PNG"
     settings = json.loads((tmp_path / "gen" / "sampling.json").read_text())
@@ -66,3 +80,41 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     table = (tmp_path / "scores" / "results.md").read_text()
     assert "| Method | EgoVLP | EgoVLP+ | CLIP | FID | PSNR | LPIPS | BLIP-B | BLIP-L |" in table
     assert (tmp_path / "scores" / "results.csv").read_text().startswith("Method,EgoVLP")
+
+
+def test_metrics_bad_inputs_are_one_line_messages(tmp_path, capsys):
+    from PIL import Image
+
+    from egoforge.lego.sampling import output_name
+
+    make_lego_dataset(tmp_path / "lego", "ego4d", clips={"train": 1, "val": 1}, actions_per_clip=2)
+    assert main(["lego", "convert", "--root", str(tmp_path / "lego")]) == 0
+    index = tmp_path / "lego" / "egoforge" / "ldm_ego4d_val.jsonl"
+    rows = read_jsonl(index)
+    for row in rows:
+        path = tmp_path / "gen" / output_name(row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (90, 90, 90)).save(path)
+    base = ["lego", "metrics", "--generated", str(tmp_path / "gen"), "--index", str(index), "--media-root",
+            str(tmp_path / "lego" / "EgoGen"), "--out", str(tmp_path / "scores"), "--quiet"]
+    capsys.readouterr()
+    cases = [
+        (["--metrics", "psnr"], None),
+        (["--metrics", "psnr,ssim"], "unknown ['ssim']"),
+        (["--lpips-nets", "resnet"], "--lpips-nets 'resnet'"),
+        (["--index", str(tmp_path / "none.jsonl")], "none.jsonl: file not found"),
+    ]
+    for extra, message in cases:
+        code = main([*base, *extra])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        if message is None:
+            assert code == 0, err
+        else:
+            assert code == 1 and err.startswith("egoforge lego metrics: ") and message in err, err
+    (tmp_path / "gen" / output_name(rows[0])).write_bytes(b"not a jpeg")
+    assert main([*base, "--metrics", "psnr"]) == 1
+    assert "cannot identify image file" in capsys.readouterr().err
+    (tmp_path / "lego" / "EgoGen" / rows[1]["target"]).unlink()
+    assert main([*base, "--metrics", "psnr"]) == 1
+    assert f"no ground-truth frame for {rows[1]['id']}" in capsys.readouterr().err
