@@ -73,6 +73,12 @@ def add_arguments(parser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--resolution", type=int, help="default: the training resolution")
+    p.add_argument("--protocol", default="official", choices=["official", "egoforge"],
+                   help="how frames are saved: official (default; metrics/inference.py: bicubic resize to the clip's "
+                   "native aspect, min-max stretch, PIL's default JPEG quality) or egoforge (clamped, square, "
+                   "quality 95)")
+    p.add_argument("--metadata", help="the download's <dataset>_metadata.json with each clip's height and width "
+                   "(official protocol; default: beside the media root's folder)")
     p.add_argument("--device", help="default: cuda when available")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (GPU)")
     p.add_argument("--limit", type=int, help="only the first N rows")
@@ -239,7 +245,7 @@ def _run_sample(args) -> int:
     from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import open_features
     from egoforge.lego.model import LegoLDM
-    from egoforge.lego.sampling import SamplingSettings, generate_index
+    from egoforge.lego.sampling import SamplingSettings, default_metadata_path, generate_index, load_clip_sizes
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     rows = read_index(args.index)[: args.limit]
@@ -264,10 +270,21 @@ def _run_sample(args) -> int:
                   file=sys.stderr)
             return 1
     settings = SamplingSettings(steps=args.steps, text_scale=args.text_scale, image_scale=args.image_scale,
-                                seed=args.seed, batch_size=args.batch_size)
+                                seed=args.seed, batch_size=args.batch_size, protocol=args.protocol)
+    clip_sizes = None
+    if args.protocol == "official":
+        datasets = sorted({r.get("dataset", "ego4d") for r in rows}) or ["ego4d"]
+        paths = [Path(args.metadata)] if args.metadata else [default_metadata_path(args.media_root, d)
+                                                              for d in datasets]
+        clip_sizes = {}
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no clip metadata; the official protocol needs the download's "
+                                        "<dataset>_metadata.json (pass --metadata FILE), or use --protocol egoforge")
+            clip_sizes.update(load_clip_sizes(path))
     resolution = args.resolution or info.get("resolution", 256)
     stats = generate_index(model, rows, args.media_root, args.out, features, resolution, settings, args.prompt,
-                           progress=_progress("sampling", args.quiet))
+                           progress=_progress("sampling", args.quiet), clip_sizes=clip_sizes)
     atomic_write_json(Path(args.out) / "sampling.json", {"model": args.model, "ema": not args.no_ema,
                                                          "resolution": resolution, **vars(settings), **stats})
     write_examples(rows[:8], args.media_root, args.out)

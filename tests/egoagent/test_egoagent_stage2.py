@@ -53,6 +53,7 @@ def test_stage2_learns_then_world_model_evaluation_and_export(stage1_run, egoage
                 str(egoagent_data / "egoexo4d" / "processed_data"), "--out", str(tmp_path / "world")]) == 0
     results = json.loads((tmp_path / "world" / "results.json").read_text())
     retrieval, motion = results["retrieval"], results["motion"]
+    print("WORLD", json.dumps(results), records[0], records[-1])
     assert retrieval["queries"] == 3 * motion["windows"]  # history 3: one prediction per step
     assert 0 <= retrieval["top1"] <= retrieval["top5"] <= 100 and retrieval["candidates"] > 5
     assert 0 < motion["mpjpe_mm"] < 2000 and motion["zero_velocity_mpjpe_mm"] > 0

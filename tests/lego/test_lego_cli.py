@@ -61,7 +61,9 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
                  "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in err
-    assert main([*sample, "--features", str(lego_features["val"])]) == 0
+    assert main([*sample, "--features", str(lego_features["val"]), "--metadata", str(tmp_path / "none.json")]) == 1
+    assert "none.json: no clip metadata" in capsys.readouterr().err
+    assert main([*sample, "--features", str(lego_features["val"])]) == 0  # metadata found beside EgoGen/
     assert (tmp_path / "gen" / "examples.png").read_bytes()[:4] == b"\x89PNG"
     settings = json.loads((tmp_path / "gen" / "sampling.json").read_text())
     assert (settings["steps"], settings["text_scale"], settings["image_scale"], settings["ema"]) == (2, 7.5, 1.5, True)
