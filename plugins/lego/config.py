@@ -86,6 +86,10 @@ class TrainConfig:
     uncond: float = 0.05  # classifier-free-guidance dropout unit (text 2u, image u..3u)
     ema: bool = True
     ema_decay: float = 0.9999
+    # When the EMA steps. micro_batch: after every micro-batch, as the official LitEma in on_train_batch_end (with
+    # accumulation 4 it averages each optimizer step's weights 4 times), warm-up decay min(ema_decay, (1 + n) /
+    # (10 + n)) with n the updates so far. optimizer_step: once per optimizer step (egoforge before 2026-12).
+    ema_every: str = "micro_batch"
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
     gradient_checkpointing: bool = False
     seed: int = 23  # the LDM main.py default
@@ -96,6 +100,9 @@ class TrainConfig:
     val_batches: int = 8
     resume: str = "auto"  # auto: the newest checkpoint in output_dir; none; or a checkpoint folder
     plot_loss: bool = True
+
+
+EMA_CADENCES = ("micro_batch", "optimizer_step")
 
 
 @dataclass

@@ -39,6 +39,7 @@ def run(recipe: dict, dry_run: bool = False) -> int:
 
     cfg = build_config(LegoRecipe, recipe, "recipe")
     try:
+        check_train_options(cfg)
         if dry_run:
             train_set = make_dataset(cfg, "train")
             steps = _steps_per_epoch(cfg, len(train_set), 1)
@@ -51,6 +52,13 @@ def run(recipe: dict, dry_run: bool = False) -> int:
     if summary.pop("main_process"):
         print(json.dumps(summary))
     return 0
+
+
+def check_train_options(cfg: LegoRecipe) -> None:
+    from egoforge.lego.config import EMA_CADENCES
+
+    if cfg.train.ema_every not in EMA_CADENCES:
+        raise LegoSetupError(f"train.ema_every {cfg.train.ema_every!r}: choose one of {EMA_CADENCES}")
 
 
 def make_dataset(cfg: LegoRecipe, split: str):
@@ -234,8 +242,10 @@ def train(cfg: LegoRecipe) -> dict:
             if checkpoint is not None and (checkpoint / f"ema_{name}").is_dir():
                 emas[name] = load_ema(checkpoint / f"ema_{name}", cls)
             else:
+                # update_after_step -1: the n-th update decays by (1 + n) / (10 + n), LitEma's warm-up
                 emas[name] = EMAModel(module.parameters(), decay=t.ema_decay, model_cls=cls,
-                                      model_config=module.config)
+                                      model_config=module.config,
+                                      update_after_step=-1 if t.ema_every == "micro_batch" else 0)
             emas[name].to(accelerator.device)
     global_step = 0
     if checkpoint is not None:
@@ -300,6 +310,10 @@ def train(cfg: LegoRecipe) -> dict:
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
+    def step_emas() -> None:
+        for name, ema in emas.items():
+            ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
+
     accum = t.gradient_accumulation_steps
     last_saved = global_step if checkpoint is not None else -1
     progress = tqdm(total=total_steps, initial=global_step, desc="LEGO LDM", unit="step", disable=not main)
@@ -325,11 +339,13 @@ def train(cfg: LegoRecipe) -> dict:
                 optimizer.zero_grad(set_to_none=True)
             running.append(loss.detach())
             seen += batch["source"].shape[0] * world
+            if t.ema_every == "micro_batch":  # the official cadence: every micro-batch, stepped or not
+                step_emas()
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
-            for name, ema in emas.items():
-                ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
+            if t.ema_every == "optimizer_step":
+                step_emas()
             global_step += 1
             progress.update(1)
             window.append(torch.stack(running).mean())

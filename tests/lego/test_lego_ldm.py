@@ -249,3 +249,37 @@ def test_dataset_refuses_to_truncate_visual_tokens(tmp_path):
     with pytest.raises(LegoSetupError, match="576 visual tokens but the model takes model.image_tokens = 256"):
         pairs[0]
     assert LegoPairs([row], tmp_path, features, resolution=8, image_tokens=576)[0]["image_features"].shape == (576, 8)
+
+
+def lit_ema(trajectory: list[torch.Tensor], decay: float) -> torch.Tensor:
+    """Oracle: the official LitEma, called once per micro-batch with the weights the model has then; the n-th call
+    decays by min(decay, (1 + n) / (10 + n)); the shadow starts at the initial weights."""
+    shadow = trajectory[0].clone()
+    for n, weights in enumerate(trajectory, start=1):
+        current = min(decay, (1 + n) / (10 + n))
+        shadow = shadow - (1.0 - current) * (shadow - weights)
+    return shadow
+
+
+def test_ema_steps_every_micro_batch_as_the_official_litema(lego_work, lego_features, tmp_path, one_thread):
+    from diffusers import UNet2DConditionModel
+
+    from egoforge.lego.trainer import make_dataset, run
+
+    recipe = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, tmp_path / "run", **{
+        "train.batch_size": 4, "train.gradient_accumulation_steps": 2, "train.save_steps": 1,
+        "train.max_steps": 2, "train.logging_steps": 1}))
+    recipe.pop("trainer")
+    assert run(dict(recipe)) == 0
+    cfg = build_config(LegoRecipe, recipe, "recipe")
+    make_dataset(cfg, "train")  # resolves image_tokens as the trainer does
+    torch.manual_seed(cfg.train.seed)
+    initial = LegoLDM.from_config(cfg.model).unet.state_dict()
+    step1 = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-1" / "unet").state_dict()
+    step2 = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-2" / "unet").state_dict()
+    ema = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-2" / "ema_unet").state_dict()
+    changed = [k for k in initial if not torch.equal(initial[k], step2[k])]
+    assert changed
+    for key in changed:  # micro-batches see the weights: initial, step 1 (after its update), step 1, step 2
+        expected = lit_ema([initial[key], step1[key], step1[key], step2[key]], cfg.train.ema_decay)
+        torch.testing.assert_close(ema[key], expected, rtol=1e-5, atol=1e-7)
