@@ -48,7 +48,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--recipe", help="the stage-A recipe the model was tuned with (recipes/lego_vllm_*.yaml): frames "
-                   "get its pixel budget (image_min_pixels / image_max_pixels), as in training")
+                   "get its pixel budget (image_min_pixels / image_max_pixels) and prompts its LLaMA-Factory "
+                   "template (system prompt, turn format), as in training")
     p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens); "
                    "default: the recipe's image_max_pixels, else LLaMA-Factory's default")
     p.add_argument("--min-pixels", type=int, help="default: the recipe's image_min_pixels, else LLaMA-Factory's")
@@ -193,11 +194,12 @@ def _validate(args) -> int:
 def _features(args) -> int:
     from egoforge.data.egocross import DataFormatError
     from egoforge.lego.convert import read_index
-    from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget
+    from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget, stage_a_template
 
     try:
         rows = read_index(args.index)[: args.limit]
         min_pixels, max_pixels = stage_a_pixel_budget(args.recipe)
+        template = stage_a_template(args.recipe) if args.recipe else None
     except (DataFormatError, FileNotFoundError, ValueError) as exc:
         print(f"egoforge lego features: {exc}", file=sys.stderr)
         return 1
@@ -206,10 +208,14 @@ def _features(args) -> int:
     if not args.quiet:
         print(f"frames resized into [{min_pixels}, {max_pixels}] pixels as in stage-A training ({source})",
               file=sys.stderr)
+    if not args.quiet:
+        print(f"prompts in the format of LLaMA-Factory's {template!r} template, as stage A trained" if template
+              else "prompts from the model's chat template (pass --recipe to use the training template)",
+              file=sys.stderr)
     settings = ExtractionSettings(max_new_tokens=args.max_new_tokens, do_sample=not args.greedy,
                                   temperature=args.temperature, seed=args.seed, min_pixels=min_pixels,
                                   max_pixels=max_pixels, batch_size=args.batch_size, shard_size=args.shard_size,
-                                  save_dtype=args.save_dtype)
+                                  save_dtype=args.save_dtype, template=template)
     stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk, args.num_chunks,
                              progress=_progress(f"VLLM features (chunk {args.chunk})", args.quiet))
     print(json.dumps({"out": args.out, **stats}))

@@ -42,11 +42,23 @@ class ExtractionSettings:
     seed: int = 42
     min_pixels: int | None = None  # per-frame pixel budget; None keeps the processor's own
     max_pixels: int | None = None
+    # LLaMA-Factory template stage A was trained with (the recipe's `template`): prompts are then built exactly as
+    # its training inputs were (system prompt, turn format, image tokens). None: the model's own chat template.
+    template: str | None = None
     batch_size: int = 1
     shard_size: int = 256  # samples per shard
     save_dtype: str = "float16"  # the official features are float16 numpy arrays
     device: str | None = None
     dtype: str = "auto"  # model weights: auto = bfloat16 on GPU, float32 on CPU
+
+
+def stage_a_template(recipe: str | os.PathLike) -> str | None:
+    """The LLaMA-Factory ``template`` a stage-A recipe trains with (None when it names none)."""
+    import yaml
+
+    data = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+    template = data.get("template") if isinstance(data, dict) else None
+    return str(template) if template else None
 
 
 def stage_a_pixel_budget(recipe: str | os.PathLike | None = None) -> tuple[int, int]:
@@ -256,6 +268,53 @@ def _image_features(model, inputs) -> list:
     return [f.reshape(-1, f.shape[-1]) for f in feats]
 
 
+class TrainingFormatPrompts:
+    """Model inputs built the way LLaMA-Factory built the stage-A training inputs: its template (default system
+    prompt, turn format) and its multimodal plugin (image placeholder expansion, image preprocessing within the
+    pixel budget), so the tuned model is asked in exactly the format it was tuned on.
+
+    The ShareGPT rows of ``egoforge lego convert`` hold ``"<image>" + query`` as the user turn; so does the prompt.
+    """
+
+    def __init__(self, template: str, processor, min_pixels: int, max_pixels: int) -> None:
+        from llamafactory.data.template import TEMPLATES, get_template_and_fix_tokenizer
+        from llamafactory.hparams import DataArguments
+
+        if template not in TEMPLATES:
+            raise ValueError(f"template {template!r} is not a LLaMA-Factory template")
+        self.tokenizer = processor.tokenizer
+        self.template = get_template_and_fix_tokenizer(self.tokenizer, DataArguments(template=template))
+        # the attributes LLaMA-Factory's patch_processor sets from the training arguments
+        for key, value in (("image_min_pixels", min_pixels), ("image_max_pixels", max_pixels),
+                           ("image_do_pan_and_scan", False), ("crop_to_patches", False)):
+            setattr(processor, key, value)
+        self.processor = processor
+
+    def prompt_ids(self, query: str, image) -> list[int]:
+        from llamafactory.extras.constants import IMAGE_PLACEHOLDER
+
+        plugin = self.template.mm_plugin
+        messages = [{"role": "user", "content": IMAGE_PLACEHOLDER + query}, {"role": "assistant", "content": ""}]
+        messages = plugin.process_messages(messages, [image], [], [], self.processor)
+        ids, _ = self.template.encode_oneturn(self.tokenizer, messages)
+        ids, _ = plugin.process_token_ids(ids, None, [image], [], [], self.tokenizer, self.processor)
+        return ids
+
+    def __call__(self, queries: list[str], images: list):
+        import torch
+        from transformers import BatchFeature
+
+        rows = [self.prompt_ids(q, image) for q, image in zip(queries, images)]
+        width, pad = max(map(len, rows)), self.tokenizer.pad_token_id
+        pad = pad if pad is not None else self.tokenizer.eos_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])  # left padding for generation
+        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        n = len(rows)
+        extra = self.template.mm_plugin.get_mm_inputs(list(images), [], [], [1] * n, [0] * n, [0] * n, rows,
+                                                      self.processor)
+        return BatchFeature({"input_ids": input_ids, "attention_mask": attention, **extra})
+
+
 def _generated_lengths(sequences, eos_ids: set[int]) -> list[int]:
     lengths = []
     for row in sequences.tolist():
@@ -284,6 +343,10 @@ class VLLMFeatureExtractor:
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.model_path = str(model_path)
+        self.training_format = None
+        if settings.template:
+            self.training_format = TrainingFormatPrompts(settings.template, self.processor,
+                                                         settings.min_pixels or 1, settings.max_pixels or 10**12)
 
     def _load_images(self, paths: list[Path]):
         from PIL import Image
@@ -304,11 +367,14 @@ class VLLMFeatureExtractor:
         import torch
 
         s = self.settings
-        messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
-                    for q in queries]
-        texts = [self.processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
-        inputs = self.processor(text=texts, images=self._load_images(image_paths), padding=True,
-                                return_tensors="pt").to(self.device)
+        if self.training_format is not None:
+            inputs = self.training_format(queries, self._load_images(image_paths)).to(self.device)
+        else:
+            messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
+                        for q in queries]
+            texts = [self.processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
+            inputs = self.processor(text=texts, images=self._load_images(image_paths), padding=True,
+                                    return_tensors="pt").to(self.device)
         torch.manual_seed(seed)
         with torch.inference_mode():
             # top_p/top_k None: plain temperature sampling as the official call, whatever the checkpoint's

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from lego_helpers import read_jsonl
 
@@ -45,6 +46,16 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     assert main(["lego", "features", "--model", str(lego_vllm), "--index", str(index), "--media-root", str(media),
                  "--out", str(tmp_path / "feat"), "--limit", "1", "--max-new-tokens", "3", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["extracted"] == 1
+    # with the stage-A recipe: its pixel budget and LLaMA-Factory's training prompt format
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "lego_vllm_qwen.yaml"
+    assert main(["lego", "features", "--model", str(lego_vllm), "--index", str(index), "--media-root", str(media),
+                 "--out", str(tmp_path / "feat_recipe"), "--limit", "2", "--max-new-tokens", "3",
+                 "--recipe", str(recipe)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["extracted"] == 2
+    from egoforge.lego.features import FeatureReader
+
+    meta = FeatureReader(tmp_path / "feat_recipe").meta["settings"]
+    assert (meta["template"], meta["min_pixels"], meta["max_pixels"]) == ("qwen3_vl_nothink", 50176, 262144)
 
     sample = ["lego", "sample", "--model", str(trained_ldm), "--index", str(index), "--media-root", str(media),
               "--out", str(tmp_path / "gen"), "--steps", "2", "--limit", "2", "--quiet"]

@@ -220,3 +220,47 @@ def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys)
     assert seen["budget"] == (50176, 100000)
     assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 1
     assert "missing.yaml: stage-A recipe not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", VLLM_RECIPES)
+def test_feature_prompts_are_the_stage_a_training_prompts(name, tmp_path, tiny_qwen3_vl):
+    """With the stage-A recipe, extraction asks the question in exactly the token sequence LLaMA-Factory's own
+    supervised preprocessing made the training prompt of (system prompt, turns, expanded image tokens)."""
+    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+    from llamafactory.data.template import get_template_and_fix_tokenizer
+    from llamafactory.extras.constants import IGNORE_INDEX
+    from llamafactory.hparams import DataArguments
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from egoforge.lego.actions import query_for
+    from egoforge.lego.features import TrainingFormatPrompts, stage_a_template
+    from egoforge.testing.lego_data import build_tiny_llava
+
+    recipe = REPO / "recipes" / f"{name}.yaml"
+    template = stage_a_template(recipe)
+    model = build_tiny_llava(tmp_path / "llava") if name == "lego_vllm_llava" else tiny_qwen3_vl
+    min_pixels, max_pixels = stage_a_pixel_budget(recipe)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    query = query_for("#c c squeezes the lemon", "ego4d")
+    ours = TrainingFormatPrompts(template, AutoProcessor.from_pretrained(model), min_pixels, max_pixels)
+    ids = ours.prompt_ids(query, image)
+
+    processor = AutoProcessor.from_pretrained(model)
+    for key, value in (("image_min_pixels", min_pixels), ("image_max_pixels", max_pixels),
+                       ("image_do_pan_and_scan", False), ("crop_to_patches", False)):
+        setattr(processor, key, value)
+    data_args = DataArguments(template=template, cutoff_len=2048)
+    lf_template = get_template_and_fix_tokenizer(processor.tokenizer, data_args)
+    supervised = SupervisedDatasetProcessor(template=lf_template, tokenizer=processor.tokenizer,
+                                            processor=processor, data_args=data_args)
+    input_ids, labels = supervised._encode_data_example(
+        [{"role": "user", "content": "<image>" + query}], [{"role": "assistant", "content": "It is squeezed."}],
+        None, None, [image], [], [])
+    prompt_len = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
+    assert ids == input_ids[:prompt_len]
+    text = processor.tokenizer.decode(ids)
+    assert "squeeze the lemon" in text
+    if name == "lego_vllm_llava":  # LLaMA-Factory's llava template: its default system prompt, vicuna turns
+        assert text.count("A chat between a curious user and an artificial intelligence assistant") == 1
+        assert "USER:" in text and text.rstrip().endswith("ASSISTANT:")
