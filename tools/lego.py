@@ -377,7 +377,10 @@ def _run_metrics(args) -> int:
 
     atomic_write_text(out / "results.csv", csv_table(table, list(PAPER_COLUMNS)))
     atomic_write_text(out / "per_sample.jsonl", "".join(json.dumps(r) + "\n" for r in result.per_sample))
-    note = ("EgoVLP, EgoVLP+ and BLIP need the official metric checkpoints and are not computed here. "
+    note = ("EgoVLP, EgoVLP+ (the paper's main metric) and BLIP are not computed by egoforge: they need the "
+            "official metric models (egovlp.pth, epic_mir_plus.pth, jx_vit_base_p16_224-80ecf9dd.pth, "
+            "distilbert-base-uncased, model_base_caption_capfilt_large.pth, model_large_caption.pth from "
+            "https://huggingface.co/bolinlai/LEGO-Metrics) and the official metrics/all_metrics_in_one.py. "
             "LPIPS column: " + (weights.lpips_nets[0] if weights.lpips_nets else "-") + ".\n")
     atomic_write_text(out / "results.md", "# LEGO action-frame metrics\n\n" + results_markdown(table) + "\n" + note)
     print(results_markdown(table))

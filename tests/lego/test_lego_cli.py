@@ -69,9 +69,14 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     first = read_jsonl(index)[0]
     (broken / first["source"]).write_bytes(b"not a jpeg")
     assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
-                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1
+                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1  # no metadata beside this media root
+    assert "no clip metadata" in capsys.readouterr().err.splitlines()[-1]
+    assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
+                 "--out", str(tmp_path / "gen_broken"), "--quiet",
+                 "--metadata", str(lego / "ego4d_metadata.json")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in last
     assert main([*sample, "--features", str(lego_features["val"]), "--metadata", str(tmp_path / "none.json")]) == 1
     assert "none.json: no clip metadata" in capsys.readouterr().err
     assert main([*sample, "--features", str(lego_features["val"])]) == 0  # metadata found beside EgoGen/
@@ -123,6 +128,7 @@ def test_metrics_bad_inputs_are_one_line_messages(tmp_path, capsys):
         assert "Traceback" not in err
         if message is None:
             assert code == 0, err
+            assert "https://huggingface.co/bolinlai/LEGO-Metrics" in (tmp_path / "scores" / "results.md").read_text()
         else:
             assert code == 1 and err.startswith("egoforge lego metrics: ") and message in err, err
     (tmp_path / "gen" / output_name(rows[0])).write_bytes(b"not a jpeg")
