@@ -216,8 +216,13 @@ def _features(args) -> int:
                                   temperature=args.temperature, seed=args.seed, min_pixels=min_pixels,
                                   max_pixels=max_pixels, batch_size=args.batch_size, shard_size=args.shard_size,
                                   save_dtype=args.save_dtype, template=template)
-    stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk, args.num_chunks,
-                             progress=_progress(f"VLLM features (chunk {args.chunk})", args.quiet))
+    try:
+        progress = _progress(f"VLLM features (chunk {args.chunk})", args.quiet)
+        stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk,
+                                 args.num_chunks, progress=progress)
+    except _input_errors() as exc:
+        print(f"egoforge lego features: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({"out": args.out, **stats}))
     return 0
 

@@ -220,6 +220,14 @@ def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys)
     assert seen["budget"] == (50176, 100000)
     assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 1
     assert "missing.yaml: stage-A recipe not found" in capsys.readouterr().err
+    monkeypatch.undo()  # the real extraction: a narration without an action stops it before the model loads
+    row = {"id": "ego4d/c/0", "source": "s.jpg", "target": "t.jpg", "prompt": "p", "action": "#C C #unsure",
+           "feature_key": "c/0/1.jpg", "dataset": "ego4d", "clip_id": "c", "action_id": "0"}
+    index.write_text(json.dumps(row) + "\n")
+    assert main([*common, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("egoforge lego features: index row 'ego4d/c/0': narration '#C C #unsure' holds no action after "
+                   "removing its markers")
 
 
 @pytest.mark.parametrize("name", VLLM_RECIPES)
