@@ -31,7 +31,8 @@ def _batch(n: int, resolution: int, cfg) -> dict:
              "target": torch.rand(n, 3, resolution, resolution, generator=gen) * 2 - 1,
              "prompt": ["The person reaches for the red cup with the right hand and lifts it up."] * n}
     if cfg.use_vllm:
-        batch["image_features"] = torch.randn(n, cfg.image_tokens, cfg.vllm_image_dim, generator=gen)
+        tokens = cfg.image_tokens or 256  # recipes read it from the features (null); 256: the official release
+        batch["image_features"] = torch.randn(n, tokens, cfg.vllm_image_dim, generator=gen)
         batch["text_features"] = torch.randn(n, cfg.text_tokens, cfg.vllm_text_dim, generator=gen)
     return batch
 
@@ -87,6 +88,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tiny = yaml.safe_load((REPO / "recipes" / "lego_ldm_tiny.yaml").read_text())["model"]
+    tiny["image_tokens"] = tiny.get("image_tokens") or 16  # the recipe reads it from the features; 16 as measured
     sd15 = {"pretrained": None}  # empty configs: model.py's SD-1.5 layouts (UNet 8-ch, f=8 VAE, CLIP ViT-L text)
     rows = []
     settings = [("tiny (recipes/lego_ldm_tiny.yaml)", tiny, 8, 32, 20, False)]

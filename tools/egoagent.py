@@ -35,9 +35,13 @@ def add_arguments(parser) -> None:
     frames.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
 
     undistort = sub.add_parser("undistort", help="fisheye -> pinhole Ego-Exo4D Aria frames (needs projectaria_tools)")
-    undistort.add_argument("--takes-root", required=True, help="Ego-Exo4D takes/ folder (mp4 + VRS per take)")
+    undistort.add_argument("--takes-root", required=True,
+                           help="Ego-Exo4D takes/ folder (takes/<take_name>/: mp4 + VRS per take)")
     undistort.add_argument("--out", required=True, help="output: <out>/<take_uid>/<video stem>/frame_<index>.jpg")
-    undistort.add_argument("--takes", nargs="*", default=None, help="only these take uids")
+    undistort.add_argument("--takes-json", default=None,
+                           help="takes.json mapping take folders to take uids (default: beside --takes-root, "
+                           "in it or its metadata/ folder)")
+    undistort.add_argument("--takes", nargs="*", default=None, help="only these takes (uids or names)")
     undistort.add_argument("--size", type=int, default=448, help="pinhole image size (default 448)")
     undistort.add_argument("--every", type=int, default=5, help="keep every N-th frame (official: 5)")
 
@@ -64,6 +68,8 @@ def add_arguments(parser) -> None:
     world.add_argument("--checkpoint", required=True, help="a stage-2 trainer checkpoint folder")
     world.add_argument("--pose-dir", required=True, help="held-out pose fragments (e.g. .../val)")
     world.add_argument("--frames-root", required=True, help="undistorted frames root")
+    world.add_argument("--takes-json", default=None,
+                       help="the download's takes.json: also find frame folders named by take name")
     for name in ("history", "stride", "action-frames"):
         world.add_argument(f"--{name}", type=int, default=None, help="default: the checkpoint's recipe")
     world.add_argument("--pose-scale", type=float, default=None, help="default: the checkpoint's recipe")
@@ -122,7 +128,8 @@ def _frames(args) -> int:
 def _undistort(args) -> int:
     from egoforge.egoagent.data.undistort import undistort_takes
 
-    written = undistort_takes(args.takes_root, args.out, args.takes, size=args.size, every=args.every)
+    written = undistort_takes(args.takes_root, args.out, args.takes, size=args.size, every=args.every,
+                              takes_json=args.takes_json)
     print(f"undistorted {len(written)} takes ({sum(written.values())} frames) into {args.out}")
     return 0
 
@@ -174,7 +181,8 @@ def _world(args) -> int:
     image_size = read_spec(checkpoint)["backbone"]["image_size"]
     results = evaluate_world(checkpoint, args.pose_dir, args.frames_root, spec, image_size,
                              history_attention=options.get("history_attention", True), batch_size=args.batch_size,
-                             device=_device(args.device), num_workers=args.num_workers)
+                             device=_device(args.device), num_workers=args.num_workers,
+                             takes_json=args.takes_json or data.get("takes_json"))
     retrieval, motion = results["retrieval"], results["motion"]
     rows = {checkpoint.name: {**retrieval, **motion},
             "chance / zero-velocity": {"top1": retrieval["chance_top1"], "top5": 5 * retrieval["chance_top1"],

@@ -47,7 +47,12 @@ def add_arguments(parser) -> None:
     p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (the paper: 0.2)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens)")
+    p.add_argument("--recipe", help="the stage-A recipe the model was tuned with (recipes/lego_vllm_*.yaml): frames "
+                   "get its pixel budget (image_min_pixels / image_max_pixels) and prompts its LLaMA-Factory "
+                   "template (system prompt, turn format), as in training")
+    p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens); "
+                   "default: the recipe's image_max_pixels, else LLaMA-Factory's default")
+    p.add_argument("--min-pixels", type=int, help="default: the recipe's image_min_pixels, else LLaMA-Factory's")
     p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--save-dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--limit", type=int, help="only the first N rows")
@@ -69,6 +74,12 @@ def add_arguments(parser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--resolution", type=int, help="default: the training resolution")
+    p.add_argument("--protocol", default="official", choices=["official", "egoforge"],
+                   help="how frames are saved: official (default; metrics/inference.py: bicubic resize to the clip's "
+                   "native aspect, min-max stretch, PIL's default JPEG quality) or egoforge (clamped, square, "
+                   "quality 95)")
+    p.add_argument("--metadata", help="the download's <dataset>_metadata.json with each clip's height and width "
+                   "(official protocol; default: beside the media root's folder)")
     p.add_argument("--device", help="default: cuda when available")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (GPU)")
     p.add_argument("--limit", type=int, help="only the first N rows")
@@ -183,61 +194,108 @@ def _validate(args) -> int:
 def _features(args) -> int:
     from egoforge.data.egocross import DataFormatError
     from egoforge.lego.convert import read_index
-    from egoforge.lego.features import ExtractionSettings, extract_features
+    from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget, stage_a_template
 
     try:
         rows = read_index(args.index)[: args.limit]
-    except DataFormatError as exc:
+        min_pixels, max_pixels = stage_a_pixel_budget(args.recipe)
+        template = stage_a_template(args.recipe) if args.recipe else None
+    except (DataFormatError, FileNotFoundError, ValueError) as exc:
         print(f"egoforge lego features: {exc}", file=sys.stderr)
         return 1
+    min_pixels, max_pixels = args.min_pixels or min_pixels, args.max_pixels or max_pixels
+    source = args.recipe or "LLaMA-Factory's defaults (pass --recipe with the stage-A recipe if it set others)"
+    if not args.quiet:
+        print(f"frames resized into [{min_pixels}, {max_pixels}] pixels as in stage-A training ({source})",
+              file=sys.stderr)
+    if not args.quiet:
+        print(f"prompts in the format of LLaMA-Factory's {template!r} template, as stage A trained" if template
+              else "prompts from the model's chat template (pass --recipe to use the training template)",
+              file=sys.stderr)
     settings = ExtractionSettings(max_new_tokens=args.max_new_tokens, do_sample=not args.greedy,
-                                  temperature=args.temperature, seed=args.seed, max_pixels=args.max_pixels,
-                                  batch_size=args.batch_size, shard_size=args.shard_size, save_dtype=args.save_dtype)
-    stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk, args.num_chunks,
-                             progress=_progress(f"VLLM features (chunk {args.chunk})", args.quiet))
+                                  temperature=args.temperature, seed=args.seed, min_pixels=min_pixels,
+                                  max_pixels=max_pixels, batch_size=args.batch_size, shard_size=args.shard_size,
+                                  save_dtype=args.save_dtype, template=template)
+    try:
+        progress = _progress(f"VLLM features (chunk {args.chunk})", args.quiet)
+        stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk,
+                                 args.num_chunks, progress=progress)
+    except _input_errors() as exc:
+        print(f"egoforge lego features: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({"out": args.out, **stats}))
     return 0
 
 
+def _input_errors():
+    """The exceptions a bad input raises (missing or unreadable files, bad rows, mismatched models); ``sample`` and
+    ``metrics`` report them as one line instead of a traceback."""
+    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.paths import UnsafePathError
+    from egoforge.lego.config import LegoSetupError
+    from egoforge.train.recipe import RecipeError
+
+    # OSError covers missing and undecodable frames (PIL's UnidentifiedImageError is one).
+    return (DataFormatError, UnsafePathError, LegoSetupError, RecipeError, ValueError, KeyError, OSError)
+
+
 def _sample(args) -> int:
+    try:
+        return _run_sample(args)
+    except _input_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"egoforge lego sample: {message}", file=sys.stderr)
+        return 1
+
+
+def _run_sample(args) -> int:
     import torch
 
     from egoforge.data.atomic import atomic_write_json
-    from egoforge.data.egocross import DataFormatError
-    from egoforge.lego.config import FeaturesConfig, LegoSetupError
+    from egoforge.lego.config import FeaturesConfig
     from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import open_features
     from egoforge.lego.model import LegoLDM
-    from egoforge.lego.sampling import SamplingSettings, generate_index
+    from egoforge.lego.sampling import SamplingSettings, default_metadata_path, generate_index, load_clip_sizes
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
-                                   dtype=torch.float16 if args.fp16 else torch.float32)
-        rows = read_index(args.index)[: args.limit]
-        features = None
-        if model.conditioner is not None or args.prompt == "description":
-            if args.features:
-                features = open_features(FeaturesConfig(format="shards", dir=args.features))
-            elif args.npy_image_dir and args.npy_text_dir:
-                features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
-                                                        text_dir=args.npy_text_dir))
-            else:
-                print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
-                      "--npy-image-dir/--npy-text-dir", file=sys.stderr)
-                return 2
-    except (DataFormatError, LegoSetupError, FileNotFoundError) as exc:
-        print(f"egoforge lego sample: {exc}", file=sys.stderr)
-        return 1
+    rows = read_index(args.index)[: args.limit]
+    model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
+                               dtype=torch.float16 if args.fp16 else torch.float32)
+    features = None
+    if model.conditioner is not None or args.prompt == "description":
+        if args.features:
+            features = open_features(FeaturesConfig(format="shards", dir=args.features))
+        elif args.npy_image_dir and args.npy_text_dir:
+            features = open_features(FeaturesConfig(format="npy", image_dir=args.npy_image_dir,
+                                                    text_dir=args.npy_text_dir))
+        else:
+            print("egoforge lego sample: this model is conditioned on VLLM features: pass --features DIR or "
+                  "--npy-image-dir/--npy-text-dir", file=sys.stderr)
+            return 2
+        # every row's features before the first image is generated, not a crash mid-run
         absent = [r["feature_key"] for r in rows if r["feature_key"] not in features]
         if absent:
-            print(f"egoforge lego sample: no features for {len(absent)} rows (first: {absent[0]})", file=sys.stderr)
+            print(f"egoforge lego sample: no features for {len(absent)} of {len(rows)} rows of {args.index} "
+                  f"(first: {absent[0]!r}); extract them with `egoforge lego features` on this index",
+                  file=sys.stderr)
             return 1
     settings = SamplingSettings(steps=args.steps, text_scale=args.text_scale, image_scale=args.image_scale,
-                                seed=args.seed, batch_size=args.batch_size)
+                                seed=args.seed, batch_size=args.batch_size, protocol=args.protocol)
+    clip_sizes = None
+    if args.protocol == "official":
+        datasets = sorted({r.get("dataset", "ego4d") for r in rows}) or ["ego4d"]
+        paths = [Path(args.metadata)] if args.metadata else [default_metadata_path(args.media_root, d)
+                                                              for d in datasets]
+        clip_sizes = {}
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no clip metadata; the official protocol needs the download's "
+                                        "<dataset>_metadata.json (pass --metadata FILE), or use --protocol egoforge")
+            clip_sizes.update(load_clip_sizes(path))
     resolution = args.resolution or info.get("resolution", 256)
     stats = generate_index(model, rows, args.media_root, args.out, features, resolution, settings, args.prompt,
-                           progress=_progress("sampling", args.quiet))
+                           progress=_progress("sampling", args.quiet), clip_sizes=clip_sizes)
     atomic_write_json(Path(args.out) / "sampling.json", {"model": args.model, "ema": not args.no_ema,
                                                          "resolution": resolution, **vars(settings), **stats})
     write_examples(rows[:8], args.media_root, args.out)
@@ -269,9 +327,20 @@ def write_examples(rows: list[dict], media_root: str, out: str) -> None:
 
 
 def _metrics(args) -> int:
+    try:
+        return _run_metrics(args)
+    except _input_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"egoforge lego metrics: {message}", file=sys.stderr)
+        return 1
+
+
+def _run_metrics(args) -> int:
     from egoforge.data.atomic import atomic_write_json, atomic_write_text
     from egoforge.lego.convert import read_index
     from egoforge.lego.metrics import (
+        LPIPS_NETS,
+        METRICS,
         PAPER_COLUMNS,
         MetricWeights,
         MissingWeights,
@@ -282,6 +351,12 @@ def _metrics(args) -> int:
     )
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"--metrics {args.metrics!r}: unknown {unknown}; choose from {', '.join(METRICS)}")
+    nets = [n.strip() for n in args.lpips_nets.split(",") if n.strip()]
+    if any(n not in LPIPS_NETS for n in nets):
+        raise ValueError(f"--lpips-nets {args.lpips_nets!r}: choose from {', '.join(LPIPS_NETS)}")
     weights = MetricWeights(clip_model=args.clip_model, fid_weights=args.fid_weights,
                             lpips_nets=tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()))
     if args.skip_missing:
@@ -296,7 +371,7 @@ def _metrics(args) -> int:
         pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir)
         result = evaluate_pairs(pairs, metrics, weights, args.lpips_as_official,
                                 progress=_progress("metrics", args.quiet))
-    except (MissingWeights, FileNotFoundError) as exc:
+    except MissingWeights as exc:
         print(f"egoforge lego metrics: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
@@ -307,7 +382,10 @@ def _metrics(args) -> int:
 
     atomic_write_text(out / "results.csv", csv_table(table, list(PAPER_COLUMNS)))
     atomic_write_text(out / "per_sample.jsonl", "".join(json.dumps(r) + "\n" for r in result.per_sample))
-    note = ("EgoVLP, EgoVLP+ and BLIP need the official metric checkpoints and are not computed here. "
+    note = ("EgoVLP, EgoVLP+ (the paper's main metric) and BLIP are not computed by egoforge: they need the "
+            "official metric models (egovlp.pth, epic_mir_plus.pth, jx_vit_base_p16_224-80ecf9dd.pth, "
+            "distilbert-base-uncased, model_base_caption_capfilt_large.pth, model_large_caption.pth from "
+            "https://huggingface.co/bolinlai/LEGO-Metrics) and the official metrics/all_metrics_in_one.py. "
             "LPIPS column: " + (weights.lpips_nets[0] if weights.lpips_nets else "-") + ".\n")
     atomic_write_text(out / "results.md", "# LEGO action-frame metrics\n\n" + results_markdown(table) + "\n" + note)
     print(results_markdown(table))

@@ -11,44 +11,74 @@ DATASETS = ("ego4d", "epickitchen")
 # Frame folders of each dataset inside the EgoGen download.
 FRAME_FOLDERS = {"ego4d": "ego4d.fho", "epickitchen": "epickitchen"}
 
-_IRREGULAR = {"is": "be", "are": "be", "has": "have", "does": "do", "goes": "go", "puts": "put", "cuts": "cut"}
-_ES_ENDINGS = ("ches", "shes", "sses", "xes", "zes", "oes")
+# Base forms the suffix rules below would get wrong: irregular verbs, and regular ones whose "-es" / "-s" / "-ies"
+# ending is ambiguous (focus+es but use+s; tie+s but carr(y)+ies; shoe+s but go+es). Extend this list, never the
+# rules, when a narration verb comes out wrong.
+BASE_FORM_EXCEPTIONS = {
+    "is": "be", "are": "be", "has": "have", "does": "do", "goes": "go", "undergoes": "undergo",
+    "focuses": "focus", "refocuses": "refocus", "buses": "bus", "biases": "bias", "gases": "gas",
+    "quizzes": "quiz", "whizzes": "whiz",
+    "ties": "tie", "unties": "untie", "lies": "lie", "dies": "die", "vies": "vie",
+    "shoes": "shoe", "hoes": "hoe", "toes": "toe", "tiptoes": "tiptoe", "canoes": "canoe",
+    "aches": "ache", "caches": "cache", "niches": "niche",
+}
+# "-es" endings that are always suffix + es (touch-es, wash-es, pass-es, mix-es, buzz-es, echo-es).
+_ES_ENDINGS = ("ches", "shes", "sses", "xes", "zzes", "oes")
+# Ego4D narration markers: "#C" / "#c" the camera wearer, "#O" / "#o" another person, "#unsure" an uncertain word.
+_CAMERA_WEARER = re.compile(r"^#\s*c(?:\s*c)?\b\s*", re.IGNORECASE)
+_BARE_C = re.compile(r"^c\s+", re.IGNORECASE)
+_OTHER_PERSON = re.compile(r"^#\s*o\b\s*", re.IGNORECASE)
+# The subject of an "#O" narration: "man X", "a woman", "the person B", "lady Y", "X".
+_OTHER_SUBJECT = re.compile(r"^(?:(?i:a|an|the)\s+)?(?:(?i:man|woman|person|lady|boy|girl|child|kid|guy|someone|"
+                            r"people|friend|worker|player|customer|cook|chef)\b\s*)?(?:[A-Z]\b\s*)?")
+_MARKERS = re.compile(r"#\s*unsure\b|#\s*summary\b", re.IGNORECASE)
 
 
 def base_verb(verb: str) -> str:
-    """Third-person present -> base form ("picks" -> "pick", "carries" -> "carry", "washes" -> "wash").
+    """Third-person present -> base form ("picks" -> "pick", "carries" -> "carry", "washes" -> "wash",
+    "squeezes" -> "squeeze", "focuses" -> "focus").
 
-    The official code lemmatises with NLTK's WordNet (a download); Ego4D narrations only ever inflect the leading
-    verb this way, so these rules give the same base form for them without data files.
+    The official code lemmatises with NLTK's WordNet, which needs a corpus download at run time; egoforge has no
+    offline lemmatiser among its dependencies, so these are the English "-s" inflection rules plus
+    :data:`BASE_FORM_EXCEPTIONS` for the endings the rules cannot decide. A word without an "-s" ending (already a
+    base form, or a past tense) is returned lower-cased as it is.
     """
     word = verb.lower()
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
+    if word in BASE_FORM_EXCEPTIONS:
+        return BASE_FORM_EXCEPTIONS[word]
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if word.endswith(_ES_ENDINGS):
         return word[:-2]
     if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 2:
-        return word[:-1]
+        return word[:-1]  # picks, uses, squeezes, freezes, closes, moves
     return word
 
 
 def normalize_action(action: str, dataset: str) -> str:
     """The action phrase inserted into :data:`QUERY`.
 
-    Ego4D narrations read "#C C picks up a knife": the "#C" tag and the camera-wearer "C" are dropped and the verb
-    is put in its base form ("pick up a knife"). Epic-Kitchens labels ("open fridge") are used as they are.
+    Ego4D narrations read "#C C picks up a knife" (also "#c c ...", "#C c ...", "C ...", with "#unsure" marking an
+    uncertain word and stray spaces): the markers and the camera-wearer "C" are dropped and the verb is put in its
+    base form ("pick up a knife"). Narrations of another person ("#O man X picks up a knife", "#o a woman cuts
+    ...") lose the marker and their subject the same way. Epic-Kitchens labels ("open fridge") are used as they
+    are, with spaces collapsed. A narration with no action left is a ``ValueError`` naming it.
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown LEGO dataset {dataset!r}; choose one of {DATASETS}")
     text = " ".join(action.split())
     if dataset != "ego4d":
         return text
-    text = re.sub(r"^#\s*C\b\s*", "", text)
-    text = re.sub(r"^C\b\s*", "", text)
+    text = " ".join(_MARKERS.sub(" ", text).split())
+    if _OTHER_PERSON.match(text):
+        text = _OTHER_SUBJECT.sub("", _OTHER_PERSON.sub("", text), count=1)
+    else:
+        text = _BARE_C.sub("", _CAMERA_WEARER.sub("", text), count=1)
+    text = text.strip().rstrip(".").strip()
+    if not text:
+        raise ValueError(f"narration {action!r} holds no action after removing its markers")
     verb, _, rest = text.partition(" ")
-    verb = base_verb(verb)
-    return f"{verb} {rest}".strip()
+    return f"{base_verb(verb)} {rest}".strip()
 
 
 def query_for(action: str, dataset: str, template: str = QUERY) -> str:

@@ -64,6 +64,22 @@ def fit_tokens(features: torch.Tensor, n_tokens: int) -> torch.Tensor:
     return torch.cat([features, pad], dim=0)
 
 
+def fit_image_tokens(features: torch.Tensor, n_tokens: int, key: str = "") -> torch.Tensor:
+    """Zero-pad ``(tokens, dim)`` visual tokens to ``n_tokens`` rows; never truncate: the tokens are the frame's
+    patches in raster order, so keeping the first ``n_tokens`` would silently drop the bottom of the frame."""
+    from egoforge.lego.config import LegoSetupError
+
+    if features.dim() != 2:
+        raise ValueError(f"expected (tokens, dim) features, got shape {tuple(features.shape)}")
+    if features.shape[0] > n_tokens:
+        raise LegoSetupError(f"the image features{f' of {key!r}' if key else ''} have {features.shape[0]} visual "
+                             f"tokens but the model takes model.image_tokens = {n_tokens}: keeping the first "
+                             f"{n_tokens} would drop the rest of the frame; re-train stage B with image_tokens: "
+                             f"{features.shape[0]} (or null: read from the features), or extract features with the "
+                             "stage-A pixel budget the model was trained with")
+    return fit_tokens(features, n_tokens)
+
+
 def build_context(clip_text: torch.Tensor, vllm_tokens: torch.Tensor | None) -> torch.Tensor:
     """[CLIP text tokens, projected image tokens, mixed text tokens] along the token axis."""
     return clip_text if vllm_tokens is None else torch.cat([clip_text, vllm_tokens.to(clip_text.dtype)], dim=1)

@@ -26,7 +26,11 @@ class ModelConfig:
     use_vllm: bool = True  # false: the plain InstructPix2Pix baseline (context = CLIP text only)
     vllm_image_dim: int = 5120  # hidden size of the stage-A VLLM (LLaVA-13B: 5120)
     vllm_text_dim: int = 5120
-    image_tokens: int = 256  # visual tokens per frame (LLaVA ViT-L/14 at 224 px: 256); padded or truncated
+    # Visual tokens per frame. null: read from the training features (the official release and LLaVA ViT-L/14 at
+    # 224 px: 256; LLaVA-1.5 at 336 px: 576; Qwen-VL: set by the stage-A pixel budget). A number must equal the
+    # features' count: a mismatch is refused by name, never truncated (the tokens are the frame's patches in
+    # raster order, so truncation keeps the top of the frame). Shorter feature rows are zero-padded.
+    image_tokens: int | None = None
     text_tokens: int = 77  # generated-text hidden states kept (the paper's 77); padded or truncated
     mixer_layers: int = 2
     mixer_heads: int = 8
@@ -82,6 +86,10 @@ class TrainConfig:
     uncond: float = 0.05  # classifier-free-guidance dropout unit (text 2u, image u..3u)
     ema: bool = True
     ema_decay: float = 0.9999
+    # When the EMA steps. micro_batch: after every micro-batch, as the official LitEma in on_train_batch_end (with
+    # accumulation 4 it averages each optimizer step's weights 4 times), warm-up decay min(ema_decay, (1 + n) /
+    # (10 + n)) with n the updates so far. optimizer_step: once per optimizer step (egoforge before 2026-12).
+    ema_every: str = "micro_batch"
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
     gradient_checkpointing: bool = False
     seed: int = 23  # the LDM main.py default
@@ -92,6 +100,9 @@ class TrainConfig:
     val_batches: int = 8
     resume: str = "auto"  # auto: the newest checkpoint in output_dir; none; or a checkpoint folder
     plot_loss: bool = True
+
+
+EMA_CADENCES = ("micro_batch", "optimizer_step")
 
 
 @dataclass

@@ -63,7 +63,11 @@ def lego_to_sharegpt(actions: Iterable[LegoAction], reroot: Rerooter, dataset: s
         if not answer:
             raise DataFormatError(file, action.row, f"[{action.clip_id}][{action.action_id}].{answer_key}",
                                   "missing: it is the answer the VLLM is tuned to give")
-        question = "<image>" + query_for(action.action, dataset, query)
+        try:
+            question = "<image>" + query_for(action.action, dataset, query)
+        except ValueError as exc:
+            where = f"[{action.clip_id}][{action.action_id}].action"
+            raise DataFormatError(file, action.row, where, str(exc)) from None
         rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
                      "images": [reroot(action.image_0, file, action.row,
                                        f"[{action.clip_id}][{action.action_id}].image_0")],

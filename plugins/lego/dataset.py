@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 
 from egoforge.data.egocross import DataFormatError
 from egoforge.data.paths import UnsafePathError, resolve_under
-from egoforge.lego.conditioning import fit_tokens
+from egoforge.lego.conditioning import fit_image_tokens, fit_tokens
 from egoforge.lego.config import FeaturesConfig, LegoSetupError
 
 PROMPT_SOURCES = ("prompt", "action", "description")
@@ -104,7 +104,7 @@ class LegoPairs(Dataset):
         out = {"id": row["id"], "source": source, "target": target, "prompt": self.text_prompt(row)}
         if self.features is not None:
             image, text = self.features.get(row["feature_key"])
-            out["image_features"] = fit_tokens(image, self.image_tokens)
+            out["image_features"] = fit_image_tokens(image, self.image_tokens, row["feature_key"])
             out["text_features"] = fit_tokens(text, self.text_tokens)
         return out
 

@@ -42,11 +42,54 @@ class ExtractionSettings:
     seed: int = 42
     min_pixels: int | None = None  # per-frame pixel budget; None keeps the processor's own
     max_pixels: int | None = None
+    # LLaMA-Factory template stage A was trained with (the recipe's `template`): prompts are then built exactly as
+    # its training inputs were (system prompt, turn format, image tokens). None: the model's own chat template.
+    template: str | None = None
     batch_size: int = 1
     shard_size: int = 256  # samples per shard
     save_dtype: str = "float16"  # the official features are float16 numpy arrays
     device: str | None = None
     dtype: str = "auto"  # model weights: auto = bfloat16 on GPU, float32 on CPU
+
+
+def stage_a_template(recipe: str | os.PathLike) -> str | None:
+    """The LLaMA-Factory ``template`` a stage-A recipe trains with (None when it names none)."""
+    import yaml
+
+    data = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+    template = data.get("template") if isinstance(data, dict) else None
+    return str(template) if template else None
+
+
+def stage_a_pixel_budget(recipe: str | os.PathLike | None = None) -> tuple[int, int]:
+    """``(image_min_pixels, image_max_pixels)`` LLaMA-Factory trains a stage-A recipe with: the recipe's values, or
+    LLaMA-Factory's own defaults for the keys it leaves out (no recipe: the defaults).
+
+    LLaMA-Factory resizes every training image into this budget before the processor sees it; features must be
+    extracted from frames resized the same way, or a Qwen-VL sees a different number of patches (visual tokens)
+    than it was tuned on. LLaVA's processor resizes to its fixed input size afterwards either way.
+    """
+    import dataclasses
+
+    import yaml
+    from llamafactory.hparams.model_args import ModelArguments
+
+    budget = {f.name: f.default for f in dataclasses.fields(ModelArguments)
+              if f.name in ("image_min_pixels", "image_max_pixels")}
+    if recipe is not None:
+        path = Path(recipe)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: stage-A recipe not found")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a LLaMA-Factory recipe (expected a mapping of keys)")
+        for key in budget:
+            if data.get(key) is not None:
+                try:
+                    budget[key] = int(data[key])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: {key} = {data[key]!r} is not a whole number of pixels") from None
+    return budget["image_min_pixels"], budget["image_max_pixels"]
 
 
 def sample_seed(seed: int, key: str) -> int:
@@ -181,6 +224,30 @@ class NpyFeatureReader:
         return torch.from_numpy(image.astype("float32")), torch.from_numpy(text.astype("float32"))
 
 
+def image_token_counts(features, keys: Sequence[str], npy_sample: int = 32) -> dict[int, int]:
+    """{visual tokens per frame: samples} of ``keys``: every sample of a shard folder (from its index), the first
+    ``npy_sample`` of the official .npy release (only their headers are read; later rows are checked as they load)."""
+    import numpy as np
+
+    counts: dict[int, int] = {}
+    if isinstance(features, FeatureReader):
+        for key in keys:
+            n = int(features.samples[key]["image_tokens"])
+            counts[n] = counts.get(n, 0) + 1
+        return counts
+    if isinstance(features, NpyFeatureReader):
+        for key in keys[:npy_sample]:
+            shape = np.load(resolve_under(features.image_dir, features._name(key)), mmap_mode="r",
+                            allow_pickle=False).shape
+            n = int(np.prod(shape[:-1]))
+            counts[n] = counts.get(n, 0) + 1
+        return counts
+    for key in keys[:npy_sample]:  # any other reader: load the tensors
+        n = int(features.get(key)[0].shape[0])
+        counts[n] = counts.get(n, 0) + 1
+    return counts
+
+
 # --- extraction ------------------------------------------------------------------------------------------------
 
 
@@ -199,6 +266,53 @@ def _image_features(model, inputs) -> list:
     if hasattr(feats, "dim"):  # one tensor (images, tokens, hidden)
         feats = list(feats)
     return [f.reshape(-1, f.shape[-1]) for f in feats]
+
+
+class TrainingFormatPrompts:
+    """Model inputs built the way LLaMA-Factory built the stage-A training inputs: its template (default system
+    prompt, turn format) and its multimodal plugin (image placeholder expansion, image preprocessing within the
+    pixel budget), so the tuned model is asked in exactly the format it was tuned on.
+
+    The ShareGPT rows of ``egoforge lego convert`` hold ``"<image>" + query`` as the user turn; so does the prompt.
+    """
+
+    def __init__(self, template: str, processor, min_pixels: int, max_pixels: int) -> None:
+        from llamafactory.data.template import TEMPLATES, get_template_and_fix_tokenizer
+        from llamafactory.hparams import DataArguments
+
+        if template not in TEMPLATES:
+            raise ValueError(f"template {template!r} is not a LLaMA-Factory template")
+        self.tokenizer = processor.tokenizer
+        self.template = get_template_and_fix_tokenizer(self.tokenizer, DataArguments(template=template))
+        # the attributes LLaMA-Factory's patch_processor sets from the training arguments
+        for key, value in (("image_min_pixels", min_pixels), ("image_max_pixels", max_pixels),
+                           ("image_do_pan_and_scan", False), ("crop_to_patches", False)):
+            setattr(processor, key, value)
+        self.processor = processor
+
+    def prompt_ids(self, query: str, image) -> list[int]:
+        from llamafactory.extras.constants import IMAGE_PLACEHOLDER
+
+        plugin = self.template.mm_plugin
+        messages = [{"role": "user", "content": IMAGE_PLACEHOLDER + query}, {"role": "assistant", "content": ""}]
+        messages = plugin.process_messages(messages, [image], [], [], self.processor)
+        ids, _ = self.template.encode_oneturn(self.tokenizer, messages)
+        ids, _ = plugin.process_token_ids(ids, None, [image], [], [], self.tokenizer, self.processor)
+        return ids
+
+    def __call__(self, queries: list[str], images: list):
+        import torch
+        from transformers import BatchFeature
+
+        rows = [self.prompt_ids(q, image) for q, image in zip(queries, images)]
+        width, pad = max(map(len, rows)), self.tokenizer.pad_token_id
+        pad = pad if pad is not None else self.tokenizer.eos_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])  # left padding for generation
+        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        n = len(rows)
+        extra = self.template.mm_plugin.get_mm_inputs(list(images), [], [], [1] * n, [0] * n, [0] * n, rows,
+                                                      self.processor)
+        return BatchFeature({"input_ids": input_ids, "attention_mask": attention, **extra})
 
 
 def _generated_lengths(sequences, eos_ids: set[int]) -> list[int]:
@@ -229,6 +343,10 @@ class VLLMFeatureExtractor:
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.model_path = str(model_path)
+        self.training_format = None
+        if settings.template:
+            self.training_format = TrainingFormatPrompts(settings.template, self.processor,
+                                                         settings.min_pixels or 1, settings.max_pixels or 10**12)
 
     def _load_images(self, paths: list[Path]):
         from PIL import Image
@@ -249,11 +367,14 @@ class VLLMFeatureExtractor:
         import torch
 
         s = self.settings
-        messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
-                    for q in queries]
-        texts = [self.processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
-        inputs = self.processor(text=texts, images=self._load_images(image_paths), padding=True,
-                                return_tensors="pt").to(self.device)
+        if self.training_format is not None:
+            inputs = self.training_format(queries, self._load_images(image_paths)).to(self.device)
+        else:
+            messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
+                        for q in queries]
+            texts = [self.processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
+            inputs = self.processor(text=texts, images=self._load_images(image_paths), padding=True,
+                                    return_tensors="pt").to(self.device)
         torch.manual_seed(seed)
         with torch.inference_mode():
             # top_p/top_k None: plain temperature sampling as the official call, whatever the checkpoint's
@@ -298,12 +419,18 @@ def extract_features(
     stats = {"chunk_rows": len(mine), "skipped": len(mine) - len(todo), "extracted": 0}
     if not todo:
         return stats
+    queries = {}
+    for row in todo:  # every narration checked before the model is loaded
+        try:
+            queries[row["feature_key"]] = query_for(row["action"], row.get("dataset", "ego4d"), settings.query)
+        except ValueError as exc:
+            raise ValueError(f"index row {row.get('id', row['feature_key'])!r}: {exc}") from None
     extractor = extractor or VLLMFeatureExtractor(model_path, settings)
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     for batch in (progress or (lambda x: x))(batches):
-        queries = [query_for(r["action"], r.get("dataset", "ego4d"), settings.query) for r in batch]
         paths = [resolve_under(media_root, r["source"]) for r in batch]
-        results = extractor(queries, paths, sample_seed(settings.seed, batch[0]["feature_key"]))
+        results = extractor([queries[r["feature_key"]] for r in batch], paths,
+                            sample_seed(settings.seed, batch[0]["feature_key"]))
         for row, (description, image, text) in zip(batch, results):
             writer.add(row["feature_key"], image, text, description)
         stats["extracted"] += len(batch)

@@ -263,6 +263,8 @@ def pairs_from_index(rows: Sequence[dict], generated_dir: str | os.PathLike, med
             gt = resolve_under(gt_dir, Path(output_name(row)).relative_to("images"))
         else:
             gt = resolve_under(media_root, row["target"])
+        if not gt.is_file():
+            raise FileNotFoundError(f"{gt}: no ground-truth frame for {row['id']}")
         pairs.append((row["id"], generated, gt))
     return pairs
 

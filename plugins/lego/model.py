@@ -204,10 +204,13 @@ class LegoLDM:
         return self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample() * self.scaling_factor
 
     @torch.no_grad()
+    def decode_raw(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> the VAE's images as they come (about [-1, 1], not clamped)."""
+        return self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample.float()
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> images in [0, 1]."""
-        images = self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample
-        return ((images.float() + 1) / 2).clamp(0, 1)
+        return ((self.decode_raw(latents) + 1) / 2).clamp(0, 1)
 
     def context(self, text_embeddings: torch.Tensor, image_features: torch.Tensor | None,
                 text_features: torch.Tensor | None, keep: torch.Tensor | None, conditioner=None) -> torch.Tensor:

@@ -9,6 +9,16 @@ latent, null text, VLLM zeroed), combined by :func:`~egoforge.lego.guidance.dual
 
 :func:`generate_index` runs it over an LDM index and writes ``images/<clip>/<action>/<target frame name>`` like the
 official inference (so the metric folder layouts match), resuming past images that already exist.
+
+How a generated frame is saved decides the metrics, so two protocols are offered:
+
+* ``official`` (default), as ``metrics/inference.py``: the decoded image (not clamped) is resized bicubically to
+  the clip's native aspect, ``(resolution, round(W / H * resolution))`` with the clip's height and width from the
+  download's ``<dataset>_metadata.json``, stretched to [0, 255] by its own minimum and maximum, truncated to 8 bits
+  and saved at PIL's default JPEG quality (75). A constant image (the official code divides by zero there) is
+  saved black.
+* ``egoforge``: the image clamped to [0, 1], rounded to 8 bits and saved square at the sampling resolution, JPEG
+  quality 95.
 """
 
 from __future__ import annotations
@@ -21,9 +31,11 @@ from pathlib import Path
 
 import torch
 
-from egoforge.lego.conditioning import fit_tokens
+from egoforge.lego.conditioning import fit_image_tokens, fit_tokens
 from egoforge.lego.dataset import load_frame, mix_seed
 from egoforge.lego.guidance import dual_guidance
+
+PROTOCOLS = ("official", "egoforge")
 
 
 @dataclass
@@ -33,6 +45,52 @@ class SamplingSettings:
     image_scale: float = 1.5
     seed: int = 0
     batch_size: int = 4
+    protocol: str = "official"  # how frames are saved (see the module docstring): official | egoforge
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {self.protocol!r}: choose one of {PROTOCOLS}")
+
+
+def load_clip_sizes(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """``<dataset>_metadata.json`` of the LEGO download -> {clip id: (height, width)} of the source videos."""
+    from egoforge.data.egocross import DataFormatError, read_json
+
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DataFormatError(path, None, None, "expected an object of clips")
+    sizes = {}
+    for clip, meta in data.items():
+        values = [meta.get(k) if isinstance(meta, dict) else None for k in ("height", "width")]
+        for key, value in zip(("height", "width"), values):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise DataFormatError(path, None, f"{clip}.{key}", "missing or not a positive number")
+        sizes[clip] = (int(values[0]), int(values[1]))
+    return sizes
+
+
+def default_metadata_path(media_root: str | os.PathLike, dataset: str) -> Path:
+    """Where the download keeps the metadata: ``<root>/<dataset>_metadata.json`` beside ``<root>/EgoGen``."""
+    return Path(media_root).resolve().parent / f"{dataset}_metadata.json"
+
+
+def official_frame(decoded: torch.Tensor, height: int, width: int, resolution: int):
+    """One generated frame as the official inference saves it (uint8 ``(h, w, 3)`` numpy array): bicubic resize of
+    the unclamped decoded image to ``(resolution, round(width / height * resolution))``, then a min-max stretch to
+    [0, 255] truncated to integers."""
+    import torch.nn.functional as F
+
+    size = (resolution, round(width / height * resolution))
+    image = F.interpolate(decoded[None].float(), size=size, mode="bicubic", align_corners=False)[0]
+    low, high = image.min(), image.max()
+    scaled = (image - low) / (high - low) * 255 if high > low else torch.zeros_like(image)
+    return scaled.permute(1, 2, 0).cpu().numpy().astype("uint8")
+
+
+def egoforge_frame(image: torch.Tensor):
+    """A [0, 1] frame as egoforge saved it before the official protocol: rounded to uint8 ``(h, w, 3)``."""
+    return (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
 
 
 def euler_ancestral(num_train_timesteps: int, beta_start: float, beta_end: float):
@@ -46,8 +104,9 @@ def euler_ancestral(num_train_timesteps: int, beta_start: float, beta_end: float
 @torch.no_grad()
 def generate(model, source: torch.Tensor, prompts: list[str], image_features: torch.Tensor | None = None,
              text_features: torch.Tensor | None = None, settings: SamplingSettings | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Target frames in [0, 1], shaped like ``source`` (``(batch, 3, H, W)`` in [-1, 1])."""
+             generator: torch.Generator | None = None, clamp: bool = True) -> torch.Tensor:
+    """Target frames in [0, 1], shaped like ``source`` (``(batch, 3, H, W)`` in [-1, 1]); ``clamp=False`` returns
+    the VAE's decoded images as they come (about [-1, 1], not clamped), what the official inference saves from."""
     settings = settings or SamplingSettings()
     device = model.device
     cfg = model.cfg
@@ -75,21 +134,35 @@ def generate(model, source: torch.Tensor, prompts: list[str], image_features: to
         eps_text_image, eps_image, eps_none = eps.chunk(3)
         guided = dual_guidance(eps_text_image, eps_image, eps_none, settings.text_scale, settings.image_scale)
         latents = scheduler.step(guided, t, latents, generator=generator).prev_sample
-    return model.decode(latents)
+    return model.decode(latents) if clamp else model.decode_raw(latents)
 
 
 def generate_index(model, rows: list[dict], media_root: str | os.PathLike, out_dir: str | os.PathLike,
                    features=None, resolution: int = 256, settings: SamplingSettings | None = None,
-                   prompt: str = "prompt", progress: Callable[[Iterable], Iterable] | None = None) -> dict:
-    """Generate the target frame of every row into ``out_dir/images``; existing images are kept (resume)."""
+                   prompt: str = "prompt", progress: Callable[[Iterable], Iterable] | None = None,
+                   clip_sizes: dict[str, tuple[int, int]] | None = None) -> dict:
+    """Generate the target frame of every row into ``out_dir/images``; existing images are kept (resume).
+
+    The official protocol (``settings.protocol``) needs ``clip_sizes`` (:func:`load_clip_sizes`) for every row's
+    clip; a missing clip is an error before anything is generated.
+    """
     from PIL import Image
 
     from egoforge.data.atomic import atomic_write_bytes
     from egoforge.data.paths import resolve_under
+    from egoforge.lego.config import LegoSetupError
 
     settings = settings or SamplingSettings()
     out_dir = Path(out_dir)
     todo = [r for r in rows if not (out_dir / output_name(r)).exists()]
+    official = settings.protocol == "official"
+    if official:
+        if clip_sizes is None:
+            raise LegoSetupError("the official protocol resizes each frame to its clip's native aspect: it needs "
+                                 "the download's <dataset>_metadata.json (--metadata), or choose --protocol egoforge")
+        unknown = sorted({str(r.get("clip_id")) for r in todo} - set(clip_sizes))
+        if unknown:
+            raise LegoSetupError(f"no height/width in the metadata for {len(unknown)} clips (first: {unknown[0]!r})")
     batches = [todo[i:i + settings.batch_size] for i in range(0, len(todo), settings.batch_size)]
     for batch in (progress or (lambda x: x))(batches):
         source = torch.stack([load_frame(resolve_under(media_root, r["source"]), resolution) for r in batch])
@@ -97,16 +170,21 @@ def generate_index(model, rows: list[dict], media_root: str | os.PathLike, out_d
         image_features = text_features = None
         if model.conditioner is not None:
             pairs = [features.get(r["feature_key"]) for r in batch]
-            image_features = torch.stack([fit_tokens(i, model.cfg.image_tokens) for i, _ in pairs])
+            image_features = torch.stack([fit_image_tokens(i, model.cfg.image_tokens, r["feature_key"])
+                                          for r, (i, _) in zip(batch, pairs)])
             text_features = torch.stack([fit_tokens(t, model.cfg.text_tokens) for _, t in pairs])
         # One generator per batch from (seed, first id): a resumed run regenerates identical images.
         generator = torch.Generator().manual_seed(mix_seed(settings.seed, batch[0]["id"]))
-        images = generate(model, source, prompts, image_features, text_features, settings, generator)
+        images = generate(model, source, prompts, image_features, text_features, settings, generator,
+                          clamp=not official)
         for row, image in zip(batch, images):
-            array = (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
             buf = io.BytesIO()
-            Image.fromarray(array).save(buf, format="PNG" if output_name(row).endswith(".png") else "JPEG",
-                                        quality=95)
+            kind = "PNG" if output_name(row).lower().endswith(".png") else "JPEG"
+            if official:  # PIL's default JPEG quality, as the official im.save(path)
+                Image.fromarray(official_frame(image, *clip_sizes[str(row.get("clip_id"))], resolution)).save(
+                    buf, format=kind)
+            else:
+                Image.fromarray(egoforge_frame(image)).save(buf, format=kind, quality=95)
             atomic_write_bytes(out_dir / output_name(row), buf.getvalue())
     return {"rows": len(rows), "generated": len(todo), "skipped": len(rows) - len(todo)}
 

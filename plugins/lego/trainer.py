@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +39,7 @@ def run(recipe: dict, dry_run: bool = False) -> int:
 
     cfg = build_config(LegoRecipe, recipe, "recipe")
     try:
+        check_train_options(cfg)
         if dry_run:
             train_set = make_dataset(cfg, "train")
             steps = _steps_per_epoch(cfg, len(train_set), 1)
@@ -52,6 +54,13 @@ def run(recipe: dict, dry_run: bool = False) -> int:
     return 0
 
 
+def check_train_options(cfg: LegoRecipe) -> None:
+    from egoforge.lego.config import EMA_CADENCES
+
+    if cfg.train.ema_every not in EMA_CADENCES:
+        raise LegoSetupError(f"train.ema_every {cfg.train.ema_every!r}: choose one of {EMA_CADENCES}")
+
+
 def make_dataset(cfg: LegoRecipe, split: str):
     from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import LegoPairs, open_features
@@ -63,9 +72,34 @@ def make_dataset(cfg: LegoRecipe, split: str):
     features = open_features(features_cfg) if cfg.model.use_vllm else None
     if cfg.model.use_vllm and features is None:
         raise LegoSetupError(f"model.use_vllm is true but data.{split}_features names no features")
-    return LegoPairs(read_index(index), cfg.data.media_root, features, cfg.data.resolution,
+    rows = read_index(index)
+    if features is not None:
+        cfg.model.image_tokens = resolve_image_tokens(cfg.model.image_tokens, features, rows, f"data.{split}_features")
+    return LegoPairs(rows, cfg.data.media_root, features, cfg.data.resolution,
                      cfg.data.flip_prob if split == "train" else 0.0, cfg.model.image_tokens, cfg.model.text_tokens,
                      cfg.data.prompt, index_file=index)
+
+
+def resolve_image_tokens(configured: int | None, features, rows: list[dict], where: str) -> int:
+    """The visual-token count of stage B: the features' (when ``configured`` is None), or ``configured`` when it
+    equals them; any other value is refused by name (see :class:`~egoforge.lego.config.ModelConfig`)."""
+    from egoforge.lego.features import image_token_counts
+
+    counts = image_token_counts(features, [r["feature_key"] for r in rows if r["feature_key"] in features])
+    if not counts:
+        return configured or 256
+    most = max(counts)
+    if configured is None:
+        if len(counts) > 1:
+            print(f"note: the image features of {where} have {min(counts)}..{most} visual tokens; shorter rows are "
+                  f"zero-padded to {most}", file=sys.stderr)
+        return most
+    if configured != most:
+        found = ", ".join(f"{n} tokens x {k} samples" for n, k in sorted(counts.items()))
+        raise LegoSetupError(f"model.image_tokens is {configured} but the image features of {where} have {found} "
+                             f"(LLaVA at 224 px: 256, LLaVA-1.5 at 336 px: 576): set model.image_tokens: {most}, "
+                             "or null to read it from the features")
+    return configured
 
 
 def _steps_per_epoch(cfg: LegoRecipe, n: int, world: int) -> int:
@@ -208,8 +242,10 @@ def train(cfg: LegoRecipe) -> dict:
             if checkpoint is not None and (checkpoint / f"ema_{name}").is_dir():
                 emas[name] = load_ema(checkpoint / f"ema_{name}", cls)
             else:
+                # update_after_step -1: the n-th update decays by (1 + n) / (10 + n), LitEma's warm-up
                 emas[name] = EMAModel(module.parameters(), decay=t.ema_decay, model_cls=cls,
-                                      model_config=module.config)
+                                      model_config=module.config,
+                                      update_after_step=-1 if t.ema_every == "micro_batch" else 0)
             emas[name].to(accelerator.device)
     global_step = 0
     if checkpoint is not None:
@@ -274,6 +310,10 @@ def train(cfg: LegoRecipe) -> dict:
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
+    def step_emas() -> None:
+        for name, ema in emas.items():
+            ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
+
     accum = t.gradient_accumulation_steps
     last_saved = global_step if checkpoint is not None else -1
     progress = tqdm(total=total_steps, initial=global_step, desc="LEGO LDM", unit="step", disable=not main)
@@ -299,11 +339,13 @@ def train(cfg: LegoRecipe) -> dict:
                 optimizer.zero_grad(set_to_none=True)
             running.append(loss.detach())
             seen += batch["source"].shape[0] * world
+            if t.ema_every == "micro_batch":  # the official cadence: every micro-batch, stepped or not
+                step_emas()
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
-            for name, ema in emas.items():
-                ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
+            if t.ema_every == "optimizer_step":
+                step_emas()
             global_step += 1
             progress.update(1)
             window.append(torch.stack(running).mean())

@@ -9,6 +9,10 @@
 - **Ego-Exo4D** (``make_egoexo``): ``metadata/takes.json``, ``annotations/ego_pose/<split>/body/{automatic,
   annotation}/<uid>.json``, ``.../camera_pose/<uid>.json`` and undistorted frames
   ``processed_data/<uid>/aria01_214-1/frame_<i>.jpg`` (every 5th frame, as the official preprocessing keeps).
+  With ``videos=True`` it also writes the raw download's take folders, named by take *name* as in the real release
+  (``takes/<take_name>/frame_aligned_videos/downscaled/448/aria01_214-1.mp4``, every frame at 30 fps, and a
+  placeholder ``takes/<take_name>/aria01_noimagestreams.vrs``), so undistortion's take lookup and frame loop run
+  on the real layout.
   The camera wearer walks down a street with a gait cycle: the 17 COCO joints swing with the phase, the Aria
   camera rides on the head, and each frame shows the street scrolling with the distance walked and the wearer's
   own forearms and shoes where the joints project. Future frames and poses therefore follow
@@ -125,30 +129,35 @@ def render_street(style: CityStyle, position: float, size: tuple[int, int] = (96
     return image
 
 
+def write_mp4(path: Path, frames, fps: int, size: tuple[int, int]) -> Path:
+    """H.264 mp4 of PIL ``frames`` (written to a temporary name, then renamed into place)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+    return path
+
+
 def make_walking_tours(root: str | Path, cities: tuple[str, ...] | None = None, seconds: int = 6, fps: int = 10,
                        size: tuple[int, int] = (96, 64), seed: int = 0) -> list[Path]:
     """``root/Walking_Tour_<City>.mp4`` per city (H.264, ``fps`` frames per second, ``seconds`` long)."""
-    import av
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     paths = []
     for c, name in enumerate(cities or tuple(CITIES)):
         rng = random.Random(seed * 100 + c)
-        path = root / f"Walking_Tour_{name}.mp4"
-        tmp = path.with_name(f".{path.name}.tmp.mp4")
-        with av.open(str(tmp), "w") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-            for i in range(seconds * fps):
-                t = i / fps
-                frame = render_street(CITIES[name], 1.4 * t, size, bob=1.5 * math.sin(2 * math.pi * 1.8 * t), rng=rng)
-                for packet in stream.encode(av.VideoFrame.from_image(frame)):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        tmp.replace(path)
-        paths.append(path)
+        frames = (render_street(CITIES[name], 1.4 * (i / fps), size, bob=1.5 * math.sin(2 * math.pi * 1.8 * i / fps),
+                                rng=rng) for i in range(seconds * fps))
+        paths.append(write_mp4(root / f"Walking_Tour_{name}.mp4", frames, fps, size))
     return paths
 
 
@@ -283,7 +292,7 @@ def _take(uid: str, name: str) -> dict:
 
 
 def make_egoexo(root: str | Path, train_takes: int = 4, val_takes: int = 2, frames: int = 60, image_every: int = 5,
-                image_size: int = 64, seed: int = 2) -> EgoExoLayout:
+                image_size: int = 64, seed: int = 2, videos: bool = False) -> EgoExoLayout:
     """An Ego-Exo4D download in miniature (see the module docstring); returns what was made."""
     root, rng = Path(root), random.Random(seed)
     frames_root = root / "processed_data"
@@ -298,7 +307,7 @@ def make_egoexo(root: str | Path, train_takes: int = 4, val_takes: int = 2, fram
                     turn=rng.uniform(-0.2, 0.2), phase=rng.uniform(0, 2 * math.pi))
         automatic = n % 3 != 1  # most takes have automatic labels, some only manual ones
         style = list(CITIES.values())[n % len(CITIES)]
-        body, cameras = {}, {}
+        body, cameras, video = {}, {}, []
         for f in range(n_frames):
             t = f / FPS
             joints = world_joints(gait, t)
@@ -309,14 +318,21 @@ def make_egoexo(root: str | Path, train_takes: int = 4, val_takes: int = 2, fram
             body[str(f)] = [{"annotation3D": annotation, "annotation2D": {}}]
             if f % 11 != 10:  # a few frames without extrinsics: the preprocessing drops them
                 cameras[str(f)] = camera_extrinsics(gait, t).tolist()
-            if f % image_every == 0:
+            if f % image_every == 0 or videos:
                 extrinsics = camera_extrinsics(gait, t)
                 cam = {j: extrinsics[:, :3] @ p + extrinsics[:, 3] for j, p in joints.items()}
                 bob = 2.0 * math.cos(2 * (2 * math.pi * gait.frequency * t + gait.phase))
                 image = render_egocentric(cam, gait.speed * t, image_size, style, bob)
-                folder = frames_root / uid / "aria01_214-1"
-                folder.mkdir(parents=True, exist_ok=True)
-                image.save(folder / f"frame_{f}.jpg", quality=92)
+                video.append(image)
+                if f % image_every == 0:
+                    folder = frames_root / uid / "aria01_214-1"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    image.save(folder / f"frame_{f}.jpg", quality=92)
+        if videos:  # the raw download: take folders are named by take name, not uid
+            take_dir = root / "takes" / name
+            write_mp4(take_dir / "frame_aligned_videos" / "downscaled" / "448" / "aria01_214-1.mp4", video, FPS,
+                      (image_size, image_size))
+            (take_dir / "aria01_noimagestreams.vrs").write_bytes(b"placeholder: calibration is read by projectaria")
         kind = "automatic" if automatic else "annotation"
         pose_root = root / "annotations" / "ego_pose" / split
         atomic_write_json(pose_root / "body" / kind / f"{uid}.json", body, indent=None)

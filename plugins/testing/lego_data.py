@@ -136,6 +136,10 @@ class LegoLayout:
         return self.egogen / f"{self.dataset}_{split}.json"
 
     @property
+    def metadata(self) -> Path:
+        return self.root / f"{self.dataset}_metadata.json"
+
+    @property
     def curation(self) -> Path:
         return self.root / "curation_from_gpt" / f"{self.dataset}_for_tuning_forecasting.json"
 
@@ -150,12 +154,14 @@ def make_lego_dataset(root: str | Path, dataset: str = "ego4d", clips: dict[str,
     clips = clips or {"train": 6, "val": 2}
     layout = LegoLayout(Path(root), dataset)
     rng = random.Random(f"{dataset}-{seed}")
-    curation = []
+    curation, metadata = [], {}
     for split, n_clips in clips.items():
         nested: dict[str, dict] = {}
         for c in range(n_clips):
             clip_id = f"{dataset}-{split}-clip{c:03d}"
             nested[clip_id] = {}
+            # the download's <dataset>_metadata.json: the source video's size (frames are stored at that aspect)
+            metadata[clip_id] = {"height": size[1] * 10, "width": size[0] * 10, "fps": 30.0}
             for a in range(actions_per_clip):
                 scene = random_scene(rng)
                 source, target = render_pair(scene, size)
@@ -182,6 +188,7 @@ def make_lego_dataset(root: str | Path, dataset: str = "ego4d", clips: dict[str,
         atomic_write_json(layout.json(split), nested)
     if curation:
         atomic_write_json(layout.curation, curation)
+    atomic_write_json(layout.metadata, metadata)
     return layout
 
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from egoforge.egoagent.data import undistort
+from egoforge.egoagent.data.egoexo_pose import preprocess
 from egoforge.egoagent.data.frames import INDEX_NAME, VideoError, extract_video, extract_videos
 from egoforge.egoagent.data.images import FrameDataset, frame_paths
 from egoforge.egoagent.data.sampler import ResumableSampler
@@ -22,7 +24,7 @@ from egoforge.egoagent.data.undistort import (
     undistort_takes,
     undistort_video,
 )
-from egoforge.testing.egoagent_data import make_walking_tours
+from egoforge.testing.egoagent_data import make_egoexo, make_walking_tours
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +109,73 @@ def test_undistortion_loop_and_take_layout(tour, tmp_path):
     with __import__("av").open(str(tour)) as container:
         original = np.asarray(next(container.decode(video=0)).to_image()).astype(int)
     assert np.abs(first - original[:, ::-1]).mean() < 8  # JPEG round trip of the flipped frame
-    takes = tmp_path / "takes"
-    (takes / "uid1" / "frame_aligned_videos" / "downscaled" / "448").mkdir(parents=True)
-    (takes / "uid1" / "frame_aligned_videos" / "downscaled" / "448" / "aria01_214-1.mp4").write_bytes(b"")
-    (takes / "uid1" / "aria01_noimagestreams.vrs").write_bytes(b"")
-    (takes / "uid2").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"uid2: no egocentric video"):
-        find_take_media(takes)
-    (media,) = find_take_media(takes, ["uid1"])
-    assert media.video.name == "aria01_214-1.mp4" and media.vrs.name == "aria01_noimagestreams.vrs"
+
+
+@pytest.fixture()
+def known_remap(monkeypatch):
+    """Undistortion without projectaria_tools: the identity remap stands in for the calibrated one."""
+    monkeypatch.setattr(undistort, "require_projectaria", lambda: None)
+    monkeypatch.setattr(undistort, "aria_pinhole_remap", lambda vrs, size: (lambda frame: frame))
+
+
+def test_undistort_real_take_layout_feeds_stage2(known_remap, tmp_path):
+    """A real download names take folders by take_name (takes.json root_dir ``takes/<take_name>``) while the poses
+    are keyed by take_uid: undistortion writes <take_uid> folders, so every training take gets its windows."""
+    layout = make_egoexo(tmp_path / "egoexo4d", train_takes=2, val_takes=1, frames=40, videos=True)
+    takes = json.loads((layout.root / "metadata" / "takes.json").read_text())
+    assert all((layout.root / take["root_dir"]).is_dir() for take in takes)  # folders by name, not uid
+    written = undistort_takes(layout.root / "takes", tmp_path / "frames", progress=False)
+    assert not preprocess(layout.root, tmp_path / "poses", progress=False).errors
+    spec = SequenceSpec(history=3, stride=5, action_frames=1)
+    dataset = JointSequenceDataset(tmp_path / "poses" / "train", tmp_path / "frames", spec, image_size=32)
+    assert {take for take, _ in dataset.windows} == set(layout.takes["train"])
+    assert written == {take["take_uid"]: (8 if take["take_name"] != "walk_short" else 2) for take in takes}
+    uid = layout.takes["train"][0]
+    assert sorted(p.name for p in (tmp_path / "frames" / uid / "aria01_214-1").iterdir())[:2] == \
+        ["frame_0.jpg", "frame_10.jpg"]
+    # frames 0, 5, ..., 35 kept; frame 10 has no extrinsics (no pose), so windows start at 10, 15 and 20
+    assert sorted(dataset.windows) == sorted((take, start) for take in layout.takes["train"] for start in (10, 15, 20))
+    # a selection by take name, and a re-run that skips finished takes
+    name = next(t["take_name"] for t in takes if t["take_uid"] == uid)
+    assert undistort_takes(layout.root / "takes", tmp_path / "frames", [name], progress=False) == {}
+
+
+def test_frames_named_by_take_name_need_takes_json(known_remap, tmp_path):
+    """Frame folders named by take (e.g. written by another tool): found through takes.json, else a loud error."""
+    layout = make_egoexo(tmp_path / "egoexo4d", train_takes=2, val_takes=1, frames=40)
+    takes = json.loads((layout.root / "metadata" / "takes.json").read_text())
+    for take in takes:  # rename <uid> -> <take_name>
+        if (layout.frames_root / take["take_uid"]).is_dir():
+            (layout.frames_root / take["take_uid"]).rename(layout.frames_root / take["take_name"])
+    preprocess(layout.root, tmp_path / "poses", progress=False)
+    spec = SequenceSpec(history=3, stride=5, action_frames=1)
+    with pytest.raises(ValueError, match=r"no usable windows.*have no frame folder.*named like \['bouldering_wall_0'"
+                                         r".*takes.json"):
+        JointSequenceDataset(tmp_path / "poses" / "train", layout.frames_root, spec, image_size=32)
+    dataset = JointSequenceDataset(tmp_path / "poses" / "train", layout.frames_root, spec, image_size=32,
+                                   takes_json=layout.root / "metadata" / "takes.json")
+    assert {take for take, _ in dataset.windows} == set(layout.takes["train"])
+
+
+def test_take_lookup_errors(known_remap, tmp_path):
+    layout = make_egoexo(tmp_path / "egoexo4d", train_takes=1, val_takes=0, frames=12, videos=True)
+    takes_root = layout.root / "takes"
+    moved = tmp_path / "elsewhere" / "takes"
+    moved.parent.mkdir()
+    takes_root.rename(moved)
+    with pytest.raises(FileNotFoundError, match=r"no takes.json .* --takes-json"):
+        find_take_media(moved)
+    (moved / "stray_folder").mkdir()
+    (moved / "walk_train_0" / "aria01_noimagestreams.vrs").unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        find_take_media(moved, index=undistort.take_index_for(moved, layout.root / "metadata" / "takes.json"))
+    assert "stray_folder: not a take of" in str(error.value)
+    assert "walk_train_0: no egocentric VRS" in str(error.value)
+    media = find_take_media(moved, ["bouldering_wall_0"],
+                            undistort.take_index_for(moved, layout.root / "metadata" / "takes.json"))
+    assert [m.take_name for m in media] == ["bouldering_wall_0"] and media[0].video.name == "aria01_214-1.mp4"
+    with pytest.raises(FileNotFoundError, match="nope: not a take of"):
+        find_take_media(moved, ["nope"], undistort.take_index_for(moved, layout.root / "metadata" / "takes.json"))
 
 
 def test_sequence_windows_and_items(egoagent_data):

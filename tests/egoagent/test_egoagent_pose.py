@@ -152,3 +152,11 @@ def test_source_is_never_written(tmp_path):
     assert before == {p: p.read_bytes() for p in (tmp_path / "src").rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="outside the download"):
         preprocess(tmp_path / "src", tmp_path / "src" / "annotations" / "x", progress=False)
+
+
+def test_takes_json_at_the_download_root(tmp_path):
+    """A real Ego-Exo4D download keeps takes.json at its root (metadata/takes.json is accepted too)."""
+    uid = write_layout(tmp_path / "src")
+    (tmp_path / "src" / "metadata" / "takes.json").rename(tmp_path / "src" / "takes.json")
+    report = run(tmp_path / "src", tmp_path / "out", "camera")
+    assert report.takes["train"] == 1 and (tmp_path / "out" / "train" / f"{uid}_0-8.json").is_file()

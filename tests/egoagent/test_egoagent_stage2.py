@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from egoagent_helpers import STAGE1_STEPS, STAGE2_TINY, compare_checkpoints, stage2_overrides
 from safetensors.torch import load_file
@@ -55,7 +56,7 @@ def test_stage2_learns_then_world_model_evaluation_and_export(stage1_run, egoage
     retrieval, motion = results["retrieval"], results["motion"]
     assert retrieval["queries"] == 3 * motion["windows"]  # history 3: one prediction per step
     assert 0 <= retrieval["top1"] <= retrieval["top5"] <= 100 and retrieval["candidates"] > 5
-    assert 0 < motion["mpjpe_mm"] < 2000 and motion["zero_velocity_mpjpe_mm"] > 0
+    assert motion["zero_velocity_mpjpe_mm"] > 0  # what stage 2 learns is checked in the test below
     assert "zero-velocity" in (tmp_path / "world" / "results.md").read_text()
     # the backbone in HF format
     assert cli(["egoagent", "export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "hf")]) == 0
@@ -87,3 +88,39 @@ def test_stage2_refuses_a_mismatched_stage1_checkpoint(stage1_run, egoagent_data
     bad = stage2_overrides(egoagent_data, tmp_path, stage1_checkpoint(stage1_run), **{"data.action_frames": 2})
     assert cli(["train", str(STAGE2_TINY), *bad]) == 2
     assert "stride 5 must be a multiple of action_frames 2" in capsys.readouterr().err
+
+
+# Margins of the learnt world model over its references: MPJPE (steps 1+) below 0.75x the zero-velocity baseline and
+# mean rank of the true next frame below 0.8x chance ((candidates + 1) / 2). Measured on data seeds 5, 6, 7: MPJPE
+# 0.51x / 0.51x / 0.55x zero velocity (78 vs 154, 70 vs 137, 67 vs 122 mm); mean rank 0.55x-0.56x chance (13.5 of
+# 48 candidates); top-5 27% against 10.4% chance.
+MPJPE_OVER_ZERO_VELOCITY = 0.75
+MEAN_RANK_OVER_CHANCE = 0.8
+
+
+@pytest.mark.slow
+def test_world_model_beats_chance_and_the_zero_velocity_baseline(stage1_run, tmp_path):
+    """Generated data designed to be learnable: every take walks with a gait, states are 15 frames (half a stride,
+    0.5 s) apart, so the pose swings from one side to the other between states; holding the last pose (the
+    zero-velocity baseline) is then far off, and a model that learnt the gait's poses from the frames and the pose
+    history beats it by a clear margin. Future-state retrieval must rank the true next frame above chance."""
+    from egoforge.egoagent.data.egoexo_pose import preprocess
+    from egoforge.testing.egoagent_data import make_egoexo
+
+    layout = make_egoexo(tmp_path / "egoexo4d", train_takes=6, val_takes=3, frames=90, seed=5)
+    assert not preprocess(layout.root, tmp_path / "poses", progress=False).errors
+    data = {"data.pose_dir": str(tmp_path / "poses" / "train"), "data.frames_root": str(layout.frames_root),
+            "data.stride": 15}
+    overrides = stage2_overrides(tmp_path, tmp_path / "run", stage1_checkpoint(stage1_run), max_steps=200,
+                                 save_steps=200, per_device_batch_size=4, logging_steps=20, **data)
+    assert cli(["train", str(STAGE2_TINY), *overrides]) == 0
+    assert cli(["egoagent", "world", "--checkpoint", str(tmp_path / "run" / "checkpoint-200"), "--pose-dir",
+                str(tmp_path / "poses" / "val"), "--frames-root", str(layout.frames_root), "--out",
+                str(tmp_path / "world")]) == 0
+    results = json.loads((tmp_path / "world" / "results.json").read_text())
+    retrieval, motion = results["retrieval"], results["motion"]
+    assert motion["windows"] >= 12 and retrieval["queries"] == 3 * motion["windows"]
+    assert motion["mpjpe_mm_steps_1plus"] < MPJPE_OVER_ZERO_VELOCITY * motion["zero_velocity_mpjpe_mm"], motion
+    chance_mean_rank = (retrieval["candidates"] + 1) / 2
+    assert retrieval["mean_rank"] < MEAN_RANK_OVER_CHANCE * chance_mean_rank, retrieval
+    assert retrieval["top5"] > 100 * 5 / retrieval["candidates"], retrieval

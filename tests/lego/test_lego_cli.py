@@ -4,6 +4,10 @@ tiny VLLM, sample frames from the trained tiny LDM, and score them (clear errors
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
+
+from lego_helpers import read_jsonl
 
 from egoforge.testing.lego_data import make_lego_dataset
 from egoforge.tools.cli import main
@@ -42,12 +46,40 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     assert main(["lego", "features", "--model", str(lego_vllm), "--index", str(index), "--media-root", str(media),
                  "--out", str(tmp_path / "feat"), "--limit", "1", "--max-new-tokens", "3", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["extracted"] == 1
+    # with the stage-A recipe: its pixel budget and LLaMA-Factory's training prompt format
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "lego_vllm_qwen.yaml"
+    assert main(["lego", "features", "--model", str(lego_vllm), "--index", str(index), "--media-root", str(media),
+                 "--out", str(tmp_path / "feat_recipe"), "--limit", "2", "--max-new-tokens", "3",
+                 "--recipe", str(recipe)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["extracted"] == 2
+    from egoforge.lego.features import FeatureReader
+
+    meta = FeatureReader(tmp_path / "feat_recipe").meta["settings"]
+    assert (meta["template"], meta["min_pixels"], meta["max_pixels"]) == ("qwen3_vl_nothink", 50176, 262144)
 
     sample = ["lego", "sample", "--model", str(trained_ldm), "--index", str(index), "--media-root", str(media),
               "--out", str(tmp_path / "gen"), "--steps", "2", "--limit", "2", "--quiet"]
     assert main(sample) == 2  # a VLLM-conditioned model needs its features
     assert "--features" in capsys.readouterr().err
-    assert main([*sample, "--features", str(lego_features["val"])]) == 0
+    # the train features lack the val rows: refused before sampling, in one line (the check was dead code)
+    assert main([*sample, "--features", str(lego_features["train"])]) == 1
+    assert "no features for 2 of 2 rows" in capsys.readouterr().err
+    broken = tmp_path / "broken_media"
+    shutil.copytree(media, broken)
+    first = read_jsonl(index)[0]
+    (broken / first["source"]).write_bytes(b"not a jpeg")
+    assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
+                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1  # no metadata beside this media root
+    assert "no clip metadata" in capsys.readouterr().err.splitlines()[-1]
+    assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
+                 "--out", str(tmp_path / "gen_broken"), "--quiet",
+                 "--metadata", str(lego / "ego4d_metadata.json")]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in last
+    assert main([*sample, "--features", str(lego_features["val"]), "--metadata", str(tmp_path / "none.json")]) == 1
+    assert "none.json: no clip metadata" in capsys.readouterr().err
+    assert main([*sample, "--features", str(lego_features["val"])]) == 0  # metadata found beside EgoGen/
     assert (tmp_path / "gen" / "examples.png").read_bytes()[:4] == b"\x89PNG"
     settings = json.loads((tmp_path / "gen" / "sampling.json").read_text())
     assert (settings["steps"], settings["text_scale"], settings["image_scale"], settings["ema"]) == (2, 7.5, 1.5, True)
@@ -66,3 +98,42 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     table = (tmp_path / "scores" / "results.md").read_text()
     assert "| Method | EgoVLP | EgoVLP+ | CLIP | FID | PSNR | LPIPS | BLIP-B | BLIP-L |" in table
     assert (tmp_path / "scores" / "results.csv").read_text().startswith("Method,EgoVLP")
+
+
+def test_metrics_bad_inputs_are_one_line_messages(tmp_path, capsys):
+    from PIL import Image
+
+    from egoforge.lego.sampling import output_name
+
+    make_lego_dataset(tmp_path / "lego", "ego4d", clips={"train": 1, "val": 1}, actions_per_clip=2)
+    assert main(["lego", "convert", "--root", str(tmp_path / "lego")]) == 0
+    index = tmp_path / "lego" / "egoforge" / "ldm_ego4d_val.jsonl"
+    rows = read_jsonl(index)
+    for row in rows:
+        path = tmp_path / "gen" / output_name(row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (90, 90, 90)).save(path)
+    base = ["lego", "metrics", "--generated", str(tmp_path / "gen"), "--index", str(index), "--media-root",
+            str(tmp_path / "lego" / "EgoGen"), "--out", str(tmp_path / "scores"), "--quiet"]
+    capsys.readouterr()
+    cases = [
+        (["--metrics", "psnr"], None),
+        (["--metrics", "psnr,ssim"], "unknown ['ssim']"),
+        (["--lpips-nets", "resnet"], "--lpips-nets 'resnet'"),
+        (["--index", str(tmp_path / "none.jsonl")], "none.jsonl: file not found"),
+    ]
+    for extra, message in cases:
+        code = main([*base, *extra])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        if message is None:
+            assert code == 0, err
+            assert "https://huggingface.co/bolinlai/LEGO-Metrics" in (tmp_path / "scores" / "results.md").read_text()
+        else:
+            assert code == 1 and err.startswith("egoforge lego metrics: ") and message in err, err
+    (tmp_path / "gen" / output_name(rows[0])).write_bytes(b"not a jpeg")
+    assert main([*base, "--metrics", "psnr"]) == 1
+    assert "cannot identify image file" in capsys.readouterr().err
+    (tmp_path / "lego" / "EgoGen" / rows[1]["target"]).unlink()
+    assert main([*base, "--metrics", "psnr"]) == 1
+    assert f"no ground-truth frame for {rows[1]['id']}" in capsys.readouterr().err

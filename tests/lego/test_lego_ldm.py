@@ -93,12 +93,12 @@ def test_sd15_layout_is_the_papers():
     assert SD15_UNET["cross_attention_dim"] == 768 and SD15_UNET["layers_per_block"] == 2
     assert SD15_VAE["scaling_factor"] == 0.18215 and len(SD15_VAE["block_out_channels"]) == 4  # f = 8
     sd = load_recipe(TINY_RECIPE.parent / "lego_ldm_sd15.yaml")
-    assert sd["model"]["vllm_image_dim"] == 5120 and sd["model"]["image_tokens"] == 256
+    assert sd["model"]["vllm_image_dim"] == 5120 and sd["model"]["image_tokens"] is None  # read from the features
     assert sd["train"]["learning_rate"] == 1e-4 and sd["train"]["batch_size"] * sd["train"][
         "gradient_accumulation_steps"] == 128 and sd["train"]["ema"] and sd["train"]["uncond"] == 0.05
 
 
-def test_tiny_ldm_loss_falls(trained_ldm):
+def test_tiny_ldm_loss_falls(trained_ldm, lego_features):
     log = read_jsonl(trained_ldm / "trainer_log.jsonl")
     losses = [r["loss"] for r in log if "loss" in r]
     assert len(losses) == TRAINED_STEPS // 10
@@ -109,6 +109,11 @@ def test_tiny_ldm_loss_falls(trained_ldm):
     for part in ("unet", "conditioner", "vae", "text_encoder", "tokenizer", "scheduler", "lego_ldm.json"):
         assert (trained_ldm / part).exists(), part
     assert sorted(p.name for p in trained_ldm.glob("checkpoint-*")) == ["checkpoint-100", "checkpoint-50"]
+    # the recipe's image_tokens: null was resolved from the features and stored for sampling
+    from egoforge.lego.features import FeatureReader
+
+    counts = {s["image_tokens"] for s in FeatureReader(lego_features["train"]).samples.values()}
+    assert json.loads((trained_ldm / "lego_ldm.json").read_text())["model"]["image_tokens"] == max(counts)
 
 
 def _fixed_noise_loss(ldm, batch, t: int, **replace) -> float:
@@ -184,9 +189,97 @@ def test_recipe_errors_name_the_key(lego_work, lego_features, tmp_path):
     base.pop("trainer")
     with pytest.raises(RecipeError, match=r"recipe\.model: unknown key\(s\) \['unet_size'\]"):
         run({**base, "model": {**base["model"], "unet_size": 3}})
+    with pytest.raises(RecipeError, match=r"model.image_tokens is 4 but the image features of data.train_features "
+                                          r"have \d+ tokens x \d+ samples.*set model.image_tokens: \d+"):
+        run({**base, "model": {**base["model"], "image_tokens": 4}})
     with pytest.raises(RecipeError, match="64-d but model.vllm_image_dim is 5120"):
         run({**base, "model": {**base["model"], "vllm_image_dim": 5120}})
     with pytest.raises(RecipeError, match=r"row 0, field 'feature_key'.*no VLLM features"):
         run({**base, "data": {**base["data"], "train_features": {"format": "shards",
                                                                  "dir": str(lego_features["val"])}}})
     assert run(base, dry_run=True) == 0
+
+
+def _npy_features(root: Path, keys: list[str], tokens: int, dim: int = 8):
+    import numpy as np
+
+    from egoforge.lego.features import NpyFeatureReader
+
+    for key in keys:
+        for kind, shape in (("img", (tokens, dim)), ("txt", (5, dim))):
+            path = root / kind / Path(key).with_suffix(".npy")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, np.arange(np.prod(shape), dtype=np.float16).reshape(shape))
+    return NpyFeatureReader(root / "img", root / "txt")
+
+
+def test_visual_token_count_comes_from_the_features_never_truncated(tmp_path):
+    """LLaVA-1.5 at 336 px gives 576 visual tokens per frame: a recipe saying 256 is refused by name (it would keep
+    the top ~44% of the frame), null reads 576, and a dataset or sampler never truncates."""
+    from egoforge.lego.conditioning import fit_image_tokens
+    from egoforge.lego.config import LegoSetupError
+    from egoforge.lego.trainer import resolve_image_tokens
+
+    rows = [{"feature_key": f"clip/0/{i:06d}.jpg"} for i in range(3)]
+    features = _npy_features(tmp_path, [r["feature_key"] for r in rows], 576)
+    with pytest.raises(LegoSetupError, match=r"model.image_tokens is 256 but the image features of "
+                                              r"data.train_features have 576 tokens x 3 samples.*image_tokens: 576"):
+        resolve_image_tokens(256, features, rows, "data.train_features")
+    assert resolve_image_tokens(None, features, rows, "data.train_features") == 576
+    assert resolve_image_tokens(576, features, rows, "data.train_features") == 576
+    image, _ = features.get(rows[0]["feature_key"])
+    with pytest.raises(LegoSetupError, match=r"'clip/0/000000.jpg' have 576 visual tokens but the model takes "
+                                              r"model.image_tokens = 256"):
+        fit_image_tokens(image, 256, rows[0]["feature_key"])
+    padded = fit_image_tokens(image[:500], 576)
+    assert padded.shape == (576, 8) and torch.equal(padded[:500], image[:500]) and not padded[500:].any()
+
+
+def test_dataset_refuses_to_truncate_visual_tokens(tmp_path):
+    from PIL import Image
+
+    from egoforge.lego.config import LegoSetupError
+    from egoforge.lego.dataset import LegoPairs
+
+    row = {"id": "a", "source": "s.jpg", "target": "t.jpg", "prompt": "p", "feature_key": "clip/0/000001.jpg"}
+    for name in ("s.jpg", "t.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    features = _npy_features(tmp_path / "f", [row["feature_key"]], 576)
+    pairs = LegoPairs([row], tmp_path, features, resolution=8, image_tokens=256)
+    with pytest.raises(LegoSetupError, match="576 visual tokens but the model takes model.image_tokens = 256"):
+        pairs[0]
+    assert LegoPairs([row], tmp_path, features, resolution=8, image_tokens=576)[0]["image_features"].shape == (576, 8)
+
+
+def lit_ema(trajectory: list[torch.Tensor], decay: float) -> torch.Tensor:
+    """Oracle: the official LitEma, called once per micro-batch with the weights the model has then; the n-th call
+    decays by min(decay, (1 + n) / (10 + n)); the shadow starts at the initial weights."""
+    shadow = trajectory[0].clone()
+    for n, weights in enumerate(trajectory, start=1):
+        current = min(decay, (1 + n) / (10 + n))
+        shadow = shadow - (1.0 - current) * (shadow - weights)
+    return shadow
+
+
+def test_ema_steps_every_micro_batch_as_the_official_litema(lego_work, lego_features, tmp_path, one_thread):
+    from diffusers import UNet2DConditionModel
+
+    from egoforge.lego.trainer import make_dataset, run
+
+    recipe = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, tmp_path / "run", **{
+        "train.batch_size": 4, "train.gradient_accumulation_steps": 2, "train.save_steps": 1,
+        "train.max_steps": 2, "train.logging_steps": 1}))
+    recipe.pop("trainer")
+    assert run(dict(recipe)) == 0
+    cfg = build_config(LegoRecipe, recipe, "recipe")
+    make_dataset(cfg, "train")  # resolves image_tokens as the trainer does
+    torch.manual_seed(cfg.train.seed)
+    initial = LegoLDM.from_config(cfg.model).unet.state_dict()
+    step1 = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-1" / "unet").state_dict()
+    step2 = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-2" / "unet").state_dict()
+    ema = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "checkpoint-2" / "ema_unet").state_dict()
+    changed = [k for k in initial if not torch.equal(initial[k], step2[k])]
+    assert changed
+    for key in changed:  # micro-batches see the weights: initial, step 1 (after its update), step 1, step 2
+        expected = lit_ema([initial[key], step1[key], step1[key], step2[key]], cfg.train.ema_decay)
+        torch.testing.assert_close(ema[key], expected, rtol=1e-5, atol=1e-7)

@@ -3,15 +3,27 @@ the guidance scales, the official output layout and resuming)."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from egoforge.lego.conditioning import fit_tokens
+from egoforge.lego.config import LegoSetupError
 from egoforge.lego.convert import read_index
 from egoforge.lego.dataset import load_frame
 from egoforge.lego.features import FeatureReader
 from egoforge.lego.model import LegoLDM
-from egoforge.lego.sampling import SamplingSettings, generate, generate_index, output_name
+from egoforge.lego.sampling import (
+    SamplingSettings,
+    generate,
+    generate_index,
+    load_clip_sizes,
+    official_frame,
+    output_name,
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +105,73 @@ def test_generate_index_writes_the_official_layout_and_resumes(trained_ldm, lego
     rows = read_index(lego / "egoforge" / "ldm_ego4d_val.jsonl")
     reader = FeatureReader(lego_features["val"])
     settings = SamplingSettings(steps=2, batch_size=3)
-    first = generate_index(model, rows[:3], lego / "EgoGen", tmp_path, reader, info["resolution"], settings)
+    sizes = load_clip_sizes(lego / "ego4d_metadata.json")
+    with pytest.raises(LegoSetupError, match="needs the download's <dataset>_metadata.json"):
+        generate_index(model, rows[:3], lego / "EgoGen", tmp_path, reader, info["resolution"], settings)
+    first = generate_index(model, rows[:3], lego / "EgoGen", tmp_path, reader, info["resolution"], settings,
+                           clip_sizes=sizes)
     assert first == {"rows": 3, "generated": 3, "skipped": 0}
     name = output_name(rows[0])
     assert name == f"images/{rows[0]['clip_id']}/{rows[0]['action_id']}/{rows[0]['target'].split('/')[-1]}"
     before = (tmp_path / name).read_bytes()
-    again = generate_index(model, rows, lego / "EgoGen", tmp_path, reader, info["resolution"], settings)
+    again = generate_index(model, rows, lego / "EgoGen", tmp_path, reader, info["resolution"], settings,
+                           clip_sizes=sizes)
     assert again == {"rows": 4, "generated": 1, "skipped": 3}
     assert (tmp_path / name).read_bytes() == before
+    with Image.open(tmp_path / name) as image:  # the clip's 3:2 aspect, PIL's default JPEG quality
+        assert image.size == (48, 32) and image.quantization == _quantization(75)
+        assert np.asarray(image).min() <= 8 and np.asarray(image).max() >= 247  # min-max stretched
+    square = SamplingSettings(steps=2, batch_size=3, protocol="egoforge")
+    generate_index(model, rows[:1], lego / "EgoGen", tmp_path / "egoforge", reader, info["resolution"], square)
+    with Image.open(tmp_path / "egoforge" / name) as image:
+        assert image.size == (32, 32) and image.quantization == _quantization(95)
+
+
+def _quantization(quality: int | None) -> dict:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG", **({"quality": quality} if quality else {}))
+    return Image.open(buf).quantization
+
+
+def official_saved_bytes(gen: torch.Tensor, height: int, width: int, res: int) -> bytes:
+    """Oracle: metrics/inference.py's save path, step by step (decoded image -> bicubic resize to the clip's
+    aspect -> min-max to [0, 255] -> uint8 cast -> PIL save with its defaults)."""
+    h, w = res, round(width / height * res)
+    gen = torch.nn.functional.interpolate(gen.unsqueeze(0), size=(h, w), mode="bicubic", align_corners=False)
+    gen = gen.squeeze(0)
+    gen_norm = (gen - gen.min()) / (gen.max() - gen.min()) * 255
+    array = np.transpose(gen_norm.numpy(), axes=[1, 2, 0])
+    buf = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("height, width, res", [
+    (1080, 1920, 32),  # 16:9 -> 57 (56.9)
+    (1440, 1920, 32),  # 4:3 -> 43 (42.7)
+    (1920, 1080, 32),  # portrait -> 18
+    (64, 80, 10),  # 12.5: Python's round-half-to-even gives 12
+    (64, 80, 6),  # 7.5 -> 8
+])
+def test_saved_frames_follow_the_official_protocol(height, width, res):
+    generator = torch.Generator().manual_seed(height + width + res)
+    decoded = torch.randn(3, 32, 32, generator=generator) * 0.8 + 0.1  # beyond [-1, 1] in places, not clamped
+    decoded[0, :4, :4] = 1.7
+    ours = official_frame(decoded, height, width, res)
+    buf = io.BytesIO()
+    Image.fromarray(ours).save(buf, format="JPEG")
+    assert buf.getvalue() == official_saved_bytes(decoded, height, width, res)
+    assert ours.shape == (res, round(width / height * res), 3) and ours.max() == 255 and ours.min() == 0
+    flat = official_frame(torch.zeros(3, 8, 8), height, width, res)  # the official code divides by zero here
+    assert flat.shape[:2] == ours.shape[:2] and not flat.any()
+
+
+def test_clip_metadata_is_validated(tmp_path):
+    from egoforge.data.egocross import DataFormatError
+
+    path = tmp_path / "ego4d_metadata.json"
+    path.write_text('{"clip-a": {"height": 1080, "width": 1920, "fps": 30}, "clip-b": {"height": 0, "width": 5}}')
+    with pytest.raises(DataFormatError, match=r"ego4d_metadata.json.*clip-b.height.*positive number"):
+        load_clip_sizes(path)
+    path.write_text('{"clip-a": {"height": 1080, "width": 1920, "fps": 30}}')
+    assert load_clip_sizes(path) == {"clip-a": (1080, 1920)}

@@ -21,6 +21,7 @@ from egoforge.lego.features import (
     NpyFeatureReader,
     chunk_rows,
     extract_features,
+    stage_a_pixel_budget,
 )
 
 PARSE = r"""
@@ -37,7 +38,8 @@ for recipe in sys.argv[1:]:
                       "epochs": training.num_train_epochs, "warmup": training.warmup_ratio,
                       "scheduler": str(training.lr_scheduler_type), "wd": training.weight_decay,
                       "batch": [training.per_device_train_batch_size, training.gradient_accumulation_steps],
-                      "deepspeed": training.deepspeed, "bf16": training.bf16}))
+                      "deepspeed": training.deepspeed, "bf16": training.bf16,
+                      "pixels": [model.image_min_pixels, model.image_max_pixels]}))
 """
 DIST_ENV = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
 VLLM_RECIPES = ("lego_vllm_llava", "lego_vllm_qwen")
@@ -167,3 +169,106 @@ def test_official_npy_release_is_read_safely(tmp_path):
     np.save(tmp_path / "txt" / "clip" / "0" / "000001.npy", np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         reader.get(key)
+
+
+@pytest.mark.parametrize("name", VLLM_RECIPES)
+def test_feature_pixel_budget_is_the_one_llamafactory_trains_with(name, parsed_recipes):
+    """`lego features --recipe` resizes frames into the budget LLaMA-Factory's own parser gives the recipe."""
+    assert list(stage_a_pixel_budget(REPO / "recipes" / f"{name}.yaml")) == parsed_recipes[name]["pixels"]
+    if name == "lego_vllm_qwen":
+        assert parsed_recipes[name]["pixels"] == [50176, 262144]
+
+
+def test_feature_frames_are_resized_as_llamafactory_resizes_training_images(tmp_path):
+    from llamafactory.data.mm_plugin import BasePlugin
+    from PIL import Image
+
+    from egoforge.eval.backends.frames import load_frames
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "frame.png"
+    Image.fromarray(rng.integers(0, 255, (900, 1600, 3), dtype=np.uint8)).save(path)
+    min_pixels, max_pixels = stage_a_pixel_budget(REPO / "recipes" / "lego_vllm_qwen.yaml")
+    (ours,) = load_frames([path], min_pixels, max_pixels)
+    with Image.open(path) as image:
+        theirs = BasePlugin(None, None, None)._preprocess_image(image.copy(), image_max_pixels=max_pixels,
+                                                               image_min_pixels=min_pixels)
+    assert ours.size == theirs.size and ours.width * ours.height <= max_pixels
+    assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys):
+    from egoforge.lego import features
+    from egoforge.tools.cli import main
+
+    seen = {}
+
+    def fake_extract(model, rows, media_root, out, settings, chunk, num_chunks, progress=None):
+        seen["budget"] = (settings.min_pixels, settings.max_pixels)
+        return {"chunk_rows": len(rows), "skipped": 0, "extracted": len(rows)}
+
+    monkeypatch.setattr(features, "extract_features", fake_extract)
+    index = tmp_path / "index.jsonl"
+    index.write_text("")
+    common = ["lego", "features", "--model", "m", "--index", str(index), "--media-root", ".", "--out", "o"]
+    assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml")]) == 0
+    assert seen["budget"] == (50176, 262144)
+    assert main(common) == 0
+    assert seen["budget"] == (1024, 589824)  # LLaMA-Factory's defaults when no recipe names a budget
+    assert "pass --recipe" in capsys.readouterr().err
+    assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml"), "--max-pixels", "100000"]) == 0
+    assert seen["budget"] == (50176, 100000)
+    assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml: stage-A recipe not found" in capsys.readouterr().err
+    monkeypatch.undo()  # the real extraction: a narration without an action stops it before the model loads
+    row = {"id": "ego4d/c/0", "source": "s.jpg", "target": "t.jpg", "prompt": "p", "action": "#C C #unsure",
+           "feature_key": "c/0/1.jpg", "dataset": "ego4d", "clip_id": "c", "action_id": "0"}
+    index.write_text(json.dumps(row) + "\n")
+    assert main([*common, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("egoforge lego features: index row 'ego4d/c/0': narration '#C C #unsure' holds no action after "
+                   "removing its markers")
+
+
+@pytest.mark.parametrize("name", VLLM_RECIPES)
+def test_feature_prompts_are_the_stage_a_training_prompts(name, tmp_path, tiny_qwen3_vl):
+    """With the stage-A recipe, extraction asks the question in exactly the token sequence LLaMA-Factory's own
+    supervised preprocessing made the training prompt of (system prompt, turns, expanded image tokens)."""
+    from llamafactory.data.processor.supervised import SupervisedDatasetProcessor
+    from llamafactory.data.template import get_template_and_fix_tokenizer
+    from llamafactory.extras.constants import IGNORE_INDEX
+    from llamafactory.hparams import DataArguments
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from egoforge.lego.actions import query_for
+    from egoforge.lego.features import TrainingFormatPrompts, stage_a_template
+    from egoforge.testing.lego_data import build_tiny_llava
+
+    recipe = REPO / "recipes" / f"{name}.yaml"
+    template = stage_a_template(recipe)
+    model = build_tiny_llava(tmp_path / "llava") if name == "lego_vllm_llava" else tiny_qwen3_vl
+    min_pixels, max_pixels = stage_a_pixel_budget(recipe)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    query = query_for("#c c squeezes the lemon", "ego4d")
+    ours = TrainingFormatPrompts(template, AutoProcessor.from_pretrained(model), min_pixels, max_pixels)
+    ids = ours.prompt_ids(query, image)
+
+    processor = AutoProcessor.from_pretrained(model)
+    for key, value in (("image_min_pixels", min_pixels), ("image_max_pixels", max_pixels),
+                       ("image_do_pan_and_scan", False), ("crop_to_patches", False)):
+        setattr(processor, key, value)
+    data_args = DataArguments(template=template, cutoff_len=2048)
+    lf_template = get_template_and_fix_tokenizer(processor.tokenizer, data_args)
+    supervised = SupervisedDatasetProcessor(template=lf_template, tokenizer=processor.tokenizer,
+                                            processor=processor, data_args=data_args)
+    input_ids, labels = supervised._encode_data_example(
+        [{"role": "user", "content": "<image>" + query}], [{"role": "assistant", "content": "It is squeezed."}],
+        None, None, [image], [], [])
+    prompt_len = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
+    assert ids == input_ids[:prompt_len]
+    text = processor.tokenizer.decode(ids)
+    assert "squeeze the lemon" in text
+    if name == "lego_vllm_llava":  # LLaMA-Factory's llava template: its default system prompt, vicuna turns
+        assert text.count("A chat between a curious user and an artificial intelligence assistant") == 1
+        assert "USER:" in text and text.rstrip().endswith("ASSISTANT:")

@@ -2,7 +2,8 @@
 
 Input (``ROOT`` = the egoexo download):
 
-- ``ROOT/metadata/takes.json``: a list of takes with ``take_uid`` and ``take_name``; ``bouldering`` takes are skipped;
+- ``ROOT/takes.json`` (the download's metadata; ``ROOT/metadata/takes.json`` also works): a list of takes with
+  ``take_uid`` and ``take_name``; ``bouldering`` takes are skipped;
 - ``ROOT/annotations/ego_pose/<split>/body/{annotation,automatic}/<take_uid>.json``: ``{frame: [{"annotation3D":
   {joint: {"x", "y", "z"}}}, ...]}``; only the first entry of a frame is used, automatic (pseudo) labels are
   preferred when present, and a joint absent from ``annotation3D`` is not visible;
@@ -216,7 +217,7 @@ def preprocess_split(root: Path, out: Path, split: str, options: PoseOptions, ta
     for uid in tqdm(candidates, desc=f"ego_pose {split}", unit="take", disable=not progress):
         take = takes.get(uid)
         if take is None:
-            report.skipped.append(f"{split}/{uid}: not in metadata/takes.json")
+            report.skipped.append(f"{split}/{uid}: not in takes.json")
             continue
         if any(word in take["take_name"] for word in options.skip_take_names):
             report.skipped.append(f"{split}/{uid}: take name {take['take_name']!r} is excluded")
@@ -258,7 +259,12 @@ def preprocess(root: str | os.PathLike, out: str | os.PathLike, options: PoseOpt
     annotations = (root / "annotations").resolve()
     if out.resolve() in (root.resolve(), annotations) or annotations in out.resolve().parents:
         raise ValueError(f"{out}: write the preprocessed poses outside the download's annotations")
-    takes = load_takes(root / "metadata" / "takes.json")
+    from egoforge.egoagent.data.takes import find_takes_json
+
+    takes_json = find_takes_json(root)
+    if takes_json is None:
+        raise FileNotFoundError(f"{root}: no takes.json (looked in {root} and {root / 'metadata'})")
+    takes = load_takes(takes_json)
     report = PoseReport()
     for split in options.splits:
         preprocess_split(root, out, split, options, takes, report, progress)

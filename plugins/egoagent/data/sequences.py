@@ -7,7 +7,10 @@ still be invisible; they are masked). [INFERENCE] The paper's stride, history le
 not public; these are recipe options (``data.history``, ``data.stride``, ``data.action_frames``).
 
 Frames come from ``FRAMES_ROOT/<take_uid>/**/frame_<index>.jpg`` (what ``egoforge egoagent undistort`` writes, and
-the official ``processed_data`` layout); poses from the fragments of ``egoforge egoagent poses``.
+the official ``processed_data`` layout); poses from the fragments of ``egoforge egoagent poses``, named by take uid.
+Given the download's ``takes.json``, frame folders named by the take name (``FRAMES_ROOT/<take_name>/``, the name of
+the take's folder in ``takes/``) are found too. Takes whose frames are not found are counted and named in the
+error when no window is left, so a layout mismatch is never a silent empty or partial dataset.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch.utils.data import Dataset
 
 from egoforge.egoagent.data.egoexo_pose import load_pose_dir
 from egoforge.egoagent.data.images import open_rgb
+from egoforge.egoagent.data.takes import TakeIndex, load_take_index
 from egoforge.egoagent.data.transforms import TwoViews, eval_transform, seeded
 
 FRAME_FILE = re.compile(r"^frame_(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)
@@ -50,10 +54,23 @@ class SequenceSpec:
         return [step * (j + 1) for j in range(self.action_frames)]
 
 
-def find_frame_files(frames_root: str | os.PathLike, take: str) -> dict[int, Path]:
-    """{frame index: image path} below ``frames_root/take``."""
+def frame_folder(frames_root: str | os.PathLike, take_uid: str, index: TakeIndex | None = None) -> Path | None:
+    """The folder holding a take's frames: ``frames_root/<take_uid>``, else (with ``index``) the folder named by
+    the take's folder or take name; None when there is none."""
+    for name in index.aliases(take_uid) if index is not None else [take_uid]:
+        folder = Path(frames_root) / name
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def find_frame_files(frames_root: str | os.PathLike, take: str, index: TakeIndex | None = None) -> dict[int, Path]:
+    """{frame index: image path} below the take's frame folder (see :func:`frame_folder`)."""
     found = {}
-    for dirpath, _, filenames in os.walk(Path(frames_root) / take):
+    folder = frame_folder(frames_root, take, index)
+    if folder is None:
+        return found
+    for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
             match = FRAME_FILE.match(name)
             if match:
@@ -74,6 +91,23 @@ def window_starts(image_frames: set[int], pose_frames: set[int], spec: SequenceS
     return starts[:: spec.window_step]
 
 
+def missing_frames_hint(takes: list[str], frames_root: str | os.PathLike, index: TakeIndex | None) -> str:
+    """Why takes have no frames: which ones, and what the frame folders are named instead."""
+    if not takes:
+        return ""
+    root = Path(frames_root)
+    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    hint = f"; {len(takes)} takes have no frame folder (first: {takes[0]})"
+    if present:
+        hint += f"; the frame folders there are named like {present[:3]}"
+        if index is None:
+            hint += (": if they are take names (takes/<take_name>), pass the download's takes.json "
+                     "(data.takes_json / --takes-json), or re-run `egoforge egoagent undistort`, which writes "
+                     "<take_uid> folders")
+    return hint
+
+
 class JointSequenceDataset(Dataset):
     """Item -> ``student [H, 3, S, S]`` (the student's view of states 0..H-1), ``observer [H+1, 3, S, S]`` (the EMA
     observer's view of states 0..H), ``actions [H, k, 17, 3]``, ``visible [H, k, 17]``, ``frame_ids [H+1]``.
@@ -83,21 +117,31 @@ class JointSequenceDataset(Dataset):
 
     def __init__(self, pose_dir: str | os.PathLike, frames_root: str | os.PathLike, spec: SequenceSpec,
                  image_size: int, train: bool = True, view_scale: tuple[float, float] = (0.4, 1.0),
-                 photometric: bool = True) -> None:
+                 photometric: bool = True, takes_json: str | os.PathLike | None = None) -> None:
         self.spec, self.train = spec, train
         poses = load_pose_dir(pose_dir)
+        index = load_take_index(takes_json) if takes_json else None
+        no_frames = []
         self.poses: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
         self.images: dict[str, dict[int, Path]] = {}
         self.windows: list[tuple[str, int]] = []
         for take in sorted(poses):
-            images = find_frame_files(frames_root, take)
+            images = find_frame_files(frames_root, take, index)
+            if not images:
+                no_frames.append(take)
             starts = window_starts(set(images), set(poses[take]), spec)
             if starts:
                 self.poses[take], self.images[take] = poses[take], images
                 self.windows += [(take, s) for s in starts]
         if not self.windows:
             raise ValueError(f"no usable windows: {len(poses)} takes in {pose_dir}, frames under {frames_root} "
-                             f"(history {spec.history}, stride {spec.stride}, action_frames {spec.action_frames})")
+                             f"(history {spec.history}, stride {spec.stride}, action_frames {spec.action_frames})"
+                             + missing_frames_hint(no_frames, frames_root, index))
+        if no_frames:
+            import warnings
+
+            warnings.warn(f"{len(no_frames)} of {len(poses)} takes in {pose_dir} have no frames under {frames_root}"
+                          + missing_frames_hint(no_frames, frames_root, index), stacklevel=2)
         # Every state frame gets a stable id, so retrieval can name the true future frame among candidates.
         frames = sorted({(take, f) for take, s in self.windows for f in spec.state_frames(s)})
         self.frame_ids = {key: i for i, key in enumerate(frames)}

@@ -42,7 +42,8 @@ def masked_mean_error(errors: torch.Tensor, visible: torch.Tensor) -> float:
 @torch.no_grad()
 def evaluate_world(checkpoint: str | os.PathLike, pose_dir: str | os.PathLike, frames_root: str | os.PathLike,
                    spec: SequenceSpec, image_size: int, history_attention: bool = True, batch_size: int = 16,
-                   device: str = "cpu", num_workers: int = 0, progress: bool = True) -> dict:
+                   device: str = "cpu", num_workers: int = 0, progress: bool = True,
+                   takes_json: str | os.PathLike | None = None) -> dict:
     """Both stage-2 evaluations of a stage-2 checkpoint on the windows of ``pose_dir`` / ``frames_root``."""
     from tqdm import tqdm
 
@@ -50,7 +51,7 @@ def evaluate_world(checkpoint: str | os.PathLike, pose_dir: str | os.PathLike, f
     observer = load_network(checkpoint, "teacher").to(device).eval()
     if student.pose_embed.proj.in_features != spec.action_frames * 17 * 4:
         raise ValueError(f"{checkpoint}: trained with a different action_frames than {spec.action_frames}")
-    dataset = JointSequenceDataset(pose_dir, frames_root, spec, image_size, train=False)
+    dataset = JointSequenceDataset(pose_dir, frames_root, spec, image_size, train=False, takes_json=takes_json)
     gallery = torch.zeros(len(dataset.frame_ids), observer.head.mlp[-1].out_features)
     queries, targets, errors, visibles, base_errors, base_visibles = [], [], [], [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)

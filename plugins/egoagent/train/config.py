@@ -115,6 +115,8 @@ class Stage1Config(RunOptions):
 class Stage2Data:
     pose_dir: str = "data/egoexo4d_body_pose/train"  # fragments written by `egoforge egoagent poses`
     frames_root: str = "data/egoexo4d/processed_data"  # undistorted frames: <take_uid>/**/frame_<index>.jpg
+    # The download's takes.json: also finds frame folders named by take name (takes/<take_name>) instead of uid.
+    takes_json: str | None = None
     # [INFERENCE] the paper's sequence layout is not public: states every `stride` frames, `history` states per
     # sample, each action = the body pose at `action_frames` frames up to the next state.
     history: int = 4

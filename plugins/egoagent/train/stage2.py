@@ -54,7 +54,7 @@ class Stage2Trainer(EgoAgentTrainer):
         data = self.config.data
         return JointSequenceDataset(data.pose_dir, data.frames_root, sequence_spec(self.config),
                                     self.config.model.image_size, train=True, view_scale=tuple(data.view_scale),
-                                    photometric=data.photometric_augmentation)
+                                    photometric=data.photometric_augmentation, takes_json=data.takes_json)
 
     def initialise(self, student, teacher, center: torch.Tensor) -> None:
         """Backbone and DINO head from stage 1 (student <- stage-1 student, observer <- stage-1 teacher by
