@@ -191,6 +191,8 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
                         help="openai: the benchmarks' GPT judges (EgoTextVQA, EgoThink; needs OPENAI_API_KEY and "
                              "the network) instead of egoforge's local metrics")
     parser.add_argument("--strict-json", action="store_true", help="EgoCross: the official parser only")
+    parser.add_argument("--true-fps", action="store_true",
+                        help="EgoCross: true per-domain frame rates (a deviation from the official 0.5 fps)")
     parser.add_argument("--label", default="this model", help="row name of this model in the tables")
     parser.add_argument("--no-published", action="store_true", help="leave the papers' rows out of the tables")
     parser.add_argument("--prepare-only", action="store_true",
@@ -235,7 +237,7 @@ def _suite(rest: list[str]) -> int:
             lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
             options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
                                 max_new_tokens=opts.max_new_tokens, judge=opts.judge == "openai",
-                                strict_json=opts.strict_json),
+                                strict_json=opts.strict_json, true_fps=opts.true_fps),
             label=opts.label, published=not opts.no_published, echo=not opts.quiet)
         results = run_suite(config, prepare_only=opts.prepare_only)
     except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError) as exc:
