@@ -274,3 +274,108 @@ def test_scorer_submission_does_not_invent_question_id(real_testbed, tmp_path):
     md = (tmp_path / "out" / "results.md").read_text()
     assert "Protocol of each row" in md and "this run: official CloseQA" in md
     assert "Full SFT 2 ep: published by the EgoCross SFT repository" in md
+
+
+# --- the suite's task, inspect and evaluate on the published shape ------------------------------------------------
+
+def test_suite_task_reads_the_real_testbed(real_testbed, tmp_path):
+    from egoforge.lmms.taskgen import TaskOptions
+    from egoforge.lmms.tasks import egocross
+
+    plan = egocross.prepare(real_testbed, tmp_path, TaskOptions())
+    docs = [json.loads(line) for line in (tmp_path / "egocross" / "docs.jsonl").read_text().splitlines()]
+    assert plan.tasks[0].n_docs == len(docs) == len(load_testbed(real_testbed / TESTBED))
+    assert all(Path(f).is_file() and str(real_testbed) in f for d in docs for f in d["frames"])
+    assert all(d["question_id"] is None for d in docs)
+    surgery = next(d for d in docs if d["dataset"] == "EgoSurgery")
+    assert "sampling at 0.5 fps." in egocross.doc_to_text(surgery)
+    egocross.prepare(real_testbed, tmp_path / "true", TaskOptions(true_fps=True))
+    docs = [json.loads(line) for line in (tmp_path / "true" / "egocross" / "docs.jsonl").read_text().splitlines()]
+    surgery = next(d for d in docs if d["dataset"] == "EgoSurgery")
+    assert "sampling at 1.0 fps." in egocross.doc_to_text(surgery) and surgery["fps"] == 1.0
+
+
+def test_suite_task_refuses_a_traversal_naming_row_and_field(real_testbed, tmp_path):
+    from egoforge.data.egocross import DataFormatError
+    from egoforge.lmms.taskgen import TaskOptions
+    from egoforge.lmms.tasks import egocross
+
+    source = tmp_path / "egocross"
+    source.mkdir()
+    items = json.loads((real_testbed / TESTBED).read_text())
+    items[1]["video_path"][0] = "/egocross_testbed/../../etc/passwd"
+    (source / TESTBED).write_text(json.dumps(items))
+    shutil.copy(real_testbed / ANSWERS, source / ANSWERS)
+    os.symlink(real_testbed / "egocross_testbed", source / "egocross_testbed")
+    with pytest.raises(DataFormatError, match=r"row 1, field 'video_path\[0\]'.*'\.\.'"):
+        egocross.prepare(source, tmp_path / "work", TaskOptions())
+
+
+def test_inspect_real_testbed_with_media_dir(real_testbed, tmp_path):
+    out = tmp_path / "report"
+    assert cli(["inspect", str(real_testbed / TESTBED), "--answers", str(real_testbed / ANSWERS), "--media-dir",
+                str(real_testbed), "--out", str(out), "--validate", "--quiet"]) == 0
+    samples = _report_samples(out)
+    assert [s["issues"] for s in samples] == [[]] * len(samples)
+    assert all(f["problem"] is None and f["src"] for s in samples for f in s["frames"])
+    bare = tmp_path / "bare"
+    assert cli(["inspect", str(real_testbed / TESTBED), "--out", str(bare), "--quiet"]) == 0
+    problems = [f["problem"] for s in _report_samples(bare) for f in s["frames"]]
+    assert problems and all(f"--media-dir {real_testbed}" in p for p in problems)
+
+
+def _report_samples(out: Path) -> list[dict]:
+    import re
+
+    html = (out / "index.html").read_text(encoding="utf-8")
+    data = re.search(r'<script id="egoforge-data" type="application/json" nonce="[^"]+">(.*?)</script>', html, re.S)
+    return json.loads(data.group(1))["samples"]
+
+
+TINY = ["--max-new-tokens", "8", "--max-pixels", "16384", "--batch-size", "4", "--quiet"]
+
+
+def test_evaluate_real_testbed_then_submit(real_testbed, tiny_qwen3_vl, tmp_path, capsys):
+    out = tmp_path / "eval"
+    base = ["evaluate", "egocross", "--model", str(tiny_qwen3_vl), "--testbed", str(real_testbed / TESTBED),
+            "--answers", str(real_testbed / ANSWERS), "--out", str(out), *TINY, "--limit", "3"]
+    assert cli(base) == 1
+    assert f"--media-dir {real_testbed}" in capsys.readouterr().err
+    assert cli([*base, "--media-dir", str(real_testbed / "egocross_testbed")]) == 0
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [1, 2, 3]
+    assert all(r["question_id"] is None and r["protocol"] == "official" for r in records)
+    assert "this run: official CloseQA" in (out / "results.md").read_text()
+    # A resumed run under another protocol is refused rather than mixed into the same file.
+    assert cli([*base, "--media-dir", str(real_testbed), "--protocol", "sft"]) == 1
+    assert "protocol ['official']" in capsys.readouterr().err
+    submission = tmp_path / "submission.json"
+    args = ["evaluate", "egocross", "submit", "--predictions", str(out / "predictions.jsonl"), "--template",
+            str(real_testbed / TEMPLATE), "--out", str(submission)]
+    assert cli(args) == 1 and "have no prediction" in capsys.readouterr().err
+    assert cli([*args, "--allow-missing"]) == 0
+    rows = json.loads(submission.read_text())
+    assert len(rows) == len(load_testbed(real_testbed / TESTBED)) and isinstance(rows[0]["question_id"], str)
+
+
+def test_sft_protocol_feeds_images_with_the_letter_prompt(real_testbed, tiny_qwen3_vl, tmp_path, monkeypatch):
+    from egoforge.eval.backends import hf
+
+    seen = []
+    original = hf.TransformersBackend.generate
+
+    def spy(self, requests):
+        seen.append((self.settings, requests))
+        return original(self, requests)
+
+    monkeypatch.setattr(hf.TransformersBackend, "generate", spy)
+    out = tmp_path / "sft"
+    assert cli(["evaluate", "egocross", "--model", str(tiny_qwen3_vl), "--testbed", str(real_testbed / TESTBED),
+                "--media-dir", str(real_testbed), "--out", str(out), "--protocol", "sft", "--limit", "2",
+                "--max-pixels", "16384", "--min-pixels", "1024", "--quiet"]) == 0
+    settings, requests = seen[0]
+    assert (settings.frames_as, settings.max_new_tokens) == ("images", 16)
+    item = load_testbed(real_testbed / TESTBED)[0]
+    assert requests[0].prompt == build_sft_prompt(item["question_text"], item["options"])
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {r["protocol"] for r in records} == {"sft"}
