@@ -11,7 +11,7 @@ The official scoring of one free-text prediction, step by step:
 
 Where the official script scores a failed judge call as 0, egoforge raises :class:`JudgeError` (after retries):
 a judge outage must never read as a wrong answer. Every judge reply is cached (``judgments.jsonl``, keyed by judge
-model and prompt), so a stopped run resumes without asking again.
+model, item and prompt), so a stopped run resumes without asking again.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def judge_prompt(question: str, answer: object, detailed_answer: object, predict
 
 def quick_mark(answer: object, prediction: str) -> int | None:
     """5 when the official pre-judge match accepts ``prediction``, else None (the judge decides)."""
-    if isinstance(answer, int) and not isinstance(answer, bool):
+    if isinstance(answer, int):  # bool included, as in the script (isinstance(True, int))
         return 5 if str(answer) in prediction else None
     if isinstance(answer, str):
         return 5 if answer.lower() in prediction.lower() else None
@@ -164,7 +164,11 @@ class JudgeClient:
 
 
 class JudgeCache:
-    """Judge replies by (judge model, prompt), appended to a jsonl file as they come (a killed run loses none)."""
+    """Judge replies by (item, judge model, prompt), appended to a jsonl file as they come (a killed run loses none).
+
+    The item is part of the key because the official script asks the judge once per question: two questions with
+    the same text, answer and prediction still get a judgment each.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -178,8 +182,8 @@ class JudgeCache:
                 self.replies[record["key"]] = record["reply"]
 
     @staticmethod
-    def key(model: str, prompt: str) -> str:
-        return hashlib.sha256(f"{model}\n{prompt}".encode()).hexdigest()
+    def key(item_id: str, model: str, prompt: str) -> str:
+        return hashlib.sha256(f"{item_id}\n{model}\n{prompt}".encode()).hexdigest()
 
     def put(self, key: str, item_id: str, reply: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +244,7 @@ def judge_predictions(items: list[dict], answers: dict[str, dict], predictions: 
         if mark is None:
             prompt = judge_prompt(item["question_text"], reference["answer_text"], reference["detailed_answer"],
                                   prediction)
-            cache_key = JudgeCache.key(judge.model, prompt)
+            cache_key = JudgeCache.key(key, judge.model, prompt)
             reply = cache.replies.get(cache_key)
             if reply is None:
                 reply = judge.ask(prompt)
