@@ -137,8 +137,7 @@ def test_egocross_hooks_match_the_egocross_protocol(prepared, bench_root):
     png = next(d for d in docs if d["frames"][0].endswith(".png"))
     # The official script: the prompt says 1.0 for CholecTrack20 .png clips, every clip is fed at 0.5 fps.
     assert (png["prompt_fps"], png["fps"]) == (1.0, 0.5)
-    surgery = next(d for d in docs if d["dataset"] == "EgoSurgery")
-    assert (surgery["prompt_fps"], surgery["fps"]) == (0.5, 0.5)
+    assert {(d["prompt_fps"], d["fps"]) for d in docs if d is not png} == {(0.5, 0.5)}
     doc = docs[0]
     right = egocross.process_results(doc, [json.dumps({"prediction": doc["answer"], "reason": "r"})])
     assert right["accuracy"]["correct"] and right["accuracy"]["parse_status"] == "json"
