@@ -43,15 +43,16 @@ class Issue:
 class MediaCheck:
     """Decodes media once per path, so frames shared by several rows are opened once.
 
-    ``root`` is a :class:`MediaRoot` (how a data file's paths resolve) or a folder, taken as an explicit root.
+    ``root`` is a folder (an explicit data root) or a :class:`MediaRoot` (how one data file's paths resolve, the
+    published testbed's absolute paths included); ``root`` is always the folder afterwards, ``media`` the rule.
     """
 
     root: Path | MediaRoot
     decode: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.root, MediaRoot):
-            self.root = MediaRoot(Path(self.root), explicit=True)
+        self.media = self.root if isinstance(self.root, MediaRoot) else MediaRoot(Path(self.root), explicit=True)
+        self.root = self.media.base
         self._cache: dict[str, str | None] = {}
 
     def problem(self, path: str) -> str | None:
@@ -59,12 +60,12 @@ class MediaCheck:
         if path in self._cache:
             return self._cache[path]
         try:
-            real = self.root.resolve(path)
+            real = self.media.resolve(path)
         except UnsafePathError as exc:
             result: str | None = str(exc)
         else:
             if not real.is_file():
-                result = self.root.missing(path, real)
+                result = self.media.missing(path, real)
             elif not self.decode:
                 result = None
             else:
