@@ -241,3 +241,14 @@ def test_openqa_cli_generates_with_the_open_prompt(real_testbed, stand_in, tiny_
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["protocol"] for r in records] == ["openqa", "openqa"]
     assert json.loads((out / "openqa_results.json").read_text())["per_domain"]["Surgery"]["total"] == 2
+
+
+def test_a_question_without_an_open_answer_is_named(real_testbed, tmp_path):
+    from egoforge.data.egocross import DataFormatError
+
+    items = [it for it in load_testbed(real_testbed / TESTBED) if it["id"] == 5]
+    answers = load_open_answers(real_testbed / ANSWERS)
+    del answers["5"]
+    with pytest.raises(DataFormatError, match=r"a.json, field 'id': no answer_text for testbed item '5'"):
+        judge_predictions(items, answers, {}, JudgeClient("http://127.0.0.1:9", "j"), JudgeCache(tmp_path / "c"),
+                          answers_file=tmp_path / "a.json")

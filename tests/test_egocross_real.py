@@ -379,3 +379,23 @@ def test_sft_protocol_feeds_images_with_the_letter_prompt(real_testbed, tiny_qwe
     assert requests[0].prompt == build_sft_prompt(item["question_text"], item["options"])
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert {r["protocol"] for r in records} == {"sft"}
+
+
+def test_protocol_and_fps_rule_are_recorded_checked_on_resume_and_reported(real_testbed, tmp_path):
+    from egoforge.eval.egocross_run import generate_predictions, score_and_report
+
+    records = list(_predictions(real_testbed).values())
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r | {"protocol": "official"}) + "\n" for r in records))
+    with pytest.raises(ValueError, match=r"protocol \['official'\], not 'official \+ true fps'"):
+        generate_predictions("no-model-needed", real_testbed / TESTBED, out, media_dir=real_testbed, true_fps=True)
+    true_fps = tmp_path / "true.jsonl"
+    true_fps.write_text("".join(json.dumps(r | {"protocol": "official", "true_fps": True}) + "\n" for r in records))
+    score_and_report(real_testbed / TESTBED, real_testbed / ANSWERS, true_fps, tmp_path / "scored")
+    assert "deviation: true per-domain fps" in (tmp_path / "scored" / "results.md").read_text()
+    assert json.loads((tmp_path / "scored" / "results.json").read_text())["protocol"] == ["official + true fps"]
+    openqa = tmp_path / "open.jsonl"
+    openqa.write_text("".join(json.dumps(r | {"protocol": "openqa"}) + "\n" for r in records))
+    with pytest.raises(ValueError, match="OpenQA answers"):
+        score_and_report(real_testbed / TESTBED, real_testbed / ANSWERS, openqa, tmp_path / "x")

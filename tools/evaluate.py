@@ -120,7 +120,8 @@ def _openqa(opts) -> int:
                         timeout=opts.judge_timeout, retries=opts.judge_retries)
     cache = JudgeCache(out / "judgments.jsonl")
     results = judge_predictions(items, answers, read_predictions(predictions), judge, cache,
-                                progress=lambda it: tqdm(it, desc="judging", unit="q", disable=opts.quiet))
+                                progress=lambda it: tqdm(it, desc="judging", unit="q", disable=opts.quiet),
+                                answers_file=opts.answers)
     atomic_write_json(out / "openqa_results.json", results.as_dict() | {"label": opts.label,
                                                                          "judge_model": opts.judge_model})
     atomic_write_json(out / "openqa_marks.json", results.records)

@@ -227,15 +227,15 @@ class OpenQAResults:
 
 
 def judge_predictions(items: list[dict], answers: dict[str, dict], predictions: dict[str, dict],
-                      judge: JudgeClient, cache: JudgeCache,
-                      progress: Callable | None = None) -> OpenQAResults:
+                      judge: JudgeClient, cache: JudgeCache, progress: Callable | None = None,
+                      answers_file: str | os.PathLike = "answers") -> OpenQAResults:
     """Mark every testbed item's prediction the official way; a missing prediction is wrong and listed."""
     results = OpenQAResults()
     for item in (progress or (lambda x: x))(items):
         key = str(item["id"])
         reference = answers.get(key) or answers.get(str(item.get("question_id")))
         if reference is None:
-            raise DataFormatError("answers", None, "id", f"no answer_text for testbed item {key!r}")
+            raise DataFormatError(answers_file, None, "id", f"no answer_text for testbed item {key!r}")
         record = predictions.get(key)
         if record is None:
             results.missing_predictions.append(key)

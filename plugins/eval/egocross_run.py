@@ -63,8 +63,9 @@ def generate_predictions(
 ) -> Path:
     """Answer every testbed item not yet in ``out_dir/predictions.jsonl``; returns that file's path.
 
-    ``protocol`` picks the prompt ("official" or "sft", see :mod:`egoforge.eval.egocross_protocol`); ``settings``
-    carries the matching frames-as / length / pixel budget. ``true_fps`` is the per-domain-rate deviation.
+    ``protocol`` picks the prompt ("official", "sft" or "openqa", see :mod:`egoforge.eval.egocross_protocol`);
+    ``settings`` carries the matching frames-as / length / pixel budget. ``true_fps`` is the per-domain-rate
+    deviation. Both are stored in every record, and a resumed run must use the same ones.
     """
     from tqdm.auto import tqdm
 
@@ -75,10 +76,10 @@ def generate_predictions(
     out = Path(out_dir) / PREDICTIONS_FILE
     if out.exists():
         # A resumed run must not mix protocols in one file (records before --protocol existed were "official").
-        other = {r.get("protocol", "official") for r in read_predictions(out).values()} - {protocol}
+        other = {_protocol_of(r) for r in read_predictions(out).values()} - {_protocol_name(protocol, true_fps)}
         if other:
-            raise ValueError(f"{out} holds predictions made with protocol {sorted(other)}, not {protocol!r}: "
-                             "use another --out folder")
+            raise ValueError(f"{out} holds predictions made with protocol {sorted(other)}, not "
+                             f"{_protocol_name(protocol, true_fps)!r}: use another --out folder")
     with PredictionWriter(out) as writer:
         pending = [it for it in items if str(it["id"]) not in writer.done]
         # Check every path before loading a model: a bad row fails fast and names itself.
@@ -101,6 +102,7 @@ def generate_predictions(
                     "question_id": item.get("question_id"),
                     "dataset": item["dataset"],
                     "protocol": protocol,
+                    "true_fps": true_fps,
                     "prediction": parsed.prediction,
                     "reason": parsed.reason,
                     "parse_status": parsed.status,
@@ -110,6 +112,20 @@ def generate_predictions(
             bar.update(len(batch))
         bar.close()
     return out
+
+
+def _describe(name: str) -> str:
+    protocol, _, deviation = name.partition(" + ")
+    text = PROTOCOLS[protocol].summary if protocol in PROTOCOLS else protocol
+    return text + ("; deviation: true per-domain fps (EgoSurgery, CholecTrack20 .png at 1.0)" if deviation else "")
+
+
+def _protocol_name(protocol: str, true_fps: bool) -> str:
+    return protocol + (" + true fps" if true_fps else "")
+
+
+def _protocol_of(record: dict) -> str:
+    return _protocol_name(str(record.get("protocol", "official")), bool(record.get("true_fps")))
 
 
 def result_row(results: EgoCrossResults) -> dict:
@@ -134,7 +150,10 @@ def score_and_report(
     items = load_testbed(testbed)
     preds = read_predictions(predictions)
     results = score_egocross(items, load_answers(answers), preds)
-    protocols = sorted({str(r.get("protocol", "official")) for r in preds.values()}) or ["official"]
+    protocols = sorted({_protocol_of(r) for r in preds.values()}) or ["official"]
+    if any(p.startswith("openqa") for p in protocols):
+        raise ValueError(f"{predictions} holds OpenQA answers: score them with `egoforge evaluate egocross openqa "
+                         "--predictions ...` (the LLM judge), not the CloseQA scorer")
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "results.json", results.as_dict() | {"label": label, "protocol": protocols})
     rows = dict(EGOCROSS_ROWS) if published else {}
@@ -142,7 +161,7 @@ def score_and_report(
     rows[label] = result_row(results)
     columns = [*DOMAINS, "micro", "macro"]
     tables = write_tables(rows, columns, out_dir, "results", "EgoCross CloseQA accuracy (%)")
-    notes = [f"- {label}: " + "; ".join(PROTOCOLS[p].summary if p in PROTOCOLS else p for p in protocols)]
+    notes = [f"- {label}: " + "; ".join(_describe(p) for p in protocols)]
     if published:
         notes += [f"- {name}: published by the EgoCross SFT repository, with its own inference (protocol sft)"
                   for name in EGOCROSS_ROWS]
