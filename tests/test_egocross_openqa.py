@@ -252,3 +252,15 @@ def test_a_question_without_an_open_answer_is_named(real_testbed, tmp_path):
     with pytest.raises(DataFormatError, match=r"a.json, field 'id': no answer_text for testbed item '5'"):
         judge_predictions(items, answers, {}, JudgeClient("http://127.0.0.1:9", "j"), JudgeCache(tmp_path / "c"),
                           answers_file=tmp_path / "a.json")
+
+
+def test_open_prompt_keeps_the_official_quirks():
+    from egoforge.eval.egocross_protocol import build_openqa_prompt
+
+    prompt = build_openqa_prompt("Where is the tool?", 25.0, 1.0)
+    assert prompt.startswith("Please carefully read the question and the provided context, then provide a clear ")
+    # The script joins the FPS sentence to the next one without a space, and prints the json's float as written.
+    assert ("Question: Where is the tool?\nThe original FPS of the video is 25.0. This image set is obtained by "
+            "sampling at 1.0 fps.Your answer should be reasoned") in prompt
+    assert "'prediction' (your answer as text)" in prompt and "Options" not in prompt
+    assert prompt.endswith('so 240 / 24 = 10 seconds."\n}\n')
