@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import io
+import zipfile
+from pathlib import Path
 
 import pytest
 
+from egoforge.data.testbed_layout import finish_download
+from egoforge.data.validate import validate_file
 from egoforge.tools import download as dl
 from egoforge.tools.cli import main as cli
 
@@ -56,3 +61,95 @@ def test_real_call_without_network_fails_cleanly(tmp_path):
 def test_unknown_source():
     with pytest.raises(dl.DownloadError, match="unknown source"):
         dl.download("nope", "x")
+
+
+# --- the EgoCross test set from the Hugging Face Hub ---------------------------------------------------------------
+
+def _fake_hub(monkeypatch, files: dict[str, bytes], calls: list):
+    """Replace only the network call: snapshot_download writes ``files`` into local_dir like a download would."""
+    import huggingface_hub
+
+    def fake(repo_id, *, repo_type=None, local_dir=None, revision=None, local_files_only=False, **kwargs):
+        calls.append({"repo_id": repo_id, "repo_type": repo_type, "local_files_only": local_files_only})
+        for name, data in files.items():
+            target = Path(local_dir) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.write_bytes(data)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _zipped(root: Path, members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_testbed_download_as_files_works_with_media_dir(monkeypatch, tmp_path, real_testbed, capsys):
+    calls: list = []
+    files = {k: v for k, v in _tree(real_testbed).items() if k != "egocross_testbed_answers.json"}
+    _fake_hub(monkeypatch, files, calls)
+    target = tmp_path / "egocross_test"
+    assert cli(["download", "egocross-testbed", "--local-dir", str(target)]) == 0
+    assert calls == [{"repo_id": "myuniverse/EgoCross", "repo_type": "dataset", "local_files_only": False}]
+    err = capsys.readouterr().err
+    assert f"--media-dir {target}" in err
+    assert validate_file(target / "egocross_testbed_imgs.json", media_dir=target, decode=False) == []
+
+
+def test_testbed_download_as_a_zip_is_unpacked_once(monkeypatch, tmp_path, real_testbed, capsys):
+    frames = {k: v for k, v in _tree(real_testbed).items() if k.startswith("egocross_testbed/")}
+    files = {"egocross_testbed_imgs.json": (real_testbed / "egocross_testbed_imgs.json").read_bytes(),
+             "data/egocross_testbed.zip": _zipped(real_testbed, frames)}
+    _fake_hub(monkeypatch, files, [])
+    target = tmp_path / "dl"
+    assert cli(["download", "egocross-testbed", "--local-dir", str(target)]) == 0
+    assert f"--media-dir {target / 'data'}" in capsys.readouterr().err
+    assert validate_file(target / "egocross_testbed_imgs.json", media_dir=target / "data", decode=False) == []
+    layout = finish_download(target)
+    assert layout.extracted == () and layout.media_dir == target / "data"  # the second run unpacks nothing
+
+
+def test_testbed_zip_with_a_traversal_member_is_refused(monkeypatch, tmp_path, real_testbed, capsys):
+    files = {"egocross_testbed.zip": _zipped(real_testbed, {"../../evil.txt": b"x"})}
+    _fake_hub(monkeypatch, files, [])
+    assert cli(["download", "egocross-testbed", "--local-dir", str(tmp_path / "dl")]) == 1
+    assert "escapes" in capsys.readouterr().err
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_incomplete_testbed_download_says_to_resume(monkeypatch, tmp_path, real_testbed, capsys):
+    files = {"egocross_testbed_imgs.json": (real_testbed / "egocross_testbed_imgs.json").read_bytes(),
+             "egocross_testbed/README": b"frames still to come"}
+    _fake_hub(monkeypatch, files, [])
+    assert cli(["download", "egocross-testbed", "--local-dir", str(tmp_path / "dl")]) == 1
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_testbed_download_offline_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot find the requested files in the local cache and outgoing traffic "
+                                      "has been disabled")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    assert cli(["download", "egocross-testbed", "--local-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "myuniverse/EgoCross" in err and "Hugging Face Hub" in err and "offline" in err and "resume" in err
+
+
+def test_testbed_real_hub_call_without_network_fails_cleanly(tmp_path, monkeypatch):
+    """The genuine huggingface_hub code path, local files only: our error, not a traceback."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(dl.DownloadError, match="could not download dataset myuniverse/EgoCross"):
+        dl.download("egocross-testbed", str(tmp_path / "x"), local_files_only=True)

@@ -55,7 +55,7 @@ def test_is_correct_is_the_official_case_insensitive_match(pred, truth, ok):
     [("CholecTrack20", ["a/frame_001.png"], 1.0), ("CholecTrack20", ["a/frame_001.jpg"], 0.5),
      ("EgoSurgery", ["x.jpg"], 1.0), ("EgoPet", ["x.png"], 0.5), ("ENIGMA", ["x.jpg"], 0.5)],
 )
-def test_sampling_fps_follows_the_official_rule(dataset, frames, fps):
+def test_sampling_fps_is_the_true_per_domain_rate(dataset, frames, fps):
     assert sampling_fps(dataset, frames) == fps
 
 

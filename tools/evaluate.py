@@ -8,8 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = ("evaluate a model on a benchmark (egocross: CloseQA generation + scoring, or `egocross score` alone; "
-        "suite: the egocentric benchmarks through lmms-eval)")
+HELP = ("evaluate a model on a benchmark (egocross: CloseQA generation + scoring, `egocross score` alone, "
+        "`egocross submit` for Codabench, `egocross openqa` with an LLM judge; suite: the egocentric benchmarks "
+        "through lmms-eval)")
 
 
 def _add_score_args(parser: argparse.ArgumentParser) -> None:
@@ -24,24 +25,145 @@ def _add_score_args(parser: argparse.ArgumentParser) -> None:
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder (a full checkpoint, or a LoRA adapter folder)")
     parser.add_argument("--testbed", required=True, help="egocross_testbed_imgs.json")
-    parser.add_argument("--media-dir", help="root of the testbed's video_path frames (default: the testbed's folder)")
+    parser.add_argument("--media-dir", help="folder holding the testbed's frames: the published absolute "
+                        "/egocross_testbed/... paths resolve under D/egocross_testbed (or D itself when D is that "
+                        "folder); relative paths under D. Default: relative paths under the testbed's folder, "
+                        "absolute paths as they are")
     parser.add_argument("--answers", help="answers json; when given, predictions are scored right away")
     parser.add_argument("--out", required=True, help="output folder (predictions.jsonl is resumed if present)")
     parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
-    parser.add_argument("--frames-as", default="video", choices=["video", "images"],
-                        help="video: the official protocol (frames as one video); images: one image per frame")
-    parser.add_argument("--max-new-tokens", type=int, default=2048, help="official: 2048")
-    parser.add_argument("--max-pixels", type=int, default=480 * 360, help="per-frame pixel cap (official 480*360)")
-    parser.add_argument("--min-pixels", type=int, default=32 * 32)
+    parser.add_argument("--protocol", default="official", choices=["official", "sft"],
+                        help="official: eval_os_closedset.py (JSON answer, frames as one 0.5 fps video, 2048 "
+                             "tokens); sft: the EgoCross SFT repository's inference (frames as images, 'A) ..' "
+                             "options, one letter, 16 tokens), to compare with its published rows")
+    parser.add_argument("--frames-as", choices=["video", "images"],
+                        help="override the protocol's choice (official: video; sft: images)")
+    parser.add_argument("--max-new-tokens", type=int, help="override the protocol's (official 2048, sft 16)")
+    parser.add_argument("--max-pixels", type=int, help="per-frame pixel cap (official 480*360, sft 360000)")
+    parser.add_argument("--min-pixels", type=int, help="per-frame minimum (official 32*32, sft 50176)")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--fps", type=float, default=0.5, help="sampling rate of the frames (official 0.5; "
-                        "CholecTrack20 .png and EgoSurgery are 1.0 regardless)")
+    parser.add_argument("--fps", type=float, default=0.5, help="rate the frames are fed at (official 0.5)")
+    parser.add_argument("--true-fps", action="store_true",
+                        help="deviation from the official protocol: give EgoSurgery and CholecTrack20 .png clips "
+                             "their true 1.0 fps in the prompt and the video timing (official: the prompt says 1.0 "
+                             "only for CholecTrack20 .png, and every clip is fed at --fps)")
     parser.add_argument("--strict-json", action="store_true",
                         help="score exactly like the benchmark script: no bare-letter fallback, no <think> dropping")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--device", help="transformers backend device (default: cuda if available)")
     parser.add_argument("--label", default="this run")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _add_submit_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", required=True, help="predictions.jsonl of a run over the whole testbed")
+    parser.add_argument("--template", required=True, help="Codabench submission_template.json")
+    parser.add_argument("--out", required=True, help="the file to upload, e.g. submission.json")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="submit template ids without a prediction unanswered instead of refusing")
+
+
+def _add_openqa_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--testbed", required=True, help="egocross_testbed_imgs.json")
+    parser.add_argument("--answers", required=True, help="answers json with answer_text and detailed_answer")
+    parser.add_argument("--out", required=True, help="output folder (predictions and judgments are resumed)")
+    parser.add_argument("--judge-url", required=True,
+                        help="OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+    parser.add_argument("--judge-model", required=True, help="judge model name (official: gpt-4.1)")
+    parser.add_argument("--judge-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding the judge's API key (unset: no key is sent)")
+    parser.add_argument("--judge-retries", type=int, default=3)
+    parser.add_argument("--judge-timeout", type=float, default=120.0)
+    parser.add_argument("--model", help="model folder to answer the open questions (or give --predictions)")
+    parser.add_argument("--predictions", help="existing OpenQA predictions.jsonl to judge instead of generating")
+    parser.add_argument("--media-dir", help="folder holding the testbed's frames (see `evaluate egocross run`)")
+    parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
+    parser.add_argument("--frames-as", choices=["video", "images"], help="default: video (as for CloseQA)")
+    parser.add_argument("--max-new-tokens", type=int, help="default 2048")
+    parser.add_argument("--max-pixels", type=int, help="per-frame pixel cap (default 480*360)")
+    parser.add_argument("--min-pixels", type=int)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--fps", type=float, default=0.5)
+    parser.add_argument("--true-fps", action="store_true", help="per-domain true rates (a deviation)")
+    parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--device", help="transformers backend device")
+    parser.add_argument("--label", default="this run")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _openqa(opts) -> int:
+    import os
+
+    from tqdm.auto import tqdm
+
+    from egoforge.data.atomic import atomic_write_json
+    from egoforge.data.egocross import DOMAINS, load_testbed
+    from egoforge.eval.egocross_openqa import JudgeCache, JudgeClient, judge_predictions, load_open_answers
+    from egoforge.eval.egocross_run import generate_predictions
+    from egoforge.eval.predictions import read_predictions
+    from egoforge.eval.report import markdown_table, write_tables
+
+    if bool(opts.model) == bool(opts.predictions):
+        raise ValueError("give exactly one of --model (generate the open answers) and --predictions")
+    out = Path(opts.out)
+    answers = load_open_answers(opts.answers)  # before any generation: a wrong answers file fails fast
+    items = load_testbed(opts.testbed)[: opts.limit] if opts.limit else load_testbed(opts.testbed)
+    predictions = opts.predictions
+    if opts.model:
+        opts.protocol = "openqa"
+        kwargs = {"device": opts.device} if opts.backend == "transformers" and opts.device else {}
+        predictions = generate_predictions(
+            opts.model, opts.testbed, out, media_dir=opts.media_dir, backend=opts.backend, settings=_settings(opts),
+            fps=opts.fps, true_fps=opts.true_fps, protocol="openqa", allow_bare_letter=False, limit=opts.limit,
+            progress=not opts.quiet, backend_kwargs=kwargs)
+    judge = JudgeClient(opts.judge_url, opts.judge_model, api_key=os.environ.get(opts.judge_key_env) or None,
+                        timeout=opts.judge_timeout, retries=opts.judge_retries)
+    cache = JudgeCache(out / "judgments.jsonl")
+    results = judge_predictions(items, answers, read_predictions(predictions), judge, cache,
+                                progress=lambda it: tqdm(it, desc="judging", unit="q", disable=opts.quiet),
+                                answers_file=opts.answers)
+    atomic_write_json(out / "openqa_results.json", results.as_dict() | {"label": opts.label,
+                                                                         "judge_model": opts.judge_model})
+    atomic_write_json(out / "openqa_marks.json", results.records)
+    row = {d: 100.0 * c / t for d, (c, t) in results.per_domain.items() if t} | {"micro": results.micro,
+                                                                                   "macro": results.macro}
+    columns = [*(d for d in DOMAINS if results.per_domain[d][1]), "micro", "macro"]
+    write_tables({opts.label: row}, columns, out, "results_openqa",
+                 f"EgoCross OpenQA accuracy (%), judge {opts.judge_model}, mark >= 4")
+    print(markdown_table({opts.label: row}, columns), end="")
+    print(f"judge calls {results.judge_calls}, cached {results.cached}; results: {out}/openqa_results.json "
+          "(+ openqa_marks.json, results_openqa.md/.csv/.png, judgments.jsonl)")
+    return 0
+
+
+def _settings(opts):
+    from egoforge.eval.backends import GenerationSettings
+    from egoforge.eval.egocross_protocol import PROTOCOLS
+
+    protocol = PROTOCOLS[getattr(opts, "protocol", "official")]
+
+    def pick(value, default):
+        return default if value is None else value
+
+    return GenerationSettings(frames_as=pick(opts.frames_as, protocol.frames_as),
+                              max_new_tokens=pick(opts.max_new_tokens, protocol.max_new_tokens),
+                              max_pixels=pick(opts.max_pixels, protocol.max_pixels),
+                              min_pixels=pick(opts.min_pixels, protocol.min_pixels), batch_size=opts.batch_size)
+
+
+def _submit(opts) -> int:
+    from egoforge.data.atomic import atomic_write_json
+    from egoforge.eval.egocross_submit import fill_template, load_template
+    from egoforge.eval.predictions import read_predictions
+
+    result = fill_template(load_template(opts.template), read_predictions(opts.predictions),
+                           allow_missing=opts.allow_missing)
+    atomic_write_json(opts.out, result.rows)
+    if result.unparsed:
+        print(f"warning: {len(result.unparsed)} predictions are not one option letter and are submitted as \"\": "
+              f"{', '.join(result.unparsed[:10])}", file=sys.stderr)
+    print(f"{opts.out}: {len(result.rows)} rows, {result.answered} answered")
+    return 0
 
 
 def _add_suite_args(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +192,8 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
                         help="openai: the benchmarks' GPT judges (EgoTextVQA, EgoThink; needs OPENAI_API_KEY and "
                              "the network) instead of egoforge's local metrics")
     parser.add_argument("--strict-json", action="store_true", help="EgoCross: the official parser only")
+    parser.add_argument("--true-fps", action="store_true",
+                        help="EgoCross: true per-domain frame rates (a deviation from the official 0.5 fps)")
     parser.add_argument("--label", default="this model", help="row name of this model in the tables")
     parser.add_argument("--no-published", action="store_true", help="leave the papers' rows out of the tables")
     parser.add_argument("--prepare-only", action="store_true",
@@ -114,7 +238,7 @@ def _suite(rest: list[str]) -> int:
             lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
             options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
                                 max_new_tokens=opts.max_new_tokens, judge=opts.judge == "openai",
-                                strict_json=opts.strict_json),
+                                strict_json=opts.strict_json, true_fps=opts.true_fps),
             label=opts.label, published=not opts.no_published, echo=not opts.quiet)
         results = run_suite(config, prepare_only=opts.prepare_only)
     except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError) as exc:
@@ -129,6 +253,9 @@ def _suite(rest: list[str]) -> int:
     return 0
 
 
+ACTIONS = {"run": _add_run_args, "score": _add_score_args, "submit": _add_submit_args, "openqa": _add_openqa_args}
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("benchmark", choices=["egocross", "suite"], help="benchmark protocol")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="`score ...` or the run options (see --help of each)")
@@ -138,34 +265,37 @@ def main(args) -> int:
     rest = list(args.rest)
     if args.benchmark == "suite":
         return _suite(rest)
-    action = rest.pop(0) if rest and rest[0] in ("run", "score") else "run"
+    action = rest.pop(0) if rest and rest[0] in ACTIONS else "run"
     parser = argparse.ArgumentParser(prog=f"egoforge evaluate {args.benchmark} {action}")
-    (_add_score_args if action == "score" else _add_run_args)(parser)
+    ACTIONS[action](parser)
     opts = parser.parse_args(rest)
 
     from egoforge.data.egocross import DataFormatError
+    from egoforge.data.paths import UnsafePathError
+    from egoforge.eval.egocross_openqa import JudgeError
     from egoforge.eval.egocross_run import generate_predictions, score_and_report
+    from egoforge.eval.egocross_submit import SubmissionError
 
     try:
+        if action == "submit":
+            return _submit(opts)
+        if action == "openqa":
+            return _openqa(opts)
         if action == "score":
             results = score_and_report(opts.testbed, opts.answers, opts.predictions, opts.out, label=opts.label,
                                        published=not opts.no_published)
         else:
-            from egoforge.eval.backends import GenerationSettings
-
-            settings = GenerationSettings(frames_as=opts.frames_as, max_new_tokens=opts.max_new_tokens,
-                                          max_pixels=opts.max_pixels, min_pixels=opts.min_pixels,
-                                          batch_size=opts.batch_size)
             kwargs = {"device": opts.device} if opts.backend == "transformers" and opts.device else {}
             predictions = generate_predictions(
                 opts.model, opts.testbed, opts.out, media_dir=opts.media_dir, backend=opts.backend,
-                settings=settings, default_fps=opts.fps, allow_bare_letter=not opts.strict_json, limit=opts.limit,
-                progress=not opts.quiet, backend_kwargs=kwargs)
+                settings=_settings(opts), fps=opts.fps, true_fps=opts.true_fps, protocol=opts.protocol,
+                allow_bare_letter=not opts.strict_json, limit=opts.limit, progress=not opts.quiet,
+                backend_kwargs=kwargs)
             print(f"predictions: {predictions}")
             if not opts.answers:
                 return 0
             results = score_and_report(opts.testbed, opts.answers, predictions, opts.out, label=opts.label)
-    except (DataFormatError, FileNotFoundError, ValueError) as exc:
+    except (DataFormatError, FileNotFoundError, UnsafePathError, SubmissionError, JudgeError, ValueError) as exc:
         print(f"egoforge evaluate: {exc}", file=sys.stderr)
         return 1
     from egoforge.eval.report import markdown_table

@@ -15,7 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--predictions", help="predictions.jsonl from `egoforge evaluate` ({id, prediction, ...})")
     parser.add_argument("--answers", help="EgoCross answers json (correct_option_letter) for a testbed")
     parser.add_argument("--media-dir", help="data root the media paths are relative to (default: the data file's "
-                        "folder); paths may not leave it")
+                        "folder); paths may not leave it. The EgoCross testbed's /egocross_testbed/... paths resolve "
+                        "under it (D holding egocross_testbed/, or that folder)")
     parser.add_argument("--format", default="auto", choices=["auto", "sharegpt", "egocross-testbed", "verl-parquet"])
     parser.add_argument("--issues", help="issues JSON written by `egoforge validate --json`, shown on their rows")
     parser.add_argument("--validate", action="store_true", help="run egoforge validate's checks now and show them")

@@ -10,7 +10,8 @@ HELP = "pre-resize a dataset's frames to a pixel budget into a separate cache fo
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="dataset json/jsonl (ShareGPT or EgoCross testbed)")
     parser.add_argument("--out", required=True, help="cache folder (mirrors the data root's relative paths)")
-    parser.add_argument("--media-dir", help="data root of the media paths (default: the file's folder)")
+    parser.add_argument("--media-dir", help="data root of the media paths (default: the file's folder); the EgoCross "
+                        "testbed's /egocross_testbed/... paths resolve under it, and the cache mirrors it")
     parser.add_argument("--recipe", help="read image_max_pixels / image_min_pixels from this LLaMA-Factory recipe")
     parser.add_argument("--max-pixels", type=int, help="per-frame pixel budget (overrides the recipe)")
     parser.add_argument("--min-pixels", type=int, help="per-frame minimum (overrides the recipe)")

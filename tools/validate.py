@@ -11,7 +11,9 @@ HELP = "check a dataset (LLaMA-Factory ShareGPT json/jsonl or EgoCross testbed) 
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="dataset file (.json or .jsonl)")
     parser.add_argument("--media-dir", help="data root the media paths are relative to (default: the file's folder);"
-                        " paths may not leave it")
+                        " paths may not leave it. The EgoCross testbed's absolute /egocross_testbed/... paths resolve "
+                        "under it (D holding egocross_testbed/, or that folder itself); without it, absolute paths "
+                        "are used as they are")
     parser.add_argument("--format", default="auto", choices=["auto", "sharegpt", "egocross-testbed"])
     parser.add_argument("--answers", help="EgoCross answers file: also check each correct letter is an option")
     parser.add_argument("--no-decode", action="store_true", help="only check that media files exist")

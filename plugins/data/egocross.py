@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 # Domain order used in every EgoCross table (the seed README's column order).
 DOMAINS = ("Surgery", "Industry", "XSports", "Animal")
@@ -32,13 +33,46 @@ def domain_of(dataset: str) -> str:
         raise ValueError(f"unknown EgoCross source dataset {dataset!r} (known: {known})") from None
 
 
+def _first_suffix(frame_paths: list[str]) -> str:
+    return os.path.splitext(frame_paths[0])[1].lower() if frame_paths else ""
+
+
 def sampling_fps(dataset: str, frame_paths: list[str], default: float = DEFAULT_SAMPLING_FPS) -> float:
-    """The rate at which a testbed item's frames were sampled, following the official evaluation script."""
+    """The rate at which a testbed item's frames were really sampled (per the official script's comment).
+
+    EgoSurgery and CholecTrack20 ``.png`` clips are 1 fps, everything else ``default`` (0.5). This is the *true*
+    rate; the official script itself uses :func:`clip_rates` (``true_fps=False``), which differs for EgoSurgery.
+    """
     if dataset == "EgoSurgery":
         return 1.0
-    if dataset == "CholecTrack20" and frame_paths and os.path.splitext(frame_paths[0])[1].lower() == ".png":
+    if dataset == "CholecTrack20" and _first_suffix(frame_paths) == ".png":
         return 1.0
     return default
+
+
+@dataclass(frozen=True)
+class ClipRates:
+    """The two rates of one testbed clip: what the prompt says, and what the model is told the video runs at."""
+
+    prompt_fps: float
+    video_fps: float
+
+
+def clip_rates(dataset: str, frame_paths: list[str], fps: float = DEFAULT_SAMPLING_FPS,
+               true_fps: bool = False) -> ClipRates:
+    """The rates of a clip under the official CloseQA protocol, or under the true per-domain rates.
+
+    Official (``eval_os_closedset.py``): every clip is fed as a frame-list video at ``fps`` (0.5; a non-positive
+    value means 0.5), and the prompt says 1.0 only for CholecTrack20 clips whose first frame is ``.png``;
+    EgoSurgery prompts say 0.5 although its frames were sampled at 1.0. ``true_fps`` (an egoforge deviation)
+    uses :func:`sampling_fps` for both, so EgoSurgery and CholecTrack20 ``.png`` clips get 1.0 everywhere.
+    """
+    default = fps if fps > 0 else DEFAULT_SAMPLING_FPS
+    if true_fps:
+        rate = sampling_fps(dataset, frame_paths, default)
+        return ClipRates(rate, rate)
+    prompt = 1.0 if dataset == "CholecTrack20" and _first_suffix(frame_paths) == ".png" else default
+    return ClipRates(prompt, default)
 
 
 # --- testbed and answers files ----------------------------------------------------------------------------------

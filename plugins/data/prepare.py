@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
-from egoforge.data.paths import resolve_under
+from egoforge.data.paths import MediaRoot, UnsafePathError, resolve_under
 from egoforge.data.validate import load_rows
 
 MANIFEST = "egoforge_prepare.json"
@@ -70,7 +70,8 @@ def prepare_frames(
 ) -> PrepareStats:
     """Write every frame of ``dataset`` resized to the budget into ``out_dir`` (same relative paths)."""
     dataset = Path(dataset)
-    root = Path(media_dir) if media_dir else dataset.parent
+    media = MediaRoot.for_file(dataset, media_dir)
+    root = media.base
     out_dir = Path(out_dir)
     if out_dir.resolve() == root.resolve():
         raise ValueError("the cache folder must differ from the data root: source frames are never overwritten")
@@ -82,8 +83,16 @@ def prepare_frames(
     stats = PrepareStats()
     paths = media_paths(load_rows(dataset))
     for rel in (progress or (lambda x: x))(paths):
-        source = resolve_under(root, rel, allow_absolute=True)
-        target = resolve_under(out_dir, source.relative_to(root.resolve()))
+        source = media.resolve(rel)
+        if not source.is_file():
+            raise FileNotFoundError(f"{dataset}: {media.missing(rel, source)}")
+        try:
+            # The cache mirrors the data root, so the same json works with media_dir: <cache>.
+            mirrored = source.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise UnsafePathError(f"{dataset}: {rel!r} lies outside the data root {root.resolve()}: pass --media-dir "
+                                  "with the folder that holds it, so the cache can mirror it") from None
+        target = resolve_under(out_dir, mirrored)
         if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
             stats.skipped += 1
             continue

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from egoforge.data.paths import UnsafePathError, resolve_under
+from egoforge.data.paths import MediaRoot, UnsafePathError
 
 IMAGE_TAG, VIDEO_TAG = "<image>", "<video>"
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[\)\.:：]\s+\S", re.MULTILINE)
@@ -41,12 +41,18 @@ class Issue:
 
 @dataclass
 class MediaCheck:
-    """Decodes media once per path, so frames shared by several rows are opened once."""
+    """Decodes media once per path, so frames shared by several rows are opened once.
 
-    root: Path
+    ``root`` is a folder (an explicit data root) or a :class:`MediaRoot` (how one data file's paths resolve, the
+    published testbed's absolute paths included); ``root`` is always the folder afterwards, ``media`` the rule.
+    """
+
+    root: Path | MediaRoot
     decode: bool = True
 
     def __post_init__(self) -> None:
+        self.media = self.root if isinstance(self.root, MediaRoot) else MediaRoot(Path(self.root), explicit=True)
+        self.root = self.media.base
         self._cache: dict[str, str | None] = {}
 
     def problem(self, path: str) -> str | None:
@@ -54,12 +60,12 @@ class MediaCheck:
         if path in self._cache:
             return self._cache[path]
         try:
-            real = resolve_under(self.root, path, allow_absolute=True)
+            real = self.media.resolve(path)
         except UnsafePathError as exc:
             result: str | None = str(exc)
         else:
             if not real.is_file():
-                result = f"file not found: {real}"
+                result = self.media.missing(path, real)
             elif not self.decode:
                 result = None
             else:
@@ -233,8 +239,7 @@ def validate_file(
         rows = load_rows(path)
     except (OSError, ValueError) as exc:
         return [Issue(file, None, None, str(exc))]
-    root = Path(media_dir) if media_dir else path.parent
-    media = MediaCheck(root, decode=decode)
+    media = MediaCheck(MediaRoot.for_file(path, media_dir), decode=decode)
     fmt = detect_format(rows) if fmt == "auto" else fmt
     iterate = progress or (lambda x: x)
     issues: list[Issue] = []

@@ -93,17 +93,29 @@ def score_egocross(items: list[dict], answers: dict[str, str], predictions: dict
     return results
 
 
+def submission_letter(prediction: object) -> str:
+    """The one-letter answer a submission carries: ``"B"`` for ``"B"`` / ``"b"``, ``""`` for anything else.
+
+    No trimming or extraction: the official scorer's case-insensitive exact match counts ``" B"`` or ``"B: 3"``
+    as wrong, so a submission must not turn them into a right answer.
+    """
+    text = prediction if isinstance(prediction, str) else ""
+    return text.upper() if len(text) == 1 and text.upper() in "ABCD" else ""
+
+
 def submission(items: list[dict], predictions: dict[str, dict]) -> list[dict]:
-    """The challenge submission file: ``[{id, question_id, dataset, answer}]`` in testbed order."""
+    """A submission-shaped file in testbed order: ``[{id, question_id, dataset, answer}]``.
+
+    ``question_id`` comes from the item or its prediction record and is left out where neither has one (the
+    published testbed has none): Codabench's ids are in ``submission_template.json``; build the file to upload
+    with :func:`egoforge.eval.egocross_submit.fill_template`.
+    """
     rows = []
     for item in items:
         record = predictions.get(str(item["id"]), {})
-        rows.append(
-            {
-                "id": item["id"],
-                "question_id": item.get("question_id", item["id"]),
-                "dataset": item["dataset"],
-                "answer": str(record.get("prediction") or ""),
-            }
-        )
+        row = {"id": item["id"]}
+        question_id = item.get("question_id", record.get("question_id"))
+        if question_id is not None:
+            row["question_id"] = question_id
+        rows.append(row | {"dataset": item["dataset"], "answer": submission_letter(record.get("prediction"))})
     return rows

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from egoforge.data.atomic import atomic_write_json, atomic_write_text
+from egoforge.data.paths import MediaRoot
 from egoforge.data.validate import Issue
 from egoforge.inspect.formats import load_dataset
 from egoforge.inspect.render import ReportInfo, render_page, sample_payload
@@ -144,9 +145,9 @@ def build_report(
     if max_frames < 1 or page_size < 0 or fps < 0:
         raise ReportError("--max-frames must be >= 1, --page-size >= 0 (0: all on one page) and --fps >= 0 "
                           "(0: images are not frames of one clip, no timestamps)")
-    media_root = Path(media_dir) if media_dir else data.parent
-    if not media_root.is_dir():
-        raise ReportError(f"--media-dir {media_root}: not a folder")
+    media = MediaRoot.for_file(data, media_dir)
+    if not media.base.is_dir():
+        raise ReportError(f"--media-dir {media.base}: not a folder")
     check_output_dir(out, inputs)
 
     try:
@@ -164,10 +165,10 @@ def build_report(
     unmatched = attach_predictions(samples, preds) if preds is not None else 0
     issues: list[Issue] = read_issues_file(issues_file) if issues_file else []
     if validate:
-        issues += _validate(data, media_root, fmt, answers, progress)
+        issues += _validate(data, media_dir, fmt, answers, progress)
     file_issues = attach_issues(samples, issues, data)
 
-    thumbnailer = Thumbnailer(media_root, out)
+    thumbnailer = Thumbnailer(media, out)
     shown = {s.row: Thumbnailer.select(s.media, max_frames) for s in samples}
     made = thumbnailer.make_all((r for refs in shown.values() for r in refs), max_frames, workers=workers,
                                 progress=lambda it, total: progress(it, total, "thumbnails"))
@@ -189,7 +190,7 @@ def build_report(
     rows_with_issues = sum(1 for s in samples if s.issues)
     info = ReportInfo(
         title=title or f"{data.name} · egoforge inspect", data_file=str(data), fmt=fmt, n_samples=len(samples),
-        media_root=str(media_root), generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
+        media_root=media.describe(), generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
         predictions_file=str(predictions) if predictions else None, answers_file=str(answers) if answers else None,
         summary=summary, file_issues=file_issues, rows_with_issues=rows_with_issues,
         row_issue_count=sum(len(s.issues) for s in samples))
@@ -198,14 +199,14 @@ def build_report(
     return BuiltReport(report, fmt, len(samples), rows_with_issues, sum(len(v) for v in made.values()), summary)
 
 
-def _validate(data: Path, media_root: Path, fmt: str, answers, progress: Progress) -> list[Issue]:
+def _validate(data: Path, media_dir, fmt: str, answers, progress: Progress) -> list[Issue]:
     """``egoforge validate``'s checks, run now (ShareGPT and the testbed; parquet gets the report's own checks)."""
     from egoforge.data.validate import validate_file
 
     if fmt == "verl-parquet":
         return [Issue(str(data), None, None, "egoforge validate reads ShareGPT json/jsonl and the EgoCross testbed;"
                       " for parquet the report shows its own row checks and unreadable frames", "warning")]
-    return validate_file(data, media_dir=media_root, fmt=fmt, answers=answers,
+    return validate_file(data, media_dir=media_dir, fmt=fmt, answers=answers,
                          progress=lambda rows: progress(rows, len(rows), "validating"))
 
 

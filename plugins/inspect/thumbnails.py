@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_text
-from egoforge.data.paths import UnsafePathError, resolve_under
+from egoforge.data.paths import MediaRoot, UnsafePathError
 from egoforge.inspect.samples import MediaRef
 
 THUMB_BOX = (192, 144)  # width, height bound: a 16:9 frame becomes 192x108
@@ -55,9 +55,10 @@ def _url(path: str) -> str:
 class Thumbnailer:
     """Makes and caches thumbnails in ``out_dir/thumbs`` for media under ``media_root``."""
 
-    def __init__(self, media_root: str | os.PathLike, out_dir: str | os.PathLike, box: tuple[int, int] = THUMB_BOX,
-                 quality: int = 80) -> None:
-        self.root = Path(media_root)
+    def __init__(self, media_root: str | os.PathLike | MediaRoot, out_dir: str | os.PathLike,
+                 box: tuple[int, int] = THUMB_BOX, quality: int = 80) -> None:
+        # A plain folder is an explicit root; a MediaRoot also maps the testbed's absolute paths.
+        self.root = media_root if isinstance(media_root, MediaRoot) else MediaRoot(Path(media_root), explicit=True)
         self.out_dir = Path(out_dir)
         self.box, self.quality = box, quality
         (self.out_dir / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
@@ -100,11 +101,11 @@ class Thumbnailer:
             digest = hashlib.sha1(ref.data or b"").hexdigest()
             return [self._image_thumb(ref, label, digest, lambda: Image.open(io.BytesIO(ref.data or b"")), None)]
         try:
-            real = resolve_under(self.root, ref.path or "", allow_absolute=True)
+            real = self.root.resolve(ref.path or "")
         except UnsafePathError as exc:
             return [Thumb(ref.field, ref.time, label, problem=str(exc))]
         if not real.is_file():
-            return [Thumb(ref.field, ref.time, label, problem=f"file not found: {ref.path}")]
+            return [Thumb(ref.field, ref.time, label, problem=self.root.missing(ref.path or "", real))]
         stat = real.stat()
         digest = hashlib.sha1(f"{real}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
         href = _url(os.path.relpath(real, self.out_dir))

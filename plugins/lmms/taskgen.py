@@ -34,6 +34,7 @@ class TaskOptions:
     max_new_tokens: int | None = None  # None: each task's own value
     judge: bool = False  # use the benchmark's GPT judge (network, API key) instead of the local metric
     strict_json: bool = False  # EgoCross: exactly the official parser, no bare-letter fallback
+    true_fps: bool = False  # EgoCross: true per-domain frame rates instead of the official 0.5 fps (a deviation)
 
 
 @dataclass

@@ -291,12 +291,19 @@ def make_testbed(
     seed: int = 1,
     shuffle_options: bool = False,
     coupled: bool = False,
+    real_shape: bool = False,
 ) -> tuple[Path, Path]:
     """Write an EgoCross-testbed-format benchmark: ``egocross_testbed_imgs.json`` + ``egocross_testbed_answers.json``.
 
     Items carry id, question_id, dataset, primary_category, question_type, question_text, options ``"A: .."``,
     original_video_fps and video_path (frame list relative to ``root``). Surgery alternates CholecTrack20 (some
     clips as .png at 1 fps, like the real testbed) and EgoSurgery. Returns (testbed path, answers path).
+
+    ``real_shape`` writes the published file's shape instead: integer ids, no ``question_id`` in the testbed,
+    absolute ``/egocross_testbed/<dataset>/generated/<video>/frames/<q>/frame_00000.jpg`` paths (the frames under
+    ``root/egocross_testbed``), float ``original_video_fps`` (25.0 for surgery, 30.0 otherwise), answers with a
+    string ``question_id``, and the Codabench ``submission_template.json`` (``{id, question_id, dataset,
+    answer: ""}``).
     """
     root = Path(root)
     rng = random.Random(seed)
@@ -311,30 +318,36 @@ def make_testbed(
             kind = QUESTION_KINDS[category]
             options, letter = _options(kind, scene.answer(category), rng, shuffle_options)
             video = f"{dataset}_{i:03d}"
+            qid += 1
+            slug = kind.question_type.replace(" ", "-")
             paths = []
             for t, img in enumerate(render_clip(scene)):
-                rel = f"testbed/{dataset}/{video}/frame_{t + 1:03d}{suffix}"
+                if real_shape:
+                    rel = f"egocross_testbed/{dataset}/generated/VID{i:03d}/frames/q{qid}/frame_{t:05d}{suffix}"
+                else:
+                    rel = f"testbed/{dataset}/{video}/frame_{t + 1:03d}{suffix}"
                 atomic_write_bytes(root / rel, _encode(img, suffix))
-                paths.append(rel)
-            qid += 1
-            item_id = f"{dataset}_{qid:04d}"
-            items.append(
-                {
-                    "id": item_id,
-                    "question_id": qid,
-                    "dataset": dataset,
-                    "primary_category": kind.primary_category,
-                    "question_type": kind.question_type,
-                    "question_text": kind.text,
-                    "options": [f"{lt}: {opt}" for lt, opt in zip("ABCD", options)],
-                    "original_video_fps": 30.0 if dataset != "EgoPet" else 29.97,
-                    "video_path": paths,
-                }
-            )
+                paths.append("/" + rel if real_shape else rel)
+            item_id = qid if real_shape else f"{dataset}_{qid:04d}"
+            question_id = f"{dataset}_VID{i:03d}_q{qid}_{slug}" if real_shape else qid
+            item = {
+                "id": item_id,
+                "question_id": question_id,
+                "dataset": dataset,
+                "primary_category": kind.primary_category,
+                "question_type": kind.question_type,
+                "question_text": kind.text,
+                "options": [f"{lt}: {opt}" for lt, opt in zip("ABCD", options)],
+                "original_video_fps": (25.0 if domain == "Surgery" else 30.0) if real_shape
+                else (30.0 if dataset != "EgoPet" else 29.97),
+                "video_path": paths,
+            }
+            items.append({k: v for k, v in item.items() if k != "question_id"} if real_shape else item)
             answers.append(
                 {
                     "id": item_id,
-                    "question_id": qid,
+                    "question_id": question_id,
+                    "dataset": dataset,
                     "correct_option_letter": letter,
                     "answer_text": scene.answer(category),
                     "detailed_answer": f"The frames show that the answer is {scene.answer(category)}.",
@@ -342,6 +355,10 @@ def make_testbed(
             )
     testbed = atomic_write_json(root / "egocross_testbed_imgs.json", items)
     answers_path = atomic_write_json(root / "egocross_testbed_answers.json", answers)
+    if real_shape:
+        template = [{"id": a["id"], "question_id": a["question_id"], "dataset": a["dataset"], "answer": ""}
+                    for a in answers]
+        atomic_write_json(root / "submission_template.json", template)
     return testbed, answers_path
 
 

@@ -128,14 +128,16 @@ def test_egocross_hooks_match_the_egocross_protocol(prepared, bench_root):
     assert [d["id"] for d in docs] == [str(it["id"]) for it in items]
     for doc, item in zip(docs, items):
         expected = build_closeqa_prompt(item["question_text"], item["options"], item["original_video_fps"],
-                                        doc["fps"])
+                                        doc["prompt_fps"])
         assert egocross.doc_to_text(doc) == expected
         frames = egocross.doc_to_visual(doc)
         assert len(frames) == len(item["video_path"])
         assert {read_mark(f).fps for f in frames} == {doc["fps"]}
         assert read_mark(frames[0]).max_pixels == egocross.MAX_PIXELS
     png = next(d for d in docs if d["frames"][0].endswith(".png"))
-    assert png["fps"] == 1.0  # CholecTrack20 .png clips are 1 fps in the official script
+    # The official script: the prompt says 1.0 for CholecTrack20 .png clips, every clip is fed at 0.5 fps.
+    assert (png["prompt_fps"], png["fps"]) == (1.0, 0.5)
+    assert {(d["prompt_fps"], d["fps"]) for d in docs if d is not png} == {(0.5, 0.5)}
     doc = docs[0]
     right = egocross.process_results(doc, [json.dumps({"prediction": doc["answer"], "reason": "r"})])
     assert right["accuracy"]["correct"] and right["accuracy"]["parse_status"] == "json"

@@ -1,8 +1,10 @@
 """EgoCross CloseQA in lmms-eval, with the protocol of ``egoforge evaluate egocross``.
 
-The testbed is read by egoforge's loaders (``egocross_testbed_imgs.json`` + ``egocross_testbed_answers.json``),
-frame paths must stay under the testbed folder, and each item's frames are fed as one clip at the rate they were
-sampled at (0.5 fps; 1 fps for EgoSurgery and CholecTrack20 ``.png``). Prompt and parser are
+The testbed is read by egoforge's loaders (``egocross_testbed_imgs.json`` + ``egocross_testbed_answers.json``);
+frame paths resolve under the benchmark folder like ``--media-dir`` (the published absolute ``/egocross_testbed/...``
+paths under ``<folder>/egocross_testbed``) and may not leave it. Each item's frames are fed as one clip with the
+official rates (:func:`egoforge.data.egocross.clip_rates`: 0.5 fps, the prompt saying 1.0 for CholecTrack20
+``.png``), or the true per-domain rates with ``TaskOptions.true_fps``. Prompt and parser are
 :mod:`egoforge.eval.egocross_protocol`; micro and macro accuracy are computed like :mod:`egoforge.eval.egocross_score`.
 """
 
@@ -14,16 +16,17 @@ from egoforge.data.egocross import (
     DOMAINS,
     DataFormatError,
     answer_for,
+    clip_rates,
     domain_of,
     load_answers,
     load_testbed,
-    sampling_fps,
 )
+from egoforge.data.paths import MediaRoot, UnsafePathError
 from egoforge.eval.egocross_protocol import build_closeqa_prompt, is_correct, parse_response
 from egoforge.lmms import TASKS_DIR
 from egoforge.lmms.media import load_frame_files
 from egoforge.lmms.scoring import macro_accuracy, mean
-from egoforge.lmms.sources import resolve_media, write_docs
+from egoforge.lmms.sources import write_docs
 from egoforge.lmms.taskgen import BenchmarkPlan, FunctionRef, TaskOptions, TaskSpec, read_task_yaml
 
 TASK = "egocross_closeqa"
@@ -38,16 +41,19 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
     testbed, answers_path = source / TESTBED_FILE, source / ANSWERS_FILE
     items = load_testbed(testbed)
     answers = load_answers(answers_path)
+    media = MediaRoot(source, explicit=True)
     docs = []
     for row, item in enumerate(items):
         letter = answer_for(item, answers)
         if letter is None:
             raise DataFormatError(answers_path, None, "correct_option_letter",
                                   f"no answer for testbed item {item['id']!r} ({testbed}, row {row})")
-        frames = [str(resolve_media(source, p, testbed, row, "video_path")) for p in item["video_path"]]
+        frames = [_frame(media, p, testbed, row, j) for j, p in enumerate(item["video_path"])]
+        rates = clip_rates(item["dataset"], item["video_path"], true_fps=options.true_fps)
         docs.append({
             "id": str(item["id"]),
-            "question_id": str(item.get("question_id", item["id"])),
+            # The published testbed has no question_id; never invent one from id.
+            "question_id": item.get("question_id"),
             "dataset": item["dataset"],
             "domain": domain_of(item["dataset"]),
             "primary_category": item["primary_category"],
@@ -56,7 +62,8 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
             "options": list(item["options"]),
             # Kept as text: the prompt prints the json value as written (30.0 stays "30.0").
             "original_video_fps": str(item.get("original_video_fps", "")),
-            "fps": sampling_fps(item["dataset"], item["video_path"]),
+            "prompt_fps": rates.prompt_fps,
+            "fps": rates.video_fps,
             "frames": frames,
             "answer": letter,
         })
@@ -67,11 +74,23 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
     if options.max_new_tokens:
         config["generation_kwargs"] = {**read_task_yaml(TEMPLATE)["generation_kwargs"],
                                        "max_new_tokens": options.max_new_tokens}
-    notes = ["CloseQA accuracy: micro over questions and macro over the four domains (papers.md §1.4)."]
+    notes = ["CloseQA accuracy: micro over questions and macro over the four domains."]
+    if options.true_fps:
+        notes.append("true per-domain frame rates (--true-fps), not the official 0.5 fps for every clip")
     if options.strict_json:
         notes.append("strict JSON parsing (no bare-letter fallback)")
     return BenchmarkPlan("egocross", [TaskSpec(TASK, config, len(docs))], metric="accuracy",
                          extra_metrics=("macro",), notes=notes)
+
+
+def _frame(media: MediaRoot, path: str, testbed: Path, row: int, index: int) -> str:
+    try:
+        real = media.resolve(path)
+    except UnsafePathError as exc:
+        raise DataFormatError(testbed, row, f"video_path[{index}]", str(exc)) from None
+    if not real.is_file():
+        raise DataFormatError(testbed, row, f"video_path[{index}]", media.missing(path, real))
+    return str(real)
 
 
 # --- lmms-eval hooks ----------------------------------------------------------------------------------------------
@@ -81,7 +100,8 @@ def doc_to_visual(doc: dict) -> list:
 
 
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    return build_closeqa_prompt(doc["question_text"], doc["options"], doc["original_video_fps"], doc["fps"])
+    return build_closeqa_prompt(doc["question_text"], doc["options"], doc["original_video_fps"],
+                                doc.get("prompt_fps", doc["fps"]))
 
 
 def doc_to_target(doc: dict) -> str:
