@@ -11,19 +11,6 @@ DATASETS = ("ego4d", "epickitchen")
 # Frame folders of each dataset inside the EgoGen download.
 FRAME_FOLDERS = {"ego4d": "ego4d.fho", "epickitchen": "epickitchen"}
 
-# Base forms the suffix rules below would get wrong: irregular verbs, and regular ones whose "-es" / "-s" / "-ies"
-# ending is ambiguous (focus+es but use+s; tie+s but carr(y)+ies; shoe+s but go+es). Extend this list, never the
-# rules, when a narration verb comes out wrong.
-BASE_FORM_EXCEPTIONS = {
-    "is": "be", "are": "be", "has": "have", "does": "do", "goes": "go", "undergoes": "undergo",
-    "focuses": "focus", "refocuses": "refocus", "buses": "bus", "biases": "bias", "gases": "gas",
-    "quizzes": "quiz", "whizzes": "whiz",
-    "ties": "tie", "unties": "untie", "lies": "lie", "dies": "die", "vies": "vie",
-    "shoes": "shoe", "hoes": "hoe", "toes": "toe", "tiptoes": "tiptoe", "canoes": "canoe",
-    "aches": "ache", "caches": "cache", "niches": "niche",
-}
-# "-es" endings that are always suffix + es (touch-es, wash-es, pass-es, mix-es, buzz-es, echo-es).
-_ES_ENDINGS = ("ches", "shes", "sses", "xes", "zzes", "oes")
 # Ego4D narration markers: "#C" / "#c" the camera wearer, "#O" / "#o" another person, "#unsure" an uncertain word.
 _CAMERA_WEARER = re.compile(r"^#\s*c(?:\s*c)?\b\s*", re.IGNORECASE)
 _BARE_C = re.compile(r"^c\s+", re.IGNORECASE)
@@ -35,24 +22,18 @@ _MARKERS = re.compile(r"#\s*unsure\b|#\s*summary\b", re.IGNORECASE)
 
 
 def base_verb(verb: str) -> str:
-    """Third-person present -> base form ("picks" -> "pick", "carries" -> "carry", "washes" -> "wash",
-    "squeezes" -> "squeeze", "focuses" -> "focus").
+    """A narration verb's base form ("picks" -> "pick", "carries" -> "carry", "squeezes" -> "squeeze",
+    "focuses" -> "focus", "mixes" -> "mix", "picked" -> "pick"), as the official code's NLTK WordNet verb lemmas.
 
-    The official code lemmatises with NLTK's WordNet, which needs a corpus download at run time; egoforge has no
-    offline lemmatiser among its dependencies, so these are the English "-s" inflection rules plus
-    :data:`BASE_FORM_EXCEPTIONS` for the endings the rules cannot decide. A word without an "-s" ending (already a
-    base form, or a past tense) is returned lower-cased as it is.
+    WordNet needs a corpus download at run time; LemmInflect (a lemmatiser whose word lists ship inside its wheel,
+    so it works offline) gives the same verb lemmas on the test corpus (tests/lego/test_lego_formats.py). An
+    unknown word is returned lower-cased as it is.
     """
+    from lemminflect import getLemma
+
     word = verb.lower()
-    if word in BASE_FORM_EXCEPTIONS:
-        return BASE_FORM_EXCEPTIONS[word]
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith(_ES_ENDINGS):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 2:
-        return word[:-1]  # picks, uses, squeezes, freezes, closes, moves
-    return word
+    lemmas = getLemma(word, upos="VERB")
+    return lemmas[0] if lemmas else word
 
 
 def normalize_action(action: str, dataset: str) -> str:

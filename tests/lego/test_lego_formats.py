@@ -31,6 +31,7 @@ WORDNET_VERB_LEMMAS = {
     "closes": "close", "puts": "put", "cuts": "cut", "is": "be", "has": "have", "does": "do", "mixes": "mix",
     "stirs": "stir", "rinses": "rinse", "opens": "open", "presses": "press", "pushes": "push", "sizes": "size",
     "releases": "release", "moves": "move", "applies": "apply", "plays": "play", "echoes": "echo",
+    "picked": "pick", "took": "take", "holding": "hold", "unties": "untie", "caches": "cache",
 }
 
 
