@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import sys
 
+from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
+
 HELP = "Ego3S data: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames)"
 
 
 def _budget_arguments(parser) -> None:
-    parser.add_argument("--fps", type=float, default=2.0, help="frame sampling rate (paper: 2)")
-    parser.add_argument("--min-frames", type=int, default=4, help="(paper: 4)")
-    parser.add_argument("--max-frames", type=int, default=16, help="(paper: 16)")
-    parser.add_argument("--max-pixels", type=int, default=128 * 28 * 28, help="per video frame (paper: 128*28*28)")
-    parser.add_argument("--min-pixels", type=int, default=3136)
-    parser.add_argument("--image-max-pixels", type=int, default=401408, help="for image samples (paper: 401408)")
-    parser.add_argument("--frames-fps", type=float, default=2.0,
+    parser.add_argument("--fps", type=positive_float, default=2.0, help="frame sampling rate (paper: 2)")
+    parser.add_argument("--min-frames", type=positive_int, default=4, help="(paper: 4)")
+    parser.add_argument("--max-frames", type=positive_int, default=16, help="(paper: 16)")
+    parser.add_argument("--max-pixels", type=positive_int, default=128 * 28 * 28,
+                        help="per video frame (paper: 128*28*28)")
+    parser.add_argument("--min-pixels", type=positive_int, default=3136)
+    parser.add_argument("--image-max-pixels", type=positive_int, default=401408,
+                        help="for image samples (paper: 401408)")
+    parser.add_argument("--frames-fps", type=positive_float, default=2.0,
                         help="sampling rate of folders of frames (they carry no timing; default 2)")
 
 
@@ -48,12 +52,12 @@ def add_arguments(parser) -> None:
     validate.add_argument("source")
     validate.add_argument("--media-dir")
     validate.add_argument("--no-decode", action="store_true")
-    validate.add_argument("--max-print", type=int, default=50)
+    validate.add_argument("--max-print", type=non_negative_int, default=50)
     demo = sub.add_parser("demo-data", help="write generated Video-R1 samples (egocentric clips, ROIs) for a dry run")
     demo.add_argument("--out", required=True)
-    demo.add_argument("-n", type=int, default=20)
+    demo.add_argument("-n", type=positive_int, default=20)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--first-id", type=int, default=1)
+    demo.add_argument("--first-id", type=non_negative_int, default=1)
 
 
 def _print_issues(issues, limit: int) -> None:

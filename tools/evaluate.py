@@ -142,6 +142,10 @@ def main(args) -> int:
     parser = argparse.ArgumentParser(prog=f"egoforge evaluate {args.benchmark} {action}")
     (_add_score_args if action == "score" else _add_run_args)(parser)
     opts = parser.parse_args(rest)
+    if action == "run":  # a missing folder fails now, not after minutes of hub retries
+        from egoforge.data.models import resolve_model_path
+
+        opts.model = resolve_model_path(opts.model)
 
     from egoforge.data.egocross import DataFormatError
     from egoforge.eval.egocross_run import generate_predictions, score_and_report
