@@ -120,6 +120,21 @@ def _os_message(exc: OSError) -> str:
     return ((f"{where}: " if where else "") + text + (f" ({fix})" if fix else ""))
 
 
+def _yaml_message(exc: BaseException) -> str:
+    """``file: not valid YAML: problem at line L, column C``, the file named once (PyYAML names it in every mark)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    name = getattr(mark, "name", None)
+    file = name if isinstance(name, str) and not name.startswith("<") else _innermost_file(exc.__traceback__)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if problem is None:
+        return _prefixed(file, "not valid YAML: " + " ".join(str(exc).split()))
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    text = f"not valid YAML: {problem}{where}"
+    if "python/" in problem:
+        text += " (egoforge reads YAML safely: no !!python tags)"
+    return _prefixed(file, text)
+
+
 def describe(exc: BaseException) -> Report:
     """The one-line report of ``exc`` and the exit code: 2 for input errors, 1 for what looks like a bug."""
     if type(exc).__name__ == "UnidentifiedImageError":  # PIL: "cannot identify image file 'x.jpg'"
@@ -142,9 +157,7 @@ def describe(exc: BaseException) -> Report:
         return Report(_prefixed(file, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"),
                       INPUT_ERROR_EXIT)
     if _is_yaml_error(exc):
-        file = _innermost_file(exc.__traceback__)
-        text = " ".join(str(exc).split())
-        return Report(_prefixed(file, f"not valid YAML or not allowed in a recipe: {text}"), INPUT_ERROR_EXIT)
+        return Report(_yaml_message(exc), INPUT_ERROR_EXIT)
     if isinstance(exc, RecursionError):
         file = _innermost_file(exc.__traceback__)
         return Report(_prefixed(file or "an input", "nested too deeply to read (RecursionError); a real data file "
