@@ -48,11 +48,11 @@ def main(args) -> int:
 
     from tqdm.auto import tqdm
 
+    from egoforge.data.models import resolve_model_path
     from egoforge.ego3s.convert import ConversionError, ConvertOptions
     from egoforge.ego3s.csm import CSMConfig
     from egoforge.ego3s.csm_run import CSMRunOptions, run_csm
     from egoforge.ego3s.generation import SamplingSettings, make_sampler
-    from egoforge.data.models import resolve_model_path
     from egoforge.tools.ego3s import budget_from
 
     args.model = resolve_model_path(args.model)
