@@ -211,3 +211,52 @@ def test_console_script_prints_no_traceback(tmp_path):
         f"egoforge train: {tmp_path}: is a folder, expected a file (give the file inside it)"]
     result = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2 and "Traceback (most recent call last)" in result.stderr
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - the exception under test
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature, an IHDR chunk claiming ``width`` x ``height`` and an empty IDAT (PIL checks the size on open)."""
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = b"IDAT"
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+            + struct.pack(">I", 0) + idat + struct.pack(">I", zlib.crc32(idat)))
+
+
+def _media_cases(tmp: Path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp / "zero.npy").write_bytes(b"")
+    (tmp / "text.npy").write_text("depth values\n")
+    (tmp / "text.png").write_text("not an image\n")
+    (tmp / "zero.jpg").write_bytes(b"")
+    (tmp / "latin1.json").write_bytes(b'["caf\xe9"]')
+    (tmp / "bomb.png").write_bytes(_png_header(100_000, 100_000))
+    return [
+        ("decompression bomb", lambda: Image.open(tmp / "bomb.png"), "bomb.png"),
+        ("zero-byte .npy", lambda: np.load(tmp / "zero.npy", allow_pickle=False), "zero.npy"),
+        ("text .npy", lambda: np.load(tmp / "text.npy", allow_pickle=False), "text.npy"),
+        ("text .png", lambda: Image.open(tmp / "text.png"), "text.png"),
+        ("zero-byte .jpg", lambda: Image.open(tmp / "zero.jpg"), "zero.jpg"),
+        ("non-UTF-8 read_text", lambda: json.loads((tmp / "latin1.json").read_text(encoding="utf-8")),
+         "latin1.json"),
+    ]
+
+
+def test_broken_media_files_are_input_errors_naming_the_file(tmp_path):
+    from egoforge.data.errors import INPUT_ERROR_EXIT, describe
+
+    for name, fn, file_name in _media_cases(tmp_path):
+        report = describe(_raised(fn))
+        assert report.exit_code == INPUT_ERROR_EXIT, name
+        assert report.message.count(file_name) == 1, (name, report.message)

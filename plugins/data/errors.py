@@ -138,7 +138,17 @@ def _yaml_message(exc: BaseException) -> str:
 def describe(exc: BaseException) -> Report:
     """The one-line report of ``exc`` and the exit code: 2 for input errors, 1 for what looks like a bug."""
     if type(exc).__name__ == "UnidentifiedImageError":  # PIL: "cannot identify image file 'x.jpg'"
-        return Report(str(exc), INPUT_ERROR_EXIT)
+        file = getattr(exc, "filename", None) or _innermost_file(exc.__traceback__)
+        if file is None and exc.args and "'" in str(exc):
+            file = str(exc).split("'")[1]
+        return Report(_prefixed(file, "not an image that can be decoded (empty, truncated, or not an image)")
+                      if file else str(exc), INPUT_ERROR_EXIT)
+    if isinstance(exc, ValueError) and "pickled" in str(exc):  # numpy: a text or non-.npy file given as .npy
+        return Report(_prefixed(_innermost_file(exc.__traceback__), "not a NumPy .npy array (no .npy header; "
+                                "egoforge never loads pickles)"), INPUT_ERROR_EXIT)
+    if isinstance(exc, EOFError):  # numpy's zero-byte or truncated .npy
+        return Report(_prefixed(_innermost_file(exc.__traceback__), f"empty or truncated file ({exc})"),
+                      INPUT_ERROR_EXIT)
     if isinstance(exc, InputError):
         return Report(str(exc), INPUT_ERROR_EXIT)
     if _is_egoforge_error(exc):
@@ -169,9 +179,8 @@ def describe(exc: BaseException) -> Report:
     if type(exc).__name__ == "DecompressionBombError":
         file = _innermost_file(exc.__traceback__)
         return Report(_prefixed(file, f"image too large to decode safely ({exc})"), INPUT_ERROR_EXIT)
-    if isinstance(exc, (ValueError, EOFError)):
-        # egoforge raises ValueError (and its DataFormatError, UnsafePathError ...) for bad input; a truncated file
-        # ends in EOFError (numpy's zero-byte .npy)
+    if isinstance(exc, ValueError):
+        # egoforge raises ValueError (and its DataFormatError, UnsafePathError ...) for bad input
         file = _innermost_file(exc.__traceback__)
         return Report(_prefixed(file, str(exc) or type(exc).__name__), INPUT_ERROR_EXIT)
     if isinstance(exc, MemoryError):
