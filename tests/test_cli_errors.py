@@ -222,7 +222,7 @@ def _raised(fn):
 
 
 def _png_header(width: int, height: int) -> bytes:
-    """A PNG signature, an IHDR chunk claiming ``width`` x ``height`` and an empty IDAT (PIL checks the size on open)."""
+    """A PNG signature, an IHDR chunk claiming ``width`` x ``height``, an empty IDAT (PIL checks the size on open)."""
     import struct
     import zlib
 
