@@ -260,3 +260,34 @@ def test_broken_media_files_are_input_errors_naming_the_file(tmp_path):
         report = describe(_raised(fn))
         assert report.exit_code == INPUT_ERROR_EXIT, name
         assert report.message.count(file_name) == 1, (name, report.message)
+
+
+def _os_error(code: int, path: str) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+DESCRIBE_CASES = [
+    ("full disk", lambda: _os_error(28, "/data/out/results.json"), 2,
+     "/data/out/results.json: no space left on the device (free some space or choose another disk)"),
+    ("read-only disk", lambda: _os_error(30, "/ro/out"), 2,
+     "/ro/out: read-only file system (choose an output folder on a writable disk)"),
+    ("permission", lambda: PermissionError(13, "Permission denied", "/root/x"), 2, "/root/x: permission denied"),
+    ("NUL byte in a path", lambda: _raised(lambda: os.stat("a\x00b")), 2, "a path contains a NUL byte"),
+    ("JSON without a file", lambda: _raised(lambda: json.loads("{")), 2, "not valid JSON (Expecting"),
+    ("egoforge KeyError subclass", lambda: __import__("egoforge.eval.suite_results", fromlist=["x"])
+     .MissingMetricError("results have no metric acc"), 2, "results have no metric acc"),
+    ("egoforge RuntimeError: a failure, not input", lambda: __import__("egoforge.llamafactory.launch", fromlist=["x"])
+     .TrainingFailed("llamafactory-cli exited 1"), 1, "llamafactory-cli exited 1"),
+    ("a bug", lambda: TypeError("unhashable type: 'list'"), 1, "internal error TypeError"),
+    ("host out of memory", lambda: MemoryError(), 1, "out of memory (MemoryError)"),
+]
+
+
+@pytest.mark.parametrize(("make", "code", "message"), [pytest.param(*c[1:], id=c[0]) for c in DESCRIBE_CASES])
+def test_describe(make, code, message):
+    from egoforge.data.errors import describe
+
+    report = describe(make())
+    assert report.exit_code == code
+    assert message in report.message and "\n" not in report.message
+    assert ("bug in egoforge" in report.message) == (message == "internal error TypeError")

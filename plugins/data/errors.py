@@ -183,8 +183,10 @@ def describe(exc: BaseException) -> Report:
         # egoforge raises ValueError (and its DataFormatError, UnsafePathError ...) for bad input
         file = _innermost_file(exc.__traceback__)
         return Report(_prefixed(file, str(exc) or type(exc).__name__), INPUT_ERROR_EXIT)
-    if isinstance(exc, MemoryError):
-        return Report("out of memory (MemoryError): try a smaller batch or input", BUG_EXIT)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # host RAM, torch's CUDA OOM
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return Report(f"out of memory ({type(exc).__name__}{': ' + first if first else ''}): try a smaller batch "
+                      "size or input", BUG_EXIT)
     detail = str(exc).splitlines()[0][:300] if str(exc) else ""
     return Report(f"internal error {type(exc).__name__}" + (f": {detail}" if detail else "")
                   + " - this is a bug in egoforge (or an input it does not check yet); rerun with --debug for the "
