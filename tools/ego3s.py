@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import sys
 
+from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
+
 HELP = ("Ego3S: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames), plan a verl "
         "recipe's schedule and effective values")
 
 
 def _budget_arguments(parser) -> None:
-    parser.add_argument("--fps", type=float, default=2.0, help="frame sampling rate (paper: 2)")
-    parser.add_argument("--min-frames", type=int, default=4, help="(paper: 4)")
-    parser.add_argument("--max-frames", type=int, default=16, help="(paper: 16)")
-    parser.add_argument("--max-pixels", type=int, default=128 * 28 * 28, help="per video frame (paper: 128*28*28)")
-    parser.add_argument("--min-pixels", type=int, default=3136)
-    parser.add_argument("--image-max-pixels", type=int, default=401408, help="for image samples (paper: 401408)")
-    parser.add_argument("--frames-fps", type=float, default=2.0,
+    parser.add_argument("--fps", type=positive_float, default=2.0, help="frame sampling rate (paper: 2)")
+    parser.add_argument("--min-frames", type=positive_int, default=4, help="(paper: 4)")
+    parser.add_argument("--max-frames", type=positive_int, default=16, help="(paper: 16)")
+    parser.add_argument("--max-pixels", type=positive_int, default=128 * 28 * 28,
+                        help="per video frame (paper: 128*28*28)")
+    parser.add_argument("--min-pixels", type=positive_int, default=3136)
+    parser.add_argument("--image-max-pixels", type=positive_int, default=401408,
+                        help="for image samples (paper: 401408)")
+    parser.add_argument("--frames-fps", type=positive_float, default=2.0,
                         help="sampling rate of folders of frames (they carry no timing; default 2)")
 
 
@@ -49,12 +53,12 @@ def add_arguments(parser) -> None:
     validate.add_argument("source")
     validate.add_argument("--media-dir")
     validate.add_argument("--no-decode", action="store_true")
-    validate.add_argument("--max-print", type=int, default=50)
+    validate.add_argument("--max-print", type=non_negative_int, default=50)
     plan = sub.add_parser("plan", help="compose a verl recipe with verl's Hydra config and print the values verl "
                           "will use and the schedule (steps, ECR checks, saves, validations, lr); exit 1 when a key "
                           "is never read or ECR would never fire")
     plan.add_argument("recipe", help="shell recipe, e.g. recipes/ego3s_grpo_qwen2_5_vl_7b.sh")
-    plan.add_argument("--train-rows", type=int, help="rows of the training files (default: counted in them)")
+    plan.add_argument("--train-rows", type=positive_int, help="rows of the training files (default: counted in them)")
     plan.add_argument("overrides", nargs="*", help="extra Hydra overrides (key=value), as given to the recipe")
     sft = sub.add_parser("sft-data", help="Video-R1 CoT json (rows with `process`) -> LLaMA-Factory sharegpt json for "
                          "the CoT-SFT warm start (dataset ego3s_cot_sft)")
@@ -64,9 +68,9 @@ def add_arguments(parser) -> None:
     sft.add_argument("--no-decode", action="store_true", help="only check that media exist (faster)")
     demo = sub.add_parser("demo-data", help="write generated Video-R1 samples (egocentric clips, ROIs) for a dry run")
     demo.add_argument("--out", required=True)
-    demo.add_argument("-n", type=int, default=20)
+    demo.add_argument("-n", type=positive_int, default=20)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--first-id", type=int, default=1)
+    demo.add_argument("--first-id", type=non_negative_int, default=1)
 
 
 def _print_issues(issues, limit: int) -> None:

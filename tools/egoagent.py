@@ -16,6 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
+
 HELP = "EgoAgent: demo data, frames, Ego-Exo4D undistortion and body poses, kNN / world-model evaluation, export"
 
 
@@ -24,15 +26,16 @@ def add_arguments(parser) -> None:
 
     synth = sub.add_parser("synth", help="offline demo data: walking-tour mp4s, Ego-Exo4D layout, ImageFolder")
     synth.add_argument("--out", required=True, help="writes <out>/wtour/*.mp4, <out>/egoexo4d/, <out>/cities/")
-    synth.add_argument("--seconds", type=int, default=30, help="length of each walking tour (default 30)")
+    synth.add_argument("--seconds", type=positive_int, default=30, help="length of each walking tour (default 30)")
     synth.add_argument("--seed", type=int, default=0)
 
     frames = sub.add_parser("frames", help="extract frames from walking-tour mp4s (one per second by default)")
     frames.add_argument("videos", nargs="+", help="mp4 files")
     frames.add_argument("--out", required=True, help="output folder: <out>/<video stem>/frame_<index>.jpg")
-    frames.add_argument("--every", type=int, default=None,
+    frames.add_argument("--every", type=positive_int, default=None,
                         help="keep every N-th frame (default: the video's frame rate, i.e. one per second)")
-    frames.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
+    frames.add_argument("--max-side", type=positive_int, default=None,
+                        help="downscale so the longer side is at most this")
 
     undistort = sub.add_parser("undistort", help="fisheye -> pinhole Ego-Exo4D Aria frames (needs projectaria_tools)")
     undistort.add_argument("--takes-root", required=True,
@@ -42,8 +45,8 @@ def add_arguments(parser) -> None:
                            help="takes.json mapping take folders to take uids (default: beside --takes-root, "
                            "in it or its metadata/ folder)")
     undistort.add_argument("--takes", nargs="*", default=None, help="only these takes (uids or names)")
-    undistort.add_argument("--size", type=int, default=448, help="pinhole image size (default 448)")
-    undistort.add_argument("--every", type=int, default=5, help="keep every N-th frame (official: 5)")
+    undistort.add_argument("--size", type=positive_int, default=448, help="pinhole image size (default 448)")
+    undistort.add_argument("--every", type=positive_int, default=5, help="keep every N-th frame (official: 5)")
 
     poses = sub.add_parser("poses", help="Ego-Exo4D body poses -> 100-frame json fragments (official layout)")
     poses.add_argument("--root", required=True, help="Ego-Exo4D root (metadata/, annotations/ego_pose/)")
@@ -59,9 +62,9 @@ def add_arguments(parser) -> None:
                      help="which network of a trainer checkpoint (default teacher)")
     knn.add_argument("--train", required=True, help="ImageFolder root of the labelled (train) images")
     knn.add_argument("--val", required=True, help="ImageFolder root of the evaluated images")
-    knn.add_argument("--image-size", type=int, default=None, help="default: the model's image_size")
-    knn.add_argument("--k", type=int, default=20)
-    knn.add_argument("--temperature", type=float, default=0.07)
+    knn.add_argument("--image-size", type=positive_int, default=None, help="default: the model's image_size")
+    knn.add_argument("--k", type=positive_int, default=20)
+    knn.add_argument("--temperature", type=positive_float, default=0.07)
     _common_eval(knn)
 
     world = sub.add_parser("world", help="future-state retrieval and 3D motion prediction (MPJPE) of a stage-2 model")
@@ -71,8 +74,8 @@ def add_arguments(parser) -> None:
     world.add_argument("--takes-json", default=None,
                        help="the download's takes.json: also find frame folders named by take name")
     for name in ("history", "stride", "action-frames"):
-        world.add_argument(f"--{name}", type=int, default=None, help="default: the checkpoint's recipe")
-    world.add_argument("--pose-scale", type=float, default=None, help="default: the checkpoint's recipe")
+        world.add_argument(f"--{name}", type=positive_int, default=None, help="default: the checkpoint's recipe")
+    world.add_argument("--pose-scale", type=positive_float, default=None, help="default: the checkpoint's recipe")
     _common_eval(world)
 
     export = sub.add_parser("export", help="write a checkpoint's backbone in Hugging Face format")
@@ -83,9 +86,9 @@ def add_arguments(parser) -> None:
 
 def _common_eval(parser) -> None:
     parser.add_argument("--out", required=True, help="folder for results.json and results.md")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--num-workers", type=non_negative_int, default=0)
 
 
 def _device(value: str | None) -> str:

@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int, top_p
+
 HELP = "EgoM2P: prepare clips, train/encode/decode tokenizers, tokenize to shards, ROAR generation, metrics"
 
 TASK_NAMES = ("rgb2depth", "rgb2cam", "rgb2gaze", "depth2rgb")
@@ -32,16 +34,16 @@ def add_arguments(parser) -> None:
 
     p = sub.add_parser("synth", help="write generated egocentric recordings in the raw layout (offline try-out)")
     p.add_argument("raw", help="output folder (one sub-folder per recording)")
-    p.add_argument("--recordings", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=4.5)
+    p.add_argument("--recordings", type=positive_int, default=4)
+    p.add_argument("--seconds", type=positive_float, default=4.5)
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("prepare", help="cut raw recordings into aligned 2 s clips (never writes the source)")
     p.add_argument("raw", help="recordings: RAW/<recording>/rgb.mp4 [+ depth.npz or depth/, gaze.csv, camera.txt]")
     p.add_argument("--out", required=True, help="clip root; clips go to OUT/<dataset>/<recording>__<index>/")
     p.add_argument("--dataset", required=True, help="dataset name (one folder per dataset)")
-    p.add_argument("--size", type=int, default=256, help="output side after the centre crop (paper: 256)")
-    p.add_argument("--stride", type=float, default=2.0, help="seconds between clip starts (2.0: no overlap)")
+    p.add_argument("--size", type=positive_int, default=256, help="output side after the centre crop (paper: 256)")
+    p.add_argument("--stride", type=positive_float, default=2.0, help="seconds between clip starts (2.0: no overlap)")
     p.add_argument("--depth-resize", default="min", choices=["min", "nearest"],
                    help="depth resizing that keeps sensor holes (0) invalid: masked min-pool or nearest")
     p.add_argument("--quiet", action="store_true")
@@ -64,7 +66,7 @@ def add_arguments(parser) -> None:
             t.add_argument("--tokens", required=True, help=".npz written by `tokenizer encode`")
         else:
             t.add_argument("--clips", required=True, help="clip root (CLIPS or CLIPS/<dataset>)")
-            t.add_argument("--limit", type=int)
+            t.add_argument("--limit", type=positive_int)
 
     p = sub.add_parser("tokenize", help="tokenize clips into WebDataset shards (ROOT/<modality>/<dataset>/)")
     p.add_argument("clips", help="clip root written by `prepare`")
@@ -72,8 +74,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--modality", required=True, choices=MODALITY_NAMES)
     p.add_argument("--tokenizer", required=True, help="tokenizer folder (trajectory VQ, egoforge FSQ, or Cosmos)")
     p.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
-    p.add_argument("--samples-per-shard", type=int, default=1000, help="paper: 1000")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--samples-per-shard", type=positive_int, default=1000, help="paper: 1000")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
 
@@ -90,7 +92,8 @@ def add_arguments(parser) -> None:
     c = csub.add_parser("holoassist", help="a HoloAssist recording (Export_py: PV video, Pose_sync, Eyes_sync)")
     c.add_argument("recording", help="the recording folder holding Export_py/")
     c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
-    c.add_argument("--eye-distance", type=float, default=0.5, help="metres along the gaze ray (HoloAssist: 0.5)")
+    c.add_argument("--eye-distance", type=positive_float, default=0.5,
+                   help="metres along the gaze ray (HoloAssist: 0.5)")
     for c in aria_kinds:
         c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
         c.add_argument("--calibration", required=True,
@@ -98,8 +101,9 @@ def add_arguments(parser) -> None:
         c.add_argument("--video-start-us", required=True, type=int,
                        help="device time (tracking_timestamp_us clock) of the video's first frame")
         c.add_argument("--t-device-cpf", help="T_Device_CPF as 'tx,ty,tz,qx,qy,qz,qw' (when the JSON lacks it)")
-        c.add_argument("--max-pose-hz", type=float, default=120.0, help="thin the 1 kHz trajectory to this rate")
-        c.add_argument("--gaze-depth", type=float, default=1.0, help="metres, when depth_m is missing or 0")
+        c.add_argument("--max-pose-hz", type=positive_float, default=120.0,
+                       help="thin the 1 kHz trajectory to this rate")
+        c.add_argument("--gaze-depth", type=positive_float, default=1.0, help="metres, when depth_m is missing or 0")
 
     p = sub.add_parser("stats", help="samples per modality combination as the trainer joins the shards; "
                                      "with --clips, check every clip against them")
@@ -120,15 +124,15 @@ def add_arguments(parser) -> None:
         p.add_argument("--model", required=True, help="trained EgoM2P folder (config.json + model.safetensors)")
         p.add_argument("--tokenizer", action="append", default=[], metavar="MODALITY=FOLDER",
                        help="tokenizer of a modality the task uses (repeatable)")
-        p.add_argument("--steps", type=int, help="decoding steps (paper: 3 depth/cam, 5 gaze, 6 rgb)")
+        p.add_argument("--steps", type=positive_int, help="decoding steps (paper: 3 depth/cam, 5 gaze, 6 rgb)")
         p.add_argument("--schedule", default="linear", choices=["linear", "cosine"])
-        p.add_argument("--temperature", type=float, default=0.01)
+        p.add_argument("--temperature", type=positive_float, default=0.01)
         p.add_argument("--cfg-scale", type=float, default=2.0)
-        p.add_argument("--top-p", type=float, default=0.8)
-        p.add_argument("--top-k", type=int, default=0)
-        p.add_argument("--batch-size", type=int, default=4)
+        p.add_argument("--top-p", type=top_p, default=0.8)
+        p.add_argument("--top-k", type=non_negative_int, default=0)
+        p.add_argument("--batch-size", type=positive_int, default=4)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--limit", type=int)
+        p.add_argument("--limit", type=positive_int)
         p.add_argument("--device", default="cpu")
         p.add_argument("--quiet", action="store_true")
 

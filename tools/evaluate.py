@@ -269,6 +269,10 @@ def main(args) -> int:
     parser = argparse.ArgumentParser(prog=f"egoforge evaluate {args.benchmark} {action}")
     ACTIONS[action](parser)
     opts = parser.parse_args(rest)
+    if action == "run":  # a missing folder fails now, not after minutes of hub retries
+        from egoforge.data.models import resolve_model_path
+
+        opts.model = resolve_model_path(opts.model)
 
     from egoforge.data.egocross import DataFormatError
     from egoforge.data.paths import UnsafePathError

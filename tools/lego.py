@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
+
 HELP = "LEGO action-frame generation: convert data, extract VLLM features, sample frames, compute metrics"
 
 
@@ -40,22 +42,24 @@ def add_arguments(parser) -> None:
     p.add_argument("--index", required=True, help="LDM index jsonl (egoforge lego convert --to ldm)")
     p.add_argument("--media-root", required=True, help="root of the index's frame paths")
     p.add_argument("--out", required=True, help="feature folder (resumable; several chunks may share it)")
-    p.add_argument("--num-chunks", type=int, default=1)
-    p.add_argument("--chunk", type=int, default=0, help="0-based chunk this process extracts (one per GPU)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (the paper: 0.2)")
+    p.add_argument("--num-chunks", type=positive_int, default=1)
+    p.add_argument("--chunk", type=non_negative_int, default=0,
+                   help="0-based chunk this process extracts (one per GPU)")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--max-new-tokens", type=positive_int, default=1024)
+    p.add_argument("--temperature", type=positive_float, default=0.2, help="sampling temperature (the paper: 0.2)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--recipe", help="the stage-A recipe the model was tuned with (recipes/lego_vllm_*.yaml): frames "
                    "get its pixel budget (image_min_pixels / image_max_pixels) and prompts its LLaMA-Factory "
                    "template (system prompt, turn format), as in training")
-    p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (fixes the number of visual tokens); "
-                   "default: the recipe's image_max_pixels, else LLaMA-Factory's default")
-    p.add_argument("--min-pixels", type=int, help="default: the recipe's image_min_pixels, else LLaMA-Factory's")
-    p.add_argument("--shard-size", type=int, default=256)
+    p.add_argument("--max-pixels", type=positive_int, help="per-frame pixel budget (fixes the number of visual "
+                   "tokens); default: the recipe's image_max_pixels, else LLaMA-Factory's default")
+    p.add_argument("--min-pixels", type=positive_int,
+                   help="default: the recipe's image_min_pixels, else LLaMA-Factory's")
+    p.add_argument("--shard-size", type=positive_int, default=256)
     p.add_argument("--save-dtype", default="float16", choices=["float16", "bfloat16", "float32"])
-    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("sample", help="generate action frames (Euler ancestral, dual classifier-free guidance)")
@@ -68,12 +72,12 @@ def add_arguments(parser) -> None:
     p.add_argument("--npy-text-dir", help="official release: vllm_text_feature/<model>/<split>")
     p.add_argument("--prompt", default="prompt", choices=["prompt", "action", "description"])
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=positive_int, default=100)
     p.add_argument("--text-scale", type=float, default=7.5)
     p.add_argument("--image-scale", type=float, default=1.5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--resolution", type=int, help="default: the training resolution")
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--resolution", type=positive_int, help="default: the training resolution")
     p.add_argument("--protocol", default="official", choices=["official", "egoforge"],
                    help="how frames are saved: official (default; metrics/inference.py: bicubic resize to the clip's "
                    "native aspect, min-max stretch, PIL's default JPEG quality) or egoforge (clamped, square, "
@@ -82,7 +86,7 @@ def add_arguments(parser) -> None:
                    "(official protocol; default: beside the media root's folder)")
     p.add_argument("--device", help="default: cuda when available")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (GPU)")
-    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("metrics", help="CLIP / PSNR / LPIPS / FID of generated vs ground-truth frames")
@@ -100,7 +104,7 @@ def add_arguments(parser) -> None:
                    help="feed [0,1] images to LPIPS unscaled, as the official script did")
     p.add_argument("--skip-missing", action="store_true", help="compute only the metrics whose weights exist")
     p.add_argument("--name", default="egoforge LEGO", help="row name in the results table")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=positive_int)
     p.add_argument("--quiet", action="store_true")
 
 

@@ -48,12 +48,14 @@ def main(args) -> int:
 
     from tqdm.auto import tqdm
 
+    from egoforge.data.models import resolve_model_path
     from egoforge.ego3s.convert import ConversionError, ConvertOptions
     from egoforge.ego3s.csm import CSMConfig
     from egoforge.ego3s.csm_run import CSMRunOptions, run_csm
     from egoforge.ego3s.generation import SamplingSettings, make_sampler
     from egoforge.tools.ego3s import budget_from
 
+    args.model = resolve_model_path(args.model)
     csm = CSMConfig.preset(args.preset, lambda_c=args.lambda_c, lambda_f=args.lambda_f,
                            coarse_side=args.coarse_side, fine_rule=args.fine_rule)
     if args.no_fine:
