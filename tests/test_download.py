@@ -153,3 +153,21 @@ def test_testbed_real_hub_call_without_network_fails_cleanly(tmp_path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(dl.DownloadError, match="could not download dataset myuniverse/EgoCross"):
         dl.download("egocross-testbed", str(tmp_path / "x"), local_files_only=True)
+
+
+def test_download_reaches_the_hub_without_online_flag(monkeypatch, tmp_path):
+    """Every other command runs offline by default; `download` exists to reach the hub."""
+    import os
+
+    import huggingface_hub
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen["offline"] = os.environ.get("HF_HUB_OFFLINE")
+        raise huggingface_hub.errors.LocalEntryNotFoundError("stop here")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", record)
+    cli(["download", "egocross-testbed", "--local-dir", str(tmp_path)])
+    assert seen == {"offline": None}

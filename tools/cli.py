@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in flags or _truthy("EGOFORGE_DEBUG")
     from egoforge.data.models import hub_mode, wants_online
 
-    online = "--online" in flags or wants_online()
+    # `download` exists to reach the hubs; every other command is offline unless asked (models are local folders).
+    online = "--online" in flags or wants_online() or (argv[:1] == ["download"])
     with hub_mode(online):
         parser = build_parser()
         args = parser.parse_args(argv)
