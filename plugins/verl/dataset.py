@@ -91,6 +91,18 @@ class Ego3SDataset(RLHFDataset):
         self.split = split_of(data_files, config)
         super().__init__(_as_list(data_files), tokenizer, config, processor, max_samples)
 
+    def maybe_filter_out_long_prompts(self, dataframe=None):
+        """verl's length filter with one worker runs in this process. datasets >= 5 (the rl lock's 5.2) forks a
+        pool even for ``num_proc=1`` (4.x ran it in-process), and the forked child decoding videos through the
+        processor died abruptly ("One of the subprocesses has abruptly died during map operation")."""
+        workers = self.num_workers
+        if workers is not None and workers <= 1:
+            self.num_workers = None
+        try:
+            return super().maybe_filter_out_long_prompts(dataframe)
+        finally:
+            self.num_workers = workers
+
     @classmethod
     def _process_multi_modal_info(cls, messages, image_patch_size, config):
         return super()._process_multi_modal_info(decode_video_items(messages), image_patch_size, config)

@@ -665,3 +665,20 @@ def test_group_rewards_by_uid():
     from egoforge.verl.dataset import group_rewards
 
     assert group_rewards(["u1"] * 3 + ["u2"] * 2, [7, 7, 7, 3, 3], [1, 0, 1, 0, 0]) == {7: [1, 0, 1], 3: [0, 0]}
+
+
+def test_length_filter_with_one_worker_forks_no_pool(ego3s_parquet, tiny_qwen2_5_vl, monkeypatch):
+    """datasets >= 5 (the rl lock) forks a pool even for num_proc=1, and that child died decoding videos: egoforge's
+    dataset filters in-process with one worker."""
+    import multiprocess
+    from transformers import AutoProcessor
+    from verl.trainer.ppo.utils import create_rl_dataset
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for the one-worker length filter")
+
+    monkeypatch.setattr(multiprocess, "Pool", no_pool)  # what datasets' filter calls (`mp.Pool`)
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    config = _data_config([str(ego3s_parquet)], [str(ego3s_parquet) + "x"])
+    ds = create_rl_dataset(config.train_files, config, processor.tokenizer, processor)
+    assert len(ds) == 10 and ds.num_workers == 1
