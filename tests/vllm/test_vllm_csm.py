@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 def test_select_csm_through_vllm(vllm_tiny_model, tmp_path_factory, tmp_path, capsys, monkeypatch):
     from egoforge.ego3s import generation
+    from egoforge.eval.backends.vllm import vllm_on_cpu
     from egoforge.testing.ego3s_data import make_video_r1_dataset
     from egoforge.tools.cli import main
 
@@ -30,7 +31,8 @@ def test_select_csm_through_vllm(vllm_tiny_model, tmp_path_factory, tmp_path, ca
             "--max-pixels", str(56 * 56), "--image-max-pixels", str(56 * 56), "--min-pixels", str(28 * 28),
             "--max-frames", "4", "--quiet"]
     assert main(args) == 0
-    assert samplers and samplers[0].llm.llm_engine.vllm_config.model_config.enforce_eager  # vLLM, CPU defaults
+    assert samplers  # vLLM sampled, with the CPU default below
+    assert samplers[0].llm.llm_engine.vllm_config.model_config.enforce_eager is vllm_on_cpu()
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     cache = [json.loads(line) for line in (tmp_path / "csm" / "responses.jsonl").read_text().splitlines()]
     assert {c["condition"] for c in cache} >= {"text", "video"}

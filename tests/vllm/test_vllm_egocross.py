@@ -34,6 +34,7 @@ def _records(out):
                                             ("qwen2_5_vl", "images")])
 def test_vllm_backend_matches_transformers(arch, frames_as, vllm_tiny_model, vllm_testbed, tmp_path, monkeypatch):
     from egoforge.eval.backends import vllm as vllm_backend
+    from egoforge.eval.backends.vllm import vllm_on_cpu
 
     model = vllm_tiny_model(arch)
     engines = []
@@ -46,7 +47,7 @@ def test_vllm_backend_matches_transformers(arch, frames_as, vllm_tiny_model, vll
     monkeypatch.setattr(vllm_backend.VLLMBackend, "__init__", spy)
     assert _run(model, vllm_testbed, tmp_path / "vllm", "vllm", frames_as) == 0
     assert len(engines) == 1 and type(engines[0]).__module__.startswith("vllm")  # vLLM really generated
-    assert engines[0].llm_engine.vllm_config.model_config.enforce_eager  # the CPU default
+    assert engines[0].llm_engine.vllm_config.model_config.enforce_eager is vllm_on_cpu()  # the CPU default
     del engines[:]
     assert _run(model, vllm_testbed, tmp_path / "hf", "transformers", frames_as) == 0
 
