@@ -27,7 +27,8 @@ def test_select_csm_through_vllm(vllm_tiny_model, tmp_path_factory, tmp_path, ca
 
     monkeypatch.setattr(generation.VLLMSampler, "generate", spy)
     args = ["select", "csm", str(data / "train.json"), "--model", str(vllm_tiny_model("qwen2_5_vl")), "--out",
-            str(tmp_path / "csm"), "--backend", "vllm", "-G", "5", "--max-new-tokens", "8", "--batch-size", "5",
+            str(tmp_path / "csm"), "--backend", "vllm", "--max-model-len", "4096", "-G", "5",
+            "--max-new-tokens", "8", "--batch-size", "5",
             "--max-pixels", str(56 * 56), "--image-max-pixels", str(56 * 56), "--min-pixels", str(28 * 28),
             "--max-frames", "4", "--quiet"]
     assert main(args) == 0
