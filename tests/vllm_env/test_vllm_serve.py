@@ -1,6 +1,7 @@
 """``vllm serve`` (started and stopped here, on 127.0.0.1 only) as the OpenAI-compatible endpoint of egoforge's LLM
-judges: the judge client's requests get completions it parses, and ``egoforge evaluate suite --judge-url`` scores
-EgoTextVQA and EgoThink through it and names the judge model in its rows.
+judges: the judge client's requests get completions it parses, ``egoforge evaluate suite --judge-url`` scores
+EgoTextVQA and EgoThink through it and names the judge model in its rows, and lmms-eval's own OpenAI-compatible
+model (``--lmms-model openai``) evaluates a task against it.
 
 A tiny random model cannot follow a judge prompt, so the tests ask vLLM (through ``--judge-extra-body``, a request
 field any OpenAI-compatible server may take) to constrain the reply to the verdict formats with a regular expression.
@@ -43,7 +44,7 @@ def vllm_server(vllm_tiny_model, tmp_path_factory):
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
                "--host", "127.0.0.1", "--port", str(port), "--served-model-name", SERVED_NAME, "--dtype", "float32",
                "--max-model-len", "4096", "--max-num-seqs", "4", "--enforce-eager",
-               "--limit-mm-per-prompt", json.dumps({"image": 0, "video": 0})]
+               "--limit-mm-per-prompt", json.dumps({"image": 1, "video": 0})]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
     base = f"http://127.0.0.1:{port}/v1"
@@ -108,3 +109,22 @@ def test_suite_judged_by_vllm_serve(vllm_server, tmp_path_factory, tmp_path):
     row = results["table"]["rows"][label]
     assert set(row) == {"EgoTextVQA", "EgoThink"}  # judged: the published columns, no local stand-in columns
     assert label in (out / "results.md").read_text() and label in (out / "results.csv").read_text()
+
+
+def test_lmms_eval_openai_model_evaluates_against_vllm_serve(vllm_server, tmp_path_factory, tmp_path):
+    """lmms-eval's ``openai`` model sends EgoThink's image questions to the server (images as data URLs)."""
+    from egoforge.testing.benchdata import make_benchmarks
+    from egoforge.tools.cli import main as cli
+
+    bench = tmp_path_factory.mktemp("openai_bench")
+    make_benchmarks(bench, ("egothink",))
+    out = tmp_path / "served"
+    os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    model_args = f"model_version={SERVED_NAME},base_url={vllm_server},api_key=EMPTY,timeout=300,max_retries=1"
+    assert cli(["evaluate", "suite", "--model", SERVED_NAME, "--lmms-model", "openai", "--model-args", model_args,
+                "--benchmarks", "egothink", "--data-root", str(bench), "--out", str(out), "--limit", "1",
+                "--max-new-tokens", "8", "--no-published", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["benchmarks"]["egothink"]["n"] == 2  # one question of each generated capability
+    assert "--model openai" in results["lmms_eval"]["command"]
+    assert results["table"]["columns"] == ["EgoThink (local answer match)"]
