@@ -13,9 +13,11 @@ import pytest
 
 from egoforge.testing.shared_build import build_once
 
-VLLM_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-for _key, _value in VLLM_ENV.items():
-    os.environ.setdefault(_key, _value)
+VLLM_CPU_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+if not os.path.exists("/dev/nvidia0"):  # a CUDA vLLM (the rl environment on a GPU machine) keeps its own platform
+    for _key, _value in VLLM_CPU_ENV.items():
+        os.environ.setdefault(_key, _value)
 
 
 @pytest.fixture(scope="session")

