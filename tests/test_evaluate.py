@@ -117,5 +117,5 @@ def test_vllm_backend_reports_a_clear_error_without_vllm(egocross_work, tmp_path
         pass
     from egoforge.eval.backends import GenerationSettings, make_backend
 
-    with pytest.raises(RuntimeError, match="needs vllm on a CUDA machine"):
+    with pytest.raises(RuntimeError, match=r"needs vllm \(CUDA: the rl environment; CPU: make setup-vllm-cpu\)"):
         make_backend("vllm", "x", GenerationSettings())

@@ -50,3 +50,20 @@ def test_cached_builds_are_reused(tmp_path):
 def test_unknown_architecture(tmp_path):
     with pytest.raises(ValueError, match="unknown tiny architecture"):
         build_tiny_model("llava", tmp_path)
+
+
+def test_vllm_variant_has_a_head_dim_vllm_cpu_accepts(tmp_path):
+    """vLLM's CPU attention takes head_dim 32/64/80..., not the default 16; M-RoPE sections must cover head_dim/2."""
+    from transformers import AutoConfig
+
+    from egoforge.testing.tiny_models import VLLM_SIZE, TinySize, ensure_tiny_model, mrope_sections
+
+    assert mrope_sections(16) == [2, 3, 3] and mrope_sections(32) == [4, 6, 6]
+    assert TinySize().tag == "" and VLLM_SIZE.tag == "heads2-kv_heads1" and VLLM_SIZE.head_dim == 32
+    for arch in ("qwen3_vl", "qwen2_5_vl"):
+        path = ensure_tiny_model(arch, tmp_path, size=VLLM_SIZE)
+        assert path.name == f"{arch}-heads2-kv_heads1"
+        text = AutoConfig.from_pretrained(path).get_text_config()
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        assert head_dim == 32
+        assert sum(text.rope_parameters["mrope_section"]) == head_dim // 2

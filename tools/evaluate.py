@@ -51,6 +51,9 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                         help="score exactly like the benchmark script: no bare-letter fallback, no <think> dropping")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--device", help="transformers backend device (default: cuda if available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="weights' dtype for either backend (auto: bfloat16 on GPU; transformers on CPU: float32)")
+    parser.add_argument("--max-model-len", type=int, help="vLLM backend: context length (default 32768)")
     parser.add_argument("--label", default="this run")
     parser.add_argument("--quiet", action="store_true")
 
@@ -191,6 +194,11 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge", default="none", choices=["none", "openai"],
                         help="openai: the benchmarks' GPT judges (EgoTextVQA, EgoThink; needs OPENAI_API_KEY and "
                              "the network) instead of egoforge's local metrics")
+    parser.add_argument("--judge-url", help="judge EgoTextVQA and EgoThink with the LLM at this OpenAI-compatible "
+                                            "server (e.g. a local `vllm serve`: http://127.0.0.1:8000/v1)")
+    parser.add_argument("--judge-model", help="the judge's model name (default: gpt-4o-mini for --judge openai; "
+                                              "the one model a --judge-url server lists)")
+    parser.add_argument("--judge-extra-body", help="a JSON object merged into every judge request")
     parser.add_argument("--strict-json", action="store_true", help="EgoCross: the official parser only")
     parser.add_argument("--true-fps", action="store_true",
                         help="EgoCross: true per-domain frame rates (a deviation from the official 0.5 fps)")
@@ -212,6 +220,30 @@ def _parse_pairs(items: list[str], what: str) -> dict[str, str]:
     return pairs
 
 
+def _judge_config(opts):
+    """The suite's LLM judge from --judge / --judge-url / --judge-model / --judge-extra-body, or None (local)."""
+    import json
+    import os
+
+    from egoforge.lmms.judge import DEFAULT_MODEL, DEFAULT_URL, JudgeConfig, chat_url, needs_api_key, served_model
+
+    if opts.judge == "none" and not opts.judge_url:
+        if opts.judge_model or opts.judge_extra_body:
+            raise ValueError("--judge-model / --judge-extra-body need --judge-url or --judge openai")
+        return None
+    if opts.judge == "openai" and opts.judge_url:
+        raise ValueError("give either --judge openai or --judge-url, not both")
+    url = chat_url(opts.judge_url or os.environ.get("OPENAI_API_URL") or DEFAULT_URL)
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if needs_api_key(url) and not key:
+        raise ValueError(f"the judge at {url} needs OPENAI_API_KEY")
+    extra = json.loads(opts.judge_extra_body) if opts.judge_extra_body else None
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError("--judge-extra-body must be a JSON object")
+    model = opts.judge_model or (DEFAULT_MODEL if opts.judge == "openai" else served_model(url, key))
+    return JudgeConfig(url=url, model=model, api_key=key, extra_body=extra)
+
+
 def _suite(rest: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="egoforge evaluate suite")
     _add_suite_args(parser)
@@ -226,6 +258,7 @@ def _suite(rest: list[str]) -> int:
 
     try:
         benchmarks = parse_benchmarks(opts.benchmarks)
+        judge = _judge_config(opts)
         model_args = _parse_pairs([opts.model_args], "--model-args")
         if opts.lmms_model == "egoforge_vl":
             model_args = {"frames_as": opts.frames_as, "video_max_pixels": opts.video_max_pixels,
@@ -237,11 +270,12 @@ def _suite(rest: list[str]) -> int:
             data=data_dirs(benchmarks, opts.data_root, _parse_pairs(opts.data, "--data")), backend=opts.backend,
             lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
             options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
-                                max_new_tokens=opts.max_new_tokens, judge=opts.judge == "openai",
+                                max_new_tokens=opts.max_new_tokens, judge=judge is not None,
                                 strict_json=opts.strict_json, true_fps=opts.true_fps),
-            label=opts.label, published=not opts.no_published, echo=not opts.quiet)
+            label=opts.label, published=not opts.no_published, echo=not opts.quiet, judge=judge)
         results = run_suite(config, prepare_only=opts.prepare_only)
-    except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError) as exc:
+    except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError,
+            RuntimeError) as exc:
         print(f"egoforge evaluate suite: {exc}", file=sys.stderr)
         return 1
     if opts.prepare_only:
@@ -289,7 +323,11 @@ def main(args) -> int:
             results = score_and_report(opts.testbed, opts.answers, opts.predictions, opts.out, label=opts.label,
                                        published=not opts.no_published)
         else:
-            kwargs = {"device": opts.device} if opts.backend == "transformers" and opts.device else {}
+            kwargs: dict = {"dtype": opts.dtype}
+            if opts.backend == "transformers" and opts.device:
+                kwargs["device"] = opts.device
+            if opts.backend == "vllm" and opts.max_model_len:
+                kwargs["max_model_len"] = opts.max_model_len
             predictions = generate_predictions(
                 opts.model, opts.testbed, opts.out, media_dir=opts.media_dir, backend=opts.backend,
                 settings=_settings(opts), fps=opts.fps, true_fps=opts.true_fps, protocol=opts.protocol,

@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
     csm.add_argument("--batch-size", type=int, default=4, help="requests per generate call")
     csm.add_argument("--seed", type=int, default=0)
     csm.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
+    csm.add_argument("--max-model-len", type=int, default=32768, help="vllm only: context length")
     csm.add_argument("--quiet", action="store_true")
     from egoforge.tools.ego3s import _budget_arguments
 
@@ -65,7 +66,8 @@ def main(args) -> int:
                          missing_roi=args.missing_roi, convert=ConvertOptions(budget=budget))
     settings = SamplingSettings(n=args.num_generations, temperature=args.temperature, top_p=args.top_p,
                                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
-    extra = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
+    extra = ({"tensor_parallel_size": args.tensor_parallel_size, "max_model_len": args.max_model_len}
+             if args.backend == "vllm" else {})
     try:
         sampler = make_sampler(args.backend, args.model, settings, **extra)
         result = run_csm(args.source, args.out, sampler, opts,

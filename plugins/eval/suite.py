@@ -21,6 +21,7 @@ from egoforge.eval.lmms_runner import LmmsRun, run_lmms_eval
 from egoforge.eval.suite_report import write_report
 from egoforge.eval.suite_results import collect, suite_columns, suite_table_rows
 from egoforge.lmms import MODEL_NAME
+from egoforge.lmms.judge import JudgeConfig
 from egoforge.lmms.taskgen import BenchmarkPlan, TaskOptions, write_task_dir
 from egoforge.lmms.tasks import BENCHMARKS, benchmark_module
 
@@ -46,6 +47,11 @@ class SuiteConfig:
     label: str = "this model"
     published: bool = True
     echo: bool = True
+    judge: JudgeConfig | None = None  # an OpenAI-compatible LLM judge for EgoTextVQA and EgoThink; None: local
+
+    def __post_init__(self) -> None:
+        if self.options.judge != (self.judge is not None):
+            raise SuiteError("options.judge and the judge configuration disagree: set both or neither")
 
 
 def parse_benchmarks(text: str) -> tuple[str, ...]:
@@ -115,14 +121,16 @@ def run_suite(config: SuiteConfig, prepare_only: bool = False) -> dict:
     if prepare_only:
         return {"tasks": str(task_dir), "command": shlex.join(run.command()),
                 "plans": [p.summary() for p in plans]}
-    lmms_results, results_file = run_lmms_eval(run, config.out / "lmms_eval.log", echo=config.echo)
+    judge_env = config.judge.environment() if config.judge else None
+    lmms_results, results_file = run_lmms_eval(run, config.out / "lmms_eval.log", echo=config.echo, env=judge_env)
     collected = collect(lmms_results, [p.summary() for p in plans])
     details = {}
     if "egocross" in config.benchmarks:
         details["egocross"] = egocross_report(_samples_file(results_file, "egocross_closeqa"),
                                               config.data["egocross"], config.out / "egocross", config.label)
-    columns = suite_columns(list(config.benchmarks), config.published)
-    rows = suite_table_rows(config.label, collected, config.published)
+    columns = suite_columns(list(config.benchmarks), config.published, {p.benchmark: p.metric for p in plans})
+    judge_model = config.judge.model if config.judge else None
+    rows = suite_table_rows(config.label, collected, config.published, judge_model=judge_model)
     from importlib.metadata import version
 
     results = {
@@ -131,11 +139,12 @@ def run_suite(config: SuiteConfig, prepare_only: bool = False) -> dict:
         "benchmarks": collected,
         "table": {"columns": columns, "rows": rows},
         "details": details,
+        "judge": {"url": config.judge.url, "model": config.judge.model} if config.judge else None,
         "options": asdict(config.options) | {"limit": config.limit, "batch_size": config.batch_size},
         "lmms_eval": {"version": version("lmms_eval"), "command": shlex.join(run.command()),
                       "results_file": str(results_file), "log": str(config.out / "lmms_eval.log"),
                       "tasks": str(task_dir)},
     }
     atomic_write_json(config.out / "results.json", results)
-    write_report(rows, columns, collected, config.label, config.out)
+    write_report(rows, columns, collected, next(iter(rows)), config.out)
     return results

@@ -22,7 +22,8 @@ def notes_markdown(collected: Mapping[str, Mapping], label: str) -> str:
     for benchmark, result in collected.items():
         tasks = ", ".join(f"`{t}` ({r['n']})" for t, r in result["tasks"].items())
         extra = "".join(f"; {m} {v:.2f}" for m, v in result["extra"].items())
-        lines.append(f"- **{benchmark}**: {result['metric']} ({result['combine']}) over {tasks}{extra}. "
+        kind = result.get("metric_kind", "exact")
+        lines.append(f"- **{benchmark}**: {result['metric']} ({result['combine']}; {kind}) over {tasks}{extra}. "
                      + " ".join(result["notes"]))
     lines.append("- Published rows are copied from the papers (Ego3S: Qwen2.5-VL-7B, papers.md §2.5; EgoCross: "
                  "Qwen3-VL-4B, §1.4); they were measured on the full benchmarks with the papers' own tooling.")

@@ -17,6 +17,10 @@ COLUMNS = {"egoplan2": "EgoPlan2", "qaego4d": "QAEgo4D", "egotextvqa": "EgoTextV
 EGOCROSS_COLUMNS = ("EgoCross micro", "EgoCross macro")
 EGO3S_MODEL = "Qwen2.5-VL-7B"
 EGOCROSS_MODEL = "Qwen3-VL-4B"
+# Local stand-ins for a benchmark whose published metric is an LLM judge: they get their own column, named after
+# the stand-in, so a locally computed number never sits in the column of a judged published number.
+LOCAL_SUBSTITUTES = {"local_answer_match": "local answer match"}
+JUDGED_METRICS = ("judge_accuracy", "judge_rating")
 
 
 class MissingMetricError(KeyError):
@@ -63,6 +67,7 @@ def collect(lmms_results: Mapping, plans: list[Mapping]) -> dict[str, dict]:
             "metric": plan["metric"],
             "combine": plan["combine"],
             "n": sum(counts),
+            "metric_kind": metric_kind(plan["metric"]),
             "extra": {m: v for m, v in combined.items() if m != plan["metric"]},
             "tasks": per_task,
             "notes": list(plan.get("notes", [])),
@@ -70,22 +75,47 @@ def collect(lmms_results: Mapping, plans: list[Mapping]) -> dict[str, dict]:
     return collected
 
 
+def metric_kind(metric: str) -> str:
+    """How a benchmark score was measured: a ``local substitute`` for a judged metric, an ``LLM judge``, or ``exact``
+    (the benchmark's own rule-based metric, e.g. multiple-choice accuracy)."""
+    if metric in LOCAL_SUBSTITUTES:
+        return "local substitute"
+    return "LLM judge" if metric in JUDGED_METRICS else "exact"
+
+
+def column_of(benchmark: str, metric: str | None = None) -> str:
+    """The table column of a benchmark measured with ``metric``: the published column unless a local substitute."""
+    substitute = LOCAL_SUBSTITUTES.get(metric or "")
+    return f"{COLUMNS[benchmark]} ({substitute})" if substitute else COLUMNS[benchmark]
+
+
 def suite_row(collected: Mapping[str, Mapping]) -> dict[str, float]:
     """The user's row of the suite table."""
-    row = {COLUMNS[b]: r["score"] for b, r in collected.items() if b in COLUMNS}
+    row = {column_of(b, r["metric"]): r["score"] for b, r in collected.items() if b in COLUMNS}
     if "egocross" in collected:
         row["EgoCross micro"] = collected["egocross"]["score"]
         row["EgoCross macro"] = collected["egocross"]["extra"].get("macro", math.nan)
     return row
 
 
-def suite_columns(benchmarks: list[str], with_published: bool = True) -> list[str]:
-    """Table columns: the benchmarks run, plus every published column when published rows are shown."""
-    run = [COLUMNS[b] for b in COLUMNS if b in benchmarks]
+def suite_columns(benchmarks: list[str], with_published: bool = True,
+                  metrics: Mapping[str, str] | None = None) -> list[str]:
+    """Table columns: the benchmarks run, plus every published column when published rows are shown.
+
+    ``metrics`` (benchmark -> the metric of its score) puts a local substitute in its own column, right after the
+    published column it stands in for.
+    """
+    metrics = metrics or {}
     crossed = list(EGOCROSS_COLUMNS) if "egocross" in benchmarks else []
     if not with_published:
-        return run + crossed
-    return list(COLUMNS.values()) + list(EGOCROSS_COLUMNS)
+        return [column_of(b, metrics.get(b)) for b in COLUMNS if b in benchmarks] + crossed
+    columns = []
+    for benchmark, published in COLUMNS.items():
+        columns.append(published)
+        run = column_of(benchmark, metrics.get(benchmark))
+        if benchmark in benchmarks and run != published:
+            columns.append(run)
+    return columns + list(EGOCROSS_COLUMNS)
 
 
 def published_rows() -> dict[str, dict[str, float]]:
@@ -99,8 +129,19 @@ def published_rows() -> dict[str, dict[str, float]]:
     return rows
 
 
-def suite_table_rows(label: str, collected: Mapping[str, Mapping], with_published: bool = True) -> dict:
-    rows = {label: suite_row(collected)}
+def row_label(label: str, collected: Mapping[str, Mapping], judge_model: str | None = None) -> str:
+    """The user's row name; when any score came from an LLM judge, it names the benchmarks and the judge model."""
+    judged = [COLUMNS[b] for b, r in collected.items() if b in COLUMNS and r["metric"] in JUDGED_METRICS]
+    if not judged:
+        return label
+    if not judge_model:
+        raise ValueError(f"{', '.join(judged)} scored by an LLM judge: the judge model must be named")
+    return f"{label} ({', '.join(judged)} judged by {judge_model})"
+
+
+def suite_table_rows(label: str, collected: Mapping[str, Mapping], with_published: bool = True,
+                     judge_model: str | None = None) -> dict:
+    rows = {row_label(label, collected, judge_model): suite_row(collected)}
     if with_published:
         rows.update(published_rows())
     return rows

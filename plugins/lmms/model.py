@@ -64,8 +64,8 @@ class EgoforgeVL(lmms):
 
             self.engine = VLLMEngine(str(pretrained), tensor_parallel_size=int(tensor_parallel_size),
                                      max_model_len=int(max_model_len),
-                                     gpu_memory_utilization=float(gpu_memory_utilization))
-            self._device = "cuda"
+                                     gpu_memory_utilization=float(gpu_memory_utilization), dtype=dtype)
+            self._device = "cpu" if self.engine.on_cpu else "cuda"
         else:
             raise ValueError(f"egoforge_vl: backend must be 'transformers' or 'vllm', not {backend!r}")
 

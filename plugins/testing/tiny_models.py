@@ -90,6 +90,28 @@ class TinySize:
     vision_depth: int = 2
     vocab_target: int = 1024
 
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def tag(self) -> str:
+        """Cache folder suffix: empty for the default size, else the fields that differ from it."""
+        default = TinySize()
+        changed = [f"{k}{v}" for k, v in self.__dict__.items() if getattr(default, k) != v]
+        return "-".join(changed)
+
+
+# vLLM's CPU attention backend accepts head_dim 32, 64, 80, ... but not the default's 16: same width, two heads.
+VLLM_SIZE = TinySize(heads=2, kv_heads=1)
+
+
+def mrope_sections(head_dim: int) -> list[int]:
+    """M-RoPE (t, h, w) sections covering head_dim/2 rotary pairs: [2, 3, 3] for 16, [4, 6, 6] for 32."""
+    pairs = head_dim // 2
+    temporal = pairs // 4
+    return [temporal, (pairs - temporal) // 2, pairs - temporal - (pairs - temporal) // 2]
+
 
 def _corpus() -> list[str]:
     """Text the BPE is trained on: chat scaffolding, egocentric QA phrasing, JSON answers, digits."""
@@ -160,13 +182,13 @@ def build_config(arch: str, tokenizer, size: TinySize = TinySize()):
         pad_token_id=pad_id,
         tie_word_embeddings=False,
     )
-    # mrope sections split head_dim/2 = 8 rotary pairs over (t, h, w).
-    mrope = [2, 3, 3]
+    # mrope sections split the head_dim/2 rotary pairs over (t, h, w).
+    mrope = mrope_sections(size.head_dim)
     if arch == "qwen3_vl":
         from transformers import Qwen3VLConfig
 
         text.update(
-            head_dim=size.hidden // size.heads,
+            head_dim=size.head_dim,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope,
                              "mrope_interleaved": True},
         )
@@ -289,16 +311,20 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("EGOFORGE_CACHE", Path.home() / ".cache" / "egoforge"))
 
 
-def ensure_tiny_model(arch: str, cache_root: str | os.PathLike | None = None) -> Path:
-    """Return a cached tiny ``arch`` checkpoint for the installed transformers, building it once (process-safe)."""
+def ensure_tiny_model(arch: str, cache_root: str | os.PathLike | None = None, size: TinySize = TinySize()) -> Path:
+    """Return a cached tiny ``arch`` checkpoint for the installed transformers, building it once (process-safe).
+
+    ``size=VLLM_SIZE`` gives the variant vLLM's CPU attention accepts (head_dim 32).
+    """
     import transformers
 
     root = Path(cache_root) if cache_root else default_cache_root()
-    target = root / "tiny-models" / f"transformers-{transformers.__version__}" / f"v{BUILDER_VERSION}" / arch
+    name = f"{arch}-{size.tag}" if size.tag else arch
+    target = root / "tiny-models" / f"transformers-{transformers.__version__}" / f"v{BUILDER_VERSION}" / name
     if (target / "egoforge_tiny.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / f".{arch}.lock"):
+    with file_lock(target.parent / f".{name}.lock"):
         if not (target / "egoforge_tiny.json").exists():
-            build_tiny_model(arch, target)
+            build_tiny_model(arch, target, size=size)
     return target

@@ -97,7 +97,8 @@ def test_qwen2_5_runs_egoforge_tasks(suite_cli, bench_root, tiny_qwen2_5_vl, hf_
                          "--limit", "2", "--no-published", hf_cache=hf_cache) == 0
     results = json.loads((out / "results.json").read_text())
     assert {b: r["n"] for b, r in results["benchmarks"].items()} == {"qaego4d": 2, "egotextvqa": 4, "egocross": 2}
-    assert results["table"]["columns"] == ["QAEgo4D", "EgoTextVQA", "EgoCross micro", "EgoCross macro"]
+    assert results["table"]["columns"] == ["QAEgo4D", "EgoTextVQA (local answer match)", "EgoCross micro",
+                                           "EgoCross macro"]
     assert list(results["table"]["rows"]) == ["this model"]
 
 

@@ -117,8 +117,9 @@ def test_egotextvqa_hooks_real_time_window(prepared):
         assert seconds == sorted(seconds) and len(frames) <= OPTIONS.max_frames
         text = egotextvqa.doc_to_text(doc)
         assert doc["question"] in text and "Answer: [Full answer]" in text
-        assert egotextvqa.process_results(doc, [f"Answer: {doc['answer']}"]) == {"accuracy": 1.0, "token_f1": 1.0}
-        assert egotextvqa.process_results(doc, ["Unanswerable"])["accuracy"] == 0.0
+        assert egotextvqa.process_results(doc, [f"Answer: {doc['answer']}"]) == {"local_answer_match": 1.0,
+                                                                                 "token_f1": 1.0}
+        assert egotextvqa.process_results(doc, ["Unanswerable"])["local_answer_match"] == 0.0
 
 
 def test_egocross_hooks_match_the_egocross_protocol(prepared, bench_root):
@@ -189,12 +190,13 @@ def test_egothink_local_metric_replaces_the_gpt_judge(prepared, bench_root, tmp_
     assert [t.name for t in plan.tasks] == ["egothink_activity_local", "egothink_existence_local"]
     config = plan.tasks[0].config
     assert config["process_results"].target.endswith("egothink.process_results")
-    assert [m["metric"] for m in config["metric_list"]] == ["match", "token_f1"]
+    assert [m["metric"] for m in config["metric_list"]] == ["local_answer_match", "token_f1"]
     assert config["generation_kwargs"]["do_sample"] is False  # the stock task samples at temperature 0.2
     stock = read_task_yaml(egothink.stock_subtasks()["Activity"])
     assert stock["metric_list"][0]["metric"] == "gpt_eval_score"  # what is being replaced
     doc = {"answer": "Red.", "question": "what color?"}
-    assert egothink.process_results(doc, ["It is red"]) == {"match": 1.0, "token_f1": pytest.approx(0.5)}
+    assert egothink.process_results(doc, ["It is red"]) == {"local_answer_match": 1.0,
+                                                            "token_f1": pytest.approx(0.5)}
     judged = egothink.prepare(bench_root / "egothink", tmp_path, TaskOptions(judge=True))
     assert judged.metric == "judge_rating"
     assert judged.tasks[0].config["process_results"].target.endswith("process_results_judged")
@@ -208,7 +210,7 @@ def test_judge_option_switches_egotextvqa_metric(bench_root, tmp_path):
     plan = egotextvqa.prepare(bench_root / "egotextvqa", tmp_path, TaskOptions(judge=True))
     assert plan.metric == "judge_accuracy"
     metrics = [m["metric"] for m in plan.tasks[0].config["metric_list"]]
-    assert metrics == ["accuracy", "token_f1", "judge_accuracy", "judge_score"]
+    assert metrics == ["local_answer_match", "token_f1", "judge_accuracy", "judge_score"]
 
 
 # --- bad inputs -------------------------------------------------------------------------------------------------

@@ -87,10 +87,11 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
         if options.max_new_tokens:
             config["generation_kwargs"] = {**template["generation_kwargs"], "max_new_tokens": options.max_new_tokens}
         tasks.append(TaskSpec(f"egotextvqa_{split}", config, len(docs)))
-    metric = "judge_accuracy" if options.judge else "accuracy"
-    note = ("GPT judge accuracy (official metric)" if options.judge else
-            "local answer match (reference contained in the answer); the paper's metric is a GPT-4o-mini judge: "
-            "rerun with --judge openai to compare with published numbers")
+    metric = "judge_accuracy" if options.judge else "local_answer_match"
+    note = ("LLM-judge accuracy (the benchmark's metric; the judge model is named in the row)" if options.judge else
+            "local answer match (reference contained in the answer), a local stand-in in its own column; the "
+            "paper's metric is a GPT-4o-mini judge: rerun with --judge-url URL (any OpenAI-compatible server) or "
+            "--judge openai to compare with published numbers")
     return BenchmarkPlan("egotextvqa", tasks, metric=metric, combine="micro", group="egotextvqa",
                          extra_metrics=("token_f1", "judge_score") if options.judge else ("token_f1",), notes=[note])
 
@@ -116,7 +117,8 @@ def doc_to_target(doc: dict) -> str:
 
 def process_results(doc: dict, results: list[str]) -> dict:
     prediction = extract_short_answer(results[0])
-    return {"accuracy": answer_match(prediction, doc["answer"]), "token_f1": token_f1(prediction, doc["answer"])}
+    return {"local_answer_match": answer_match(prediction, doc["answer"]),
+            "token_f1": token_f1(prediction, doc["answer"])}
 
 
 def process_results_judged(doc: dict, results: list[str]) -> dict:

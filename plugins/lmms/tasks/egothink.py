@@ -86,7 +86,7 @@ def _capability_task(source: Path, work: Path, capability: str, stock: Path, opt
     generation = {**stock_config["generation_kwargs"], "temperature": 0, "do_sample": False}
     if options.max_new_tokens:
         generation["max_new_tokens"] = options.max_new_tokens
-    local_metrics = [{"metric": "match", "aggregation": "mean", "higher_is_better": True},
+    local_metrics = [{"metric": "local_answer_match", "aggregation": "mean", "higher_is_better": True},
                      {"metric": "token_f1", "aggregation": "mean", "higher_is_better": True}]
     config: dict = {"include": str(stock), "dataset_name": None, **data, "generation_kwargs": generation,
                     "process_results": FunctionRef(f"{__name__}.process_results_judged" if options.judge
@@ -101,10 +101,12 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
     tasks = [t for cap, stock in subtasks.items() if (t := _capability_task(source, work, cap, stock, options))]
     if not tasks:
         raise DataFormatError(source, None, None, f"none of the EgoThink capabilities found ({', '.join(subtasks)})")
-    metric = "judge_rating" if options.judge else "match"
-    note = ("EgoThink: LLM-judge rating (0/0.5/1), mean over capabilities" if options.judge else
-            "EgoThink: local answer match, mean over capabilities; the paper's metric is a GPT judge: rerun with "
-            "--judge openai to compare with published numbers")
+    metric = "judge_rating" if options.judge else "local_answer_match"
+    note = ("EgoThink: LLM-judge rating (0/0.5/1) with lmms-eval's EgoThink judge prompt, mean over capabilities; "
+            "the judge model is named in the row" if options.judge else
+            "EgoThink: local answer match, mean over capabilities, a local stand-in in its own column; the paper's "
+            "metric is a GPT judge: rerun with --judge-url URL (any OpenAI-compatible server) or --judge openai to "
+            "compare with published numbers")
     return BenchmarkPlan("egothink", tasks, metric=metric, combine="mean", group=GROUP, extra_metrics=("token_f1",),
                          notes=[note])
 
@@ -113,7 +115,8 @@ def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
 
 def process_results(doc: dict, results: list[str]) -> dict:
     prediction = results[0].strip()
-    return {"match": answer_match(prediction, doc["answer"]), "token_f1": token_f1(prediction, doc["answer"])}
+    return {"local_answer_match": answer_match(prediction, doc["answer"]),
+            "token_f1": token_f1(prediction, doc["answer"])}
 
 
 def process_results_judged(doc: dict, results: list[str]) -> dict:
