@@ -131,8 +131,8 @@ def test_undistort_real_take_layout_feeds_stage2(known_remap, tmp_path):
     assert {take for take, _ in dataset.windows} == set(layout.takes["train"])
     assert written == {take["take_uid"]: (8 if take["take_name"] != "walk_short" else 2) for take in takes}
     uid = layout.takes["train"][0]
-    assert sorted(p.name for p in (tmp_path / "frames" / uid / "aria01_214-1").iterdir())[:2] == \
-        ["frame_0.jpg", "frame_10.jpg"]
+    frames = sorted(p.name for p in (tmp_path / "frames" / uid / "aria01_214-1").iterdir())
+    assert frames[:3] == [".egoforge-output", "frame_0.jpg", "frame_10.jpg"]  # the marker: egoforge wrote it
     # frames 0, 5, ..., 35 kept; frame 10 has no extrinsics (no pose), so windows start at 10, 15 and 20
     assert sorted(dataset.windows) == sorted((take, start) for take in layout.takes["train"] for start in (10, 15, 20))
     # a selection by take name, and a re-run that skips finished takes

@@ -97,8 +97,8 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
              str(toks["cam"]), "--samples-per-shard", "4", "--quiet"]
     assert cli(again) == 0  # same clips, same tokenizer weights: left alone
     assert (shards / "cam" / "synth" / "shard-000000.tar").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in (shards / "cam" / "synth").iterdir()) == ["index.json", "info.json",
-                                                                             "shard-000000.tar", "shard-000001.tar"]
+    assert sorted(p.name for p in (shards / "cam" / "synth").iterdir()) == [  # the marker: egoforge wrote it
+        ".egoforge-output", "index.json", "info.json", "shard-000000.tar", "shard-000001.tar"]
     # every clip joins with exactly its modalities (rec02 has no gaze or depth), as the trainer reads them
     capsys.readouterr()
     assert cli(["egom2p", "stats", str(shards), "--clips", str(clips), "--json"]) == 0
