@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from egoforge.data.errors import INPUT_ERROR_EXIT
 from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
 
 HELP = "LEGO action-frame generation: convert data, extract VLLM features, sample frames, compute metrics"
@@ -226,14 +227,15 @@ def _features(args) -> int:
                                  args.num_chunks, progress=progress)
     except _input_errors() as exc:
         print(f"egoforge lego features: {exc}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
     print(json.dumps({"out": args.out, **stats}))
     return 0
 
 
 def _input_errors():
-    """The exceptions a bad input raises (missing or unreadable files, bad rows, mismatched models); ``sample`` and
-    ``metrics`` report them as one line instead of a traceback."""
+    """The exceptions a bad input raises (missing or unreadable files, bad rows, mismatched models); ``features``,
+    ``sample`` and ``metrics`` report them as one line instead of a traceback, with the CLI's input-error exit code
+    (``INPUT_ERROR_EXIT``, 2)."""
     from egoforge.data.egocross import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.lego.config import LegoSetupError
@@ -249,7 +251,7 @@ def _sample(args) -> int:
     except _input_errors() as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"egoforge lego sample: {message}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
 
 
 def _run_sample(args) -> int:
@@ -283,7 +285,7 @@ def _run_sample(args) -> int:
             print(f"egoforge lego sample: no features for {len(absent)} of {len(rows)} rows of {args.index} "
                   f"(first: {absent[0]!r}); extract them with `egoforge lego features` on this index",
                   file=sys.stderr)
-            return 1
+            return INPUT_ERROR_EXIT
     settings = SamplingSettings(steps=args.steps, text_scale=args.text_scale, image_scale=args.image_scale,
                                 seed=args.seed, batch_size=args.batch_size, protocol=args.protocol)
     clip_sizes = None
@@ -336,7 +338,7 @@ def _metrics(args) -> int:
     except _input_errors() as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"egoforge lego metrics: {message}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
 
 
 def _run_metrics(args) -> int:

@@ -62,22 +62,22 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
     assert main(sample) == 2  # a VLLM-conditioned model needs its features
     assert "--features" in capsys.readouterr().err
     # the train features lack the val rows: refused before sampling, in one line (the check was dead code)
-    assert main([*sample, "--features", str(lego_features["train"])]) == 1
+    assert main([*sample, "--features", str(lego_features["train"])]) == 2
     assert "no features for 2 of 2 rows" in capsys.readouterr().err
     broken = tmp_path / "broken_media"
     shutil.copytree(media, broken)
     first = read_jsonl(index)[0]
     (broken / first["source"]).write_bytes(b"not a jpeg")
     assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
-                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 1  # no metadata beside this media root
+                 "--out", str(tmp_path / "gen_broken"), "--quiet"]) == 2  # no metadata beside this media root
     assert "no clip metadata" in capsys.readouterr().err.splitlines()[-1]
     assert main([*sample[:-1], "--media-root", str(broken), "--features", str(lego_features["val"]),
                  "--out", str(tmp_path / "gen_broken"), "--quiet",
-                 "--metadata", str(lego / "ego4d_metadata.json")]) == 1
+                 "--metadata", str(lego / "ego4d_metadata.json")]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert last.startswith("egoforge lego sample: ") and "Traceback" not in err and "cannot identify" in last
-    assert main([*sample, "--features", str(lego_features["val"]), "--metadata", str(tmp_path / "none.json")]) == 1
+    assert main([*sample, "--features", str(lego_features["val"]), "--metadata", str(tmp_path / "none.json")]) == 2
     assert "none.json: no clip metadata" in capsys.readouterr().err
     assert main([*sample, "--features", str(lego_features["val"])]) == 0  # metadata found beside EgoGen/
     assert (tmp_path / "gen" / "examples.png").read_bytes()[:4] == b"\x89PNG"
@@ -130,10 +130,10 @@ def test_metrics_bad_inputs_are_one_line_messages(tmp_path, capsys):
             assert code == 0, err
             assert "https://huggingface.co/bolinlai/LEGO-Metrics" in (tmp_path / "scores" / "results.md").read_text()
         else:
-            assert code == 1 and err.startswith("egoforge lego metrics: ") and message in err, err
+            assert code == 2 and err.startswith("egoforge lego metrics: ") and message in err, err
     (tmp_path / "gen" / output_name(rows[0])).write_bytes(b"not a jpeg")
-    assert main([*base, "--metrics", "psnr"]) == 1
+    assert main([*base, "--metrics", "psnr"]) == 2
     assert "cannot identify image file" in capsys.readouterr().err
     (tmp_path / "lego" / "EgoGen" / rows[1]["target"]).unlink()
-    assert main([*base, "--metrics", "psnr"]) == 1
+    assert main([*base, "--metrics", "psnr"]) == 2
     assert f"no ground-truth frame for {rows[1]['id']}" in capsys.readouterr().err

@@ -224,7 +224,7 @@ def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys)
     row = {"id": "ego4d/c/0", "source": "s.jpg", "target": "t.jpg", "prompt": "p", "action": "#C C #unsure",
            "feature_key": "c/0/1.jpg", "dataset": "ego4d", "clip_id": "c", "action_id": "0"}
     index.write_text(json.dumps(row) + "\n")
-    assert main([*common, "--quiet"]) == 1
+    assert main([*common, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == ("egoforge lego features: index row 'ego4d/c/0': narration '#C C #unsure' holds no action after "
                    "removing its markers")
