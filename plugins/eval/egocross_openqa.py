@@ -128,6 +128,8 @@ class JudgeClient:
     timeout: float = 120.0
     retries: int = 3
     backoff: float = 2.0
+    # extra request fields a server may take (e.g. vLLM's {"structured_outputs": {"regex": ...}}); empty for OpenAI
+    extra_body: dict = field(default_factory=dict)
 
     def endpoint(self) -> str:
         base = self.url.rstrip("/")
@@ -135,7 +137,7 @@ class JudgeClient:
 
     def ask(self, prompt: str) -> str:
         body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           **JUDGE_SETTINGS}).encode()
+                           **JUDGE_SETTINGS, **self.extra_body}).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

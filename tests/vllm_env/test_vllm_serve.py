@@ -130,3 +130,20 @@ def test_lmms_eval_openai_model_evaluates_against_vllm_serve(vllm_server, tmp_pa
     assert results["benchmarks"]["egothink"]["n"] == 2  # one question of each generated capability
     assert "--model openai" in results["lmms_eval"]["command"]
     assert results["table"]["columns"] == ["EgoThink (local answer match)"]
+
+
+def test_egocross_openqa_judge_through_vllm_serve(vllm_server):
+    """EgoCross OpenQA's judge client (the official judge prompt) against the real server: a reply constrained to
+    the official `{"mark": N}` format is read as that mark; a reply without a mark is an error, never a 0."""
+    from egoforge.eval.egocross_openqa import JudgeClient, JudgeError, judge_prompt, parse_mark
+
+    prompt = judge_prompt("What is the person cutting?", "an onion", "The person slices an onion.", "onion")
+    constrained = JudgeClient(vllm_server, SERVED_NAME, retries=1,
+                              extra_body={"structured_outputs": {"regex": r'\{"mark": [0-5]\}'}})
+    assert 0 <= parse_mark(constrained.ask(prompt)) <= 5
+    prose = JudgeClient(vllm_server, SERVED_NAME, retries=1,
+                        extra_body={"structured_outputs": {"regex": r"The answer looks (right|wrong)\."}})
+    reply = prose.ask(prompt)
+    assert reply.startswith("The answer looks")
+    with pytest.raises(JudgeError):  # a judge that answers without a mark is an error, never a silent 0
+        parse_mark(reply)
