@@ -13,6 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from egoforge.doctor import lock_drift
+
 REPO = Path(__file__).resolve().parents[1]
 # Which extras each lock resolves (locks/compile.sh passes the same list to `uv pip compile`).
 LOCK_EXTRAS = {
@@ -99,14 +101,6 @@ def test_running_environment_is_exactly_its_lock():
     environment = current_environment()
     if environment is None:
         pytest.skip("not a locked egoforge environment (neither LLaMA-Factory nor vLLM is installed)")
-    drifted = []
-    for name, pinned in read_lock(environment).items():
-        try:
-            installed = Version(metadata.version(name))
-        except metadata.PackageNotFoundError:
-            drifted.append(f"{name}: missing (lock {pinned})")
-            continue
-        if installed.public != pinned.public:
-            drifted.append(f"{name}: installed {installed} (lock {pinned})")
+    drifted = lock_drift({name: str(pinned) for name, pinned in read_lock(environment).items()})
     assert drifted == [], (f"the {environment} environment drifted from locks/{environment}.txt "
                            f"(make setup / make setup-rl re-syncs it): {drifted}")

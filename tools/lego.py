@@ -245,13 +245,18 @@ def _input_errors():
     return (DataFormatError, UnsafePathError, LegoSetupError, RecipeError, ValueError, KeyError, OSError)
 
 
-def _sample(args) -> int:
+def _one_line_errors(step: str, run, args) -> int:
+    """Run ``egoforge lego STEP``; a bad input is one line (no traceback) and the CLI's input-error exit code."""
     try:
-        return _run_sample(args)
+        return run(args)
     except _input_errors() as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"egoforge lego sample: {message}", file=sys.stderr)
+        print(f"egoforge lego {step}: {message}", file=sys.stderr)
         return INPUT_ERROR_EXIT
+
+
+def _sample(args) -> int:
+    return _one_line_errors("sample", _run_sample, args)
 
 
 def _run_sample(args) -> int:
@@ -333,12 +338,7 @@ def write_examples(rows: list[dict], media_root: str, out: str) -> None:
 
 
 def _metrics(args) -> int:
-    try:
-        return _run_metrics(args)
-    except _input_errors() as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"egoforge lego metrics: {message}", file=sys.stderr)
-        return INPUT_ERROR_EXIT
+    return _one_line_errors("metrics", _run_metrics, args)
 
 
 def _run_metrics(args) -> int:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_write_text
-from egoforge.egom2p.clips import ClipDataError
+from egoforge.egom2p.clips import ClipDataError, link_rgb_video
 from egoforge.egom2p.geometry import invert_pose, make_pose, matrix_to_quat, quat_to_matrix
 
 POSE_COLUMNS = [f"{c}_world_device" for c in ("tx", "ty", "tz", "qx", "qy", "qz", "qw")]
@@ -226,12 +226,7 @@ def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, vid
     if not video.is_file():
         raise FileNotFoundError(f"{video}: RGB video not found")
     out.mkdir(parents=True, exist_ok=True)
-    link = out / "rgb.mp4"
-    if link.is_symlink() or link.exists():
-        if link.resolve() != video.resolve():
-            raise FileExistsError(f"{link} exists and is not a link to {video}")
-    else:
-        link.symlink_to(video.resolve())
+    link_rgb_video(out, video)
     camera, cpf_from_json = read_aria_calibration(calibration)
     if camera.width is None:  # gaze outside the image is invalid: take the size from the video itself
         from egoforge.egom2p.clips import video_info

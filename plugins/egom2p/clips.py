@@ -262,6 +262,18 @@ class DepthSource:
 
 # ---- pure helpers ----
 
+def link_rgb_video(recording: Path, video: Path) -> Path:
+    """``recording/rgb.mp4`` as a link to ``video`` (converters never copy or re-encode the source video); an existing
+    ``rgb.mp4`` that is something else is refused."""
+    link = recording / "rgb.mp4"
+    if link.is_symlink() or link.exists():
+        if link.resolve() != video.resolve():
+            raise FileExistsError(f"{link} exists and is not a link to {video}")
+    else:
+        link.symlink_to(video.resolve())
+    return link
+
+
 def clip_starts(duration: float, stride: float, length: float = CLIP_SECONDS) -> list[float]:
     """Start times of the clips that fit entirely in [0, duration)."""
     count = int(math.floor((duration - length) / stride + 1e-9)) + 1 if duration >= length else 0

