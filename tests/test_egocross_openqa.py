@@ -244,7 +244,7 @@ def test_openqa_cli_generates_with_the_open_prompt(real_testbed, stand_in, tiny_
 
 
 def test_a_question_without_an_open_answer_is_named(real_testbed, tmp_path):
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
 
     items = [it for it in load_testbed(real_testbed / TESTBED) if it["id"] == 5]
     answers = load_open_answers(real_testbed / ANSWERS)

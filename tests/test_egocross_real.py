@@ -296,7 +296,7 @@ def test_suite_task_reads_the_real_testbed(real_testbed, tmp_path):
 
 
 def test_suite_task_refuses_a_traversal_naming_row_and_field(real_testbed, tmp_path):
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.lmms.taskgen import TaskOptions
     from egoforge.lmms.tasks import egocross
 

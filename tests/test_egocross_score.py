@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from egoforge.data.egocross import DOMAIN_SOURCES, DataFormatError, load_answers, load_testbed
+from egoforge.data.egocross import DOMAIN_SOURCES, load_answers, load_testbed
+from egoforge.data.jsonio import DataFormatError
 from egoforge.eval.egocross_run import score_and_report
 from egoforge.eval.egocross_score import score_egocross, submission
 from egoforge.eval.published import EGOCROSS_ROWS, EGOCROSS_SFT2_COUNTS

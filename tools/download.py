@@ -74,7 +74,7 @@ def _download_hf(source: Source, local_dir: str, revision: str | None, local_fil
     import httpx
     import huggingface_hub
 
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.data.testbed_layout import LayoutError, finish_download
 

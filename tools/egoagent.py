@@ -209,7 +209,7 @@ STEPS = {"synth": _synth, "frames": _frames, "undistort": _undistort, "poses": _
 
 
 def main(args) -> int:
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.egoagent.data.frames import VideoError
     from egoforge.egoagent.data.undistort import MissingDependencyError
 

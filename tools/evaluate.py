@@ -249,7 +249,7 @@ def _suite(rest: list[str]) -> int:
     _add_suite_args(parser)
     opts = parser.parse_args(rest)
 
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.eval.lmms_runner import LmmsEvalError
     from egoforge.eval.report import markdown_table
@@ -308,7 +308,7 @@ def main(args) -> int:
 
         opts.model = resolve_model_path(opts.model)
 
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.eval.egocross_openqa import JudgeError
     from egoforge.eval.egocross_run import generate_predictions, score_and_report

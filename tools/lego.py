@@ -150,7 +150,7 @@ def convert_root(root: Path, out: Path, media_root: Path, prompt_key: str, fallb
 
 
 def _convert(args) -> int:
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.lego.convert import convert_file
 
@@ -197,7 +197,7 @@ def _validate(args) -> int:
 
 
 def _features(args) -> int:
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.lego.convert import read_index
     from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget, stage_a_template
 
@@ -236,7 +236,7 @@ def _input_errors():
     """The exceptions a bad input raises (missing or unreadable files, bad rows, mismatched models); ``features``,
     ``sample`` and ``metrics`` report them as one line instead of a traceback, with the CLI's input-error exit code
     (``INPUT_ERROR_EXIT``, 2)."""
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
     from egoforge.lego.config import LegoSetupError
     from egoforge.train.recipe import RecipeError

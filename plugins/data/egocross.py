@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from egoforge.data.jsonio import DataFormatError, read_json
+
 # Domain order used in every EgoCross table (the seed README's column order).
 DOMAINS = ("Surgery", "Industry", "XSports", "Animal")
 
@@ -78,28 +80,6 @@ def clip_rates(dataset: str, frame_paths: list[str], fps: float = DEFAULT_SAMPLI
 # --- testbed and answers files ----------------------------------------------------------------------------------
 
 TESTBED_FIELDS = ("id", "dataset", "primary_category", "question_type", "question_text", "options", "video_path")
-
-
-class DataFormatError(ValueError):
-    """A data file does not have the expected format; the message names the file, row and field."""
-
-    def __init__(self, path: str | os.PathLike, row: int | None, field: str | None, reason: str) -> None:
-        self.path, self.row, self.field, self.reason = str(path), row, field, reason
-        where = str(path) + (f", row {row}" if row is not None else "") + (f", field '{field}'" if field else "")
-        super().__init__(f"{where}: {reason}")
-
-
-def read_json(path: str | os.PathLike):
-    """A JSON file's content; a missing or malformed file is a ``DataFormatError`` naming it."""
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise DataFormatError(path, None, None, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, None, None, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def _load_json_list(path: str | os.PathLike) -> list:

@@ -244,7 +244,8 @@ def validate_file(
     iterate = progress or (lambda x: x)
     issues: list[Issue] = []
     if fmt == "egocross-testbed":
-        from egoforge.data.egocross import DataFormatError, load_answers
+        from egoforge.data.egocross import load_answers
+        from egoforge.data.jsonio import DataFormatError
 
         answer_map = None
         if answers is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from egoforge.eval.backends.frames import fit_pixels  # floor: a frame never exceeds max_pixels
+from egoforge.data.frames import fit_pixels  # floor: a frame never exceeds max_pixels
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FRAME_FACTOR = 2  # Qwen-VL's temporal patch: frame counts are kept even

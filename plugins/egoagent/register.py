@@ -13,7 +13,7 @@ def _run(module: str, recipe: dict, dry_run: bool) -> int:
     (recipe problems go back to ``egoforge train``, which names the recipe)."""
     import importlib
 
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.egoagent.train.engine import UnsupportedSetupError
 
     run = importlib.import_module(f"egoforge.egoagent.train.{module}").run

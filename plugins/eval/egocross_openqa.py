@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from egoforge.data.egocross import DOMAINS, DataFormatError, domain_of, read_json
+from egoforge.data.egocross import DOMAINS, domain_of
+from egoforge.data.jsonio import DataFormatError, read_json
 
 CORRECT_MARK = 4  # eval_gpt_openset.py: success = score >= 4
 JUDGE_SETTINGS = {"temperature": 0.01, "top_p": 0.9, "max_tokens": 512}

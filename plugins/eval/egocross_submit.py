@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from egoforge.data.egocross import DataFormatError, read_json
+from egoforge.data.jsonio import DataFormatError, read_json
 from egoforge.eval.egocross_score import submission_letter
 
 TEMPLATE_FIELDS = ("id", "question_id", "dataset", "answer")

@@ -133,7 +133,8 @@ def build_report(
     progress: Progress | None = None,
 ) -> BuiltReport:
     """Write ``out/index.html`` (self-contained), ``out/thumbs/``, and with predictions ``summary.{png,json}``."""
-    from egoforge.data.egocross import DataFormatError, load_answers
+    from egoforge.data.egocross import load_answers
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.eval.predictions import read_predictions
 
     progress = progress or _no_progress

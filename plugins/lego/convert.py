@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from egoforge.data.atomic import atomic_write_json, atomic_write_text
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.data.paths import UnsafePathError, resolve_under
 from egoforge.lego.actions import QUERY, query_for
 from egoforge.lego.formats import DESCRIPTION_KEY, CurationSample, LegoAction, load_curation, load_lego_json

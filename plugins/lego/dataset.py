@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.data.paths import UnsafePathError, resolve_under
 from egoforge.lego.conditioning import fit_image_tokens, fit_tokens
 from egoforge.lego.config import FeaturesConfig, LegoSetupError

@@ -351,7 +351,7 @@ class VLLMFeatureExtractor:
     def _load_images(self, paths: list[Path]):
         from PIL import Image
 
-        from egoforge.eval.backends.frames import load_frames
+        from egoforge.data.frames import load_frames
 
         s = self.settings
         if s.min_pixels or s.max_pixels:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from egoforge.data.egocross import DataFormatError, read_json
+from egoforge.data.jsonio import DataFormatError, read_json
 from egoforge.data.validate import Issue, MediaCheck
 
 LEGO_REQUIRED = ("image_0", "image_1", "action")

@@ -54,7 +54,7 @@ class SamplingSettings:
 
 def load_clip_sizes(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
     """``<dataset>_metadata.json`` of the LEGO download -> {clip id: (height, width)} of the source videos."""
-    from egoforge.data.egocross import DataFormatError, read_json
+    from egoforge.data.jsonio import DataFormatError, read_json
 
     path = Path(path)
     data = read_json(path)

@@ -34,7 +34,7 @@ def _as_recipe_error(exc: Exception):
 @TRAINERS.register(TRAINER_NAME, doc="LEGO latent diffusion with VLLM conditioning (diffusers UNet, accelerate, EMA)")
 def run(recipe: dict, dry_run: bool = False) -> int:
     """The ``egoforge train`` entry: type-check the recipe, then train (or, with ``dry_run``, check the data)."""
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
     from egoforge.train.recipe import build_config
 
     cfg = build_config(LegoRecipe, recipe, "recipe")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from egoforge.eval.backends.frames import fit_pixels
+from egoforge.data.frames import fit_pixels
 from egoforge.lmms.media import is_image_path, is_video_path, read_mark, sample_video
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from egoforge.data.atomic import atomic_write_text
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.data.paths import UnsafePathError, resolve_under
 
 TABLE_SUFFIXES = (".json", ".jsonl", ".parquet")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.egoagent.data.egoexo_pose import (
     JOINT_NAMES,
     PoseOptions,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.eval.egocross_protocol import build_closeqa_prompt
 from egoforge.lmms.media import read_mark
 from egoforge.lmms.taskgen import TaskOptions, read_task_yaml, write_task_dir

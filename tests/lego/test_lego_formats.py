@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.lego.actions import QUERY, base_verb, normalize_action, query_for
 from egoforge.lego.convert import convert_file, read_index
 from egoforge.lego.formats import load_curation, load_lego_json, validate_lego_file

@@ -167,7 +167,7 @@ def test_saved_frames_follow_the_official_protocol(height, width, res):
 
 
 def test_clip_metadata_is_validated(tmp_path):
-    from egoforge.data.egocross import DataFormatError
+    from egoforge.data.jsonio import DataFormatError
 
     path = tmp_path / "ego4d_metadata.json"
     path.write_text('{"clip-a": {"height": 1080, "width": 1920, "fps": 30}, "clip-b": {"height": 0, "width": 5}}')

@@ -183,7 +183,7 @@ def test_feature_frames_are_resized_as_llamafactory_resizes_training_images(tmp_
     from llamafactory.data.mm_plugin import BasePlugin
     from PIL import Image
 
-    from egoforge.eval.backends.frames import load_frames
+    from egoforge.data.frames import load_frames
 
     rng = np.random.default_rng(0)
     path = tmp_path / "frame.png"

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_write_json
-from egoforge.data.egocross import DataFormatError, read_json
+from egoforge.data.jsonio import DataFormatError, read_json
 
 JOINT_NAMES = ("nose", "left-eye", "right-eye", "left-ear", "right-ear", "left-shoulder", "right-shoulder",
                "left-elbow", "right-elbow", "left-wrist", "right-wrist", "left-hip", "right-hip", "left-knee",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from egoforge.data.frames import load_frames
 from egoforge.eval.backends import GenerationSettings, VisualRequest
-from egoforge.eval.backends.frames import load_frames
 
 
 def load_model(path: str, dtype):

@@ -6,8 +6,8 @@ Frames are passed as ``multi_modal_data`` with per-video metadata so Qwen3-VL se
 
 from __future__ import annotations
 
+from egoforge.data.frames import load_frames
 from egoforge.eval.backends import GenerationSettings, VisualRequest
-from egoforge.eval.backends.frames import load_frames
 
 # On CPU, CUDA-graph capture does not exist and torch.compile of the decoder costs minutes on a small machine for no
 # gain on small models; the GPU-memory fraction means nothing there.

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from egoforge.data.egocross import (
     DOMAINS,
-    DataFormatError,
     answer_for,
     clip_rates,
     domain_of,
     load_answers,
     load_testbed,
 )
+from egoforge.data.jsonio import DataFormatError
 from egoforge.data.paths import MediaRoot, UnsafePathError
 from egoforge.eval.egocross_protocol import build_closeqa_prompt, is_correct, parse_response
 from egoforge.lmms import TASKS_DIR

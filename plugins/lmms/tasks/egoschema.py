@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.lmms.media import sample_video
 from egoforge.lmms.sources import find_tables, read_rows, require_fields, resolve_media, write_docs
 from egoforge.lmms.taskgen import BenchmarkPlan, FunctionRef, TaskOptions, TaskSpec, read_task_yaml, stock_task_file

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.lmms import TASKS_DIR
 from egoforge.lmms.media import sample_frame_folder, sample_video
 from egoforge.lmms.scoring import answer_match, extract_short_answer, token_f1

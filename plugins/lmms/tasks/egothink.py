@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.lmms.scoring import answer_match, token_f1
 from egoforge.lmms.sources import find_tables, read_rows, require_fields, resolve_media, write_docs
 from egoforge.lmms.taskgen import BenchmarkPlan, FunctionRef, TaskOptions, TaskSpec, read_task_yaml, stock_task_file

@@ -17,7 +17,7 @@ import hashlib
 import random
 from pathlib import Path
 
-from egoforge.data.egocross import DataFormatError
+from egoforge.data.jsonio import DataFormatError
 from egoforge.lmms import TASKS_DIR
 from egoforge.lmms.media import sample_video
 from egoforge.lmms.scoring import parse_option_letter

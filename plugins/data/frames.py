@@ -1,4 +1,4 @@
-"""Frame loading shared by the backends: decode, RGB, resize to a per-frame pixel budget, even frame count."""
+"""Frame images for every pipeline: decode, RGB, resize to a per-frame pixel budget, even frame count."""
 
 from __future__ import annotations
 
