@@ -54,6 +54,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def worker_id(request) -> str:
+    """pytest-xdist's ``worker_id`` (same values), also when xdist is off (``-p no:xdist``): then "master"."""
+    workerinput = getattr(request.config, "workerinput", None)
+    return workerinput["workerid"] if workerinput else "master"
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir():
     """Factory: path of a cached tiny checkpoint for an architecture (built at most once, lock-protected)."""
     from egoforge.testing.tiny_models import ensure_tiny_model

@@ -1,11 +1,11 @@
 """ROAR: random-order autoregressive decoding of one target modality from conditioning modalities (4M's scheme).
 
 The target's token positions are put in a random order and decoded in ``steps`` chunks (a linear schedule: equal
-chunks; or cosine: small chunks first). At each step the encoder sees the conditioning tokens plus every target
-token decoded so far, the decoder queries the next chunk, and the chunk is sampled from the logits with temperature,
-classifier-free guidance (logits_uncond + scale * (logits_cond - logits_uncond), where "uncond" hides the
-conditioning modalities) and top-k / top-p filtering. The paper's settings (papers.md 5.4): temperature 0.01,
-guidance 2.0, top-p 0.8, top-k 0; 3 steps for depth and camera, 5 for gaze, 6 for rgb.
+chunks; or cosine: small chunks first). At each step the encoder sees the conditioning tokens plus every target token
+decoded so far, the decoder queries the next chunk, and the chunk is sampled from the logits with temperature,
+classifier-free guidance (logits_uncond + scale * (logits_cond - logits_uncond), where "uncond" hides the conditioning
+modalities) and top-k / top-p filtering. The official evaluation scripts' settings (``eval_model_*2*.py``): temperature
+0.01, guidance 2.0, top-p 0.8, top-k 0; 3 steps for depth and camera, 5 for gaze, 6 for rgb.
 """
 
 from __future__ import annotations

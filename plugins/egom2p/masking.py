@@ -1,4 +1,5 @@
-"""4M-style multimodal masking with Dirichlet token budgets (papers.md 5.3), as pure functions of a numpy Generator.
+"""4M-style multimodal masking with Dirichlet token budgets (as in 4M and EgoM2P; docs/egom2p.md "Model and training"),
+as pure functions of a numpy Generator.
 
 Per sample: pick one mixture component uniformly (or by ``mixture_weights``); its concentration ``alpha`` is shared
 by every modality (the paper's {0.01, 0.1, 1, 10}). Input budget: ``floor(Dir(alpha) * N_in)`` over the modalities

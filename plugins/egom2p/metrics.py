@@ -6,7 +6,8 @@
   Sim(3) Umeyama alignment of the predicted positions to the ground truth.
 - gaze (rgb -> gaze): mean L2 distance in normalised image coordinates over the valid ground-truth samples.
 
-The paper's result tables were not available (papers.md section 5.4), so these are the standard definitions.
+The paper's result tables were not available (the EgoM2P paper reports only aggregate numbers per task), so these are
+the standard definitions.
 """
 
 from __future__ import annotations

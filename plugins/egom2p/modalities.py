@@ -2,7 +2,7 @@
 
 Each entry says how a 2 s clip of the modality looks on disk (``clip_shape``, rate, file), which tokenizer turns it
 into tokens, the vocabulary and token grid those tokens live in, and how the model positions them. The defaults are
-the paper's (``../shared/seeds/papers.md`` section 5): video at 8 fps x 16 frames, 256 px centre crop, Cosmos
+the EgoM2P paper's (docs/egom2p.md, "The modality table"): video at 8 fps x 16 frames, 256 px centre crop, Cosmos
 DV4x8x8 tokens on a 5x32x32 grid with a 64,000 vocabulary; gaze and camera at 30 fps x 60 samples, 30 tokens from
 a 256-code VQ. A recipe may override fields per modality (for example a smaller video tokenizer's grid) with
 :func:`modality_table`; the shard writer records the grid and vocabulary it produced so the trainer can refuse a

@@ -1,4 +1,5 @@
-"""The EgoM2P model: a 4M-style multimodal masked encoder-decoder over discrete tokens (papers.md 5.3).
+"""The EgoM2P model: a 4M-style multimodal masked encoder-decoder over discrete tokens (EgoM2P paper, model section;
+docs/egom2p.md "Model and training").
 
 Every modality contributes a token embedding, a learned modality embedding (shared by encoder and decoder), fixed
 sin-cos positions (3-D over the video grid, 1-D over trajectories) and an output head. A training sample gives, per

@@ -1,9 +1,9 @@
 """Discrete bottlenecks: a cosine-similarity VQ with EMA codebook updates, and finite scalar quantisation (FSQ).
 
-The VQ is the trajectory tokenizers' (papers.md 5.2): l2-normalised inputs and codes, EMA decay 0.99, no k-means
-initialisation, dead codes (EMA usage below a threshold) restarted from random vectors of the current batch, and a
-commitment loss with weight 1.0. Under ``torch.distributed`` the EMA statistics are summed over ranks and restarts
-are broadcast from rank 0, so every rank keeps the same codebook.
+The VQ is the trajectory tokenizers' (EgoM2P's official tokenizer code; docs/egom2p.md "Tokenizers"): l2-normalised
+inputs and codes, EMA decay 0.99, no k-means initialisation, dead codes (EMA usage below a threshold) restarted from
+random vectors of the current batch, and a commitment loss with weight 1.0. Under ``torch.distributed`` the EMA
+statistics are summed over ranks and restarts are broadcast from rank 0, so every rank keeps the same codebook.
 
 FSQ rounds each of ``len(levels)`` bounded channels to ``levels[i]`` values; the code index is the mixed-radix
 number of the digits. Levels (8, 8, 8, 5, 5, 5) give Cosmos DV's 64,000-entry vocabulary.

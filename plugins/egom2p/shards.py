@@ -1,6 +1,6 @@
 """Pre-tokenised clips as WebDataset shards, and the weighted multi-dataset stream the trainer reads.
 
-Layout (the official one, papers.md 5.1)::
+Layout (the official EgoM2P one; docs/egom2p.md "Pipeline")::
 
     ROOT/<modality>/<dataset>/shard-000000.tar    members "<clip key>.npy": int tokens shaped like the token grid
     ROOT/<modality>/<dataset>/info.json           tokenizer, vocab_size, token_grid, samples
@@ -203,7 +203,7 @@ def read_info(folder: Path) -> dict:
 
 @dataclass
 class DatasetSpec:
-    """One training dataset of the mixture (papers.md 5.1: in/out modalities and sampling weight)."""
+    """One training dataset of the mixture (in/out modalities and sampling weight, as the official data config)."""
 
     weight: float = 1.0
     inputs: list[str] | None = None  # None: every modality that has shards

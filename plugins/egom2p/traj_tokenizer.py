@@ -1,4 +1,4 @@
-"""Camera-trajectory and gaze VQ tokenizers (papers.md 5.2): 60 samples -> 30 tokens from a 256-code VQ.
+"""Camera-trajectory and gaze VQ tokenizers (docs/egom2p.md "Tokenizers"): 60 samples -> 30 tokens from a 256-code VQ.
 
 Encoder: Conv1d(C -> dim, kernel = stride = 2) for 30 tokens, fixed 1-D sin-cos positions, ``depth`` pre-LN blocks
 (qkv bias, GELU), a tanh post-MLP residual, then a 1x1 projection to the 32-d code space and the cosine EMA VQ.

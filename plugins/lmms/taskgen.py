@@ -29,7 +29,8 @@ class FunctionRef:
 class TaskOptions:
     """Protocol settings shared by every benchmark's tasks in one run."""
 
-    video_fps: float = 2.0  # Ego3S's evaluation preprocessing: 2 fps, at most 16 frames (papers.md §2.1)
+    # Ego3S's evaluation preprocessing: 2 fps, at most 16 frames (the official evaluation code; docs/evaluation.md)
+    video_fps: float = 2.0
     max_frames: int = 16
     max_new_tokens: int | None = None  # None: each task's own value
     judge: bool = False  # use the benchmark's GPT judge (network, API key) instead of the local metric

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-# Ego3S's table order (papers.md §2.5), then EgoCross (§1).
+# Ego3S's results table order (the paper's main table), then EgoCross (§1).
 BENCHMARKS = ("egoplan2", "qaego4d", "egotextvqa", "egoschema", "egothink", "egocross")
 
 

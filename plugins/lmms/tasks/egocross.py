@@ -33,7 +33,7 @@ TASK = "egocross_closeqa"
 TEMPLATE = TASKS_DIR / "_egocross_closeqa.yaml"
 TESTBED_FILE = "egocross_testbed_imgs.json"
 ANSWERS_FILE = "egocross_testbed_answers.json"
-MAX_PIXELS = 480 * 360  # the official per-video pixel cap (papers.md §1.2)
+MAX_PIXELS = 480 * 360  # the official per-video pixel cap (EgoCross eval_os_closedset.py; docs/egocross.md)
 
 
 def prepare(source: Path, work: Path, options: TaskOptions) -> BenchmarkPlan:
