@@ -302,3 +302,45 @@ def test_evaluate_pairs_fills_the_egovlp_columns(released_checkpoint, tmp_path):
     assert M.egovlp_dataset_of([{"source": "epickitchen/val/P01/a/1.jpg"}]) == "epickitchen"
     with pytest.raises(ValueError, match="--egovlp-dataset"):
         M.egovlp_dataset_of([{"source": "ego4d.fho/val/c/a/1.jpg"}, {"source": "epickitchen/val/c/a/1.jpg"}])
+
+
+def test_metrics_command_fills_egovlp_from_the_checkpoint(released_checkpoint, tmp_path, capsys, monkeypatch):
+    import json
+
+    from PIL import Image
+
+    from egoforge.lego.sampling import output_name
+    from egoforge.testing.lego_data import make_lego_dataset
+    from egoforge.tools.cli import main
+
+    path, state = released_checkpoint
+    make_lego_dataset(tmp_path / "lego", "ego4d", clips={"train": 1, "val": 1}, actions_per_clip=2)
+    assert main(["lego", "convert", "--root", str(tmp_path / "lego")]) == 0
+    index = tmp_path / "lego" / "egoforge" / "ldm_ego4d_val.jsonl"
+    media = tmp_path / "lego" / "EgoGen"
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    for i, row in enumerate(rows):
+        out = tmp_path / "gen" / output_name(row)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(media / row["target"]) as target:  # the official protocol saves at the clip's aspect
+            _image(40 + i, size=target.size[::-1]).save(out)
+    base = ["lego", "metrics", "--generated", str(tmp_path / "gen"), "--index", str(index), "--media-root",
+            str(media), "--out", str(tmp_path / "scores"), "--quiet"]
+    capsys.readouterr()
+    # the released base sizes (12 blocks) refuse a 2-block checkpoint, in one line naming the missing keys
+    assert main([*base, "--metrics", "egovlp", "--egovlp-checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is not an EgoVLP (FrozenInTime) checkpoint" in err
+    assert "missing keys ['text_model.transformer.layer.1." in err
+    assert main([*base, "--egovlp-checkpoint", str(tmp_path / "none.pth")]) == 1
+    assert "egovlp: " + str(tmp_path / "none.pth") + " not found" in capsys.readouterr().err
+    monkeypatch.setattr(E, "EgoVLPConfig", lambda: TINY)
+    assert main([*base, "--metrics", "psnr,egovlp,egovlp_plus", "--egovlp-checkpoint", str(path)]) == 0
+    results = json.loads((tmp_path / "scores" / "results.json").read_text())
+    assert results["egovlp_dataset"] == "ego4d"
+    expected = [oracle_score(state, TINY, Image.open(media / r["target"]), Image.open(tmp_path / "gen" /
+                                                                                        output_name(r)),
+                             Image.open(media / r["source"])) for r in rows]
+    assert results["metrics"]["egovlp_plus"] == pytest.approx(np.mean(expected), abs=1e-5)
+    assert results["table"]["egoforge LEGO"]["EgoVLP"] == results["metrics"]["egovlp"]
+    assert "EgoVLP / EgoVLP+: " + str(path) in (tmp_path / "scores" / "results.md").read_text()
