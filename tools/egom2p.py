@@ -98,8 +98,9 @@ def add_arguments(parser) -> None:
         c.add_argument("--out", required=True, help="recording folder to write (RAW/<recording>)")
         c.add_argument("--calibration", required=True,
                        help="Aria device calibration JSON (or MPS online_calibration.jsonl) with camera-rgb")
-        c.add_argument("--video-start-us", required=True, type=int,
-                       help="device time (tracking_timestamp_us clock) of the video's first frame")
+        c.add_argument("--video-start-us", type=int,
+                       help="device time (tracking_timestamp_us clock) of the video's first frame (egoexo4d: "
+                       "default from the capture's timesync.csv, frame by frame)")
         c.add_argument("--t-device-cpf", help="T_Device_CPF as 'tx,ty,tz,qx,qy,qz,qw' (when the JSON lacks it)")
         c.add_argument("--max-pose-hz", type=positive_float, default=120.0,
                        help="thin the 1 kHz trajectory to this rate")
@@ -275,7 +276,7 @@ def main(args) -> int:
 def _convert(args) -> int:
     import numpy as np
 
-    from egoforge.egom2p.aria_mps import convert_aria_recording, egoexo4d_take_inputs
+    from egoforge.egom2p.aria_mps import convert_aria_recording, egoexo4d_take_inputs, egoexo4d_video_clock
     from egoforge.egom2p.geometry import make_pose, quat_to_matrix
 
     if not getattr(args, "convert_command", None):
@@ -297,7 +298,12 @@ def _convert(args) -> int:
         if len(values) != 7:
             raise ValueError(f"--t-device-cpf {args.t_device_cpf!r}: expected tx,ty,tz,qx,qy,qz,qw")
         cpf = make_pose(quat_to_matrix(np.array(values[3:])), values[:3])
-    counts = convert_aria_recording(args.out, inputs["video"], args.video_start_us, args.calibration,
+    clock = args.video_start_us
+    if clock is None:
+        if args.convert_command != "egoexo4d":
+            raise ValueError("--video-start-us is required for `convert aria`")
+        clock = egoexo4d_video_clock(args.take, inputs["video"])
+    counts = convert_aria_recording(args.out, inputs["video"], clock, args.calibration,
                                     inputs["trajectory"], inputs["eye_gaze"], cpf, args.max_pose_hz, args.gaze_depth)
     print(json.dumps({"out": str(args.out), **counts}))
     return 0

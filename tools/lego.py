@@ -90,14 +90,21 @@ def add_arguments(parser) -> None:
     p.add_argument("--limit", type=positive_int, help="only the first N rows")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("metrics", help="CLIP / PSNR / LPIPS / FID of generated vs ground-truth frames")
+    p = sub.add_parser("metrics", help="EgoVLP / EgoVLP+ / CLIP / PSNR / LPIPS / FID of generated vs ground-truth "
+                       "frames")
     p.add_argument("--generated", required=True, help="the `egoforge lego sample` output folder")
     p.add_argument("--index", required=True)
     p.add_argument("--media-root", required=True)
     p.add_argument("--gt-dir", help="ground-truth folder <clip>/<action>/<frame> (EgoGen/.../val_gt_for_metric); "
                    "default: each row's target frame")
     p.add_argument("--out", required=True)
-    p.add_argument("--metrics", default="clip,psnr,lpips,fid", help="comma-separated subset of clip,psnr,lpips,fid")
+    p.add_argument("--metrics", help="comma-separated subset of egovlp,egovlp_plus,clip,psnr,lpips,fid (default: "
+                   "clip,psnr,lpips,fid, and egovlp,egovlp_plus with --egovlp-checkpoint)")
+    p.add_argument("--egovlp-checkpoint", help="the released EgoVLP weights: egovlp.pth (Ego4D) or epic_mir_plus.pth "
+                   "(Epic-Kitchens), from LEGO's scripts/download_metric_weights.sh")
+    p.add_argument("--egovlp-dataset", choices=("ego4d", "epickitchen"),
+                   help="EgoVLP clip length as LEGO's egovlp_args (ego4d: 4 frames, epickitchen: 16); default: from "
+                   "the index rows' source folders")
     p.add_argument("--clip-model", help="local transformers CLIP folder (the paper: ViT-L/14)")
     p.add_argument("--fid-weights", help="torch-fidelity Inception weights (default: torch's hub cache)")
     p.add_argument("--lpips-nets", default="alex,vgg,squeeze")
@@ -345,26 +352,31 @@ def _run_metrics(args) -> int:
     from egoforge.data.atomic import atomic_write_json, atomic_write_text
     from egoforge.lego.convert import read_index
     from egoforge.lego.metrics import (
+        ALL_METRICS,
+        EGOVLP_METRICS,
         LPIPS_NETS,
         METRICS,
         PAPER_COLUMNS,
         MetricWeights,
         MissingWeights,
+        egovlp_dataset_of,
         evaluate_pairs,
         missing_weights,
         pairs_from_index,
         results_markdown,
     )
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRICS]
+    requested = args.metrics or ",".join(METRICS + (EGOVLP_METRICS if args.egovlp_checkpoint else ()))
+    metrics = [m.strip() for m in requested.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown or not metrics:
-        raise ValueError(f"--metrics {args.metrics!r}: unknown {unknown}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"--metrics {requested!r}: unknown {unknown}; choose from {', '.join(ALL_METRICS)}")
     nets = [n.strip() for n in args.lpips_nets.split(",") if n.strip()]
     if any(n not in LPIPS_NETS for n in nets):
         raise ValueError(f"--lpips-nets {args.lpips_nets!r}: choose from {', '.join(LPIPS_NETS)}")
     weights = MetricWeights(clip_model=args.clip_model, fid_weights=args.fid_weights,
-                            lpips_nets=tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()))
+                            lpips_nets=tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()),
+                            egovlp_checkpoint=args.egovlp_checkpoint, egovlp_dataset=args.egovlp_dataset)
     if args.skip_missing:
         missing = missing_weights(metrics, weights)
         for line in missing:
@@ -373,8 +385,11 @@ def _run_metrics(args) -> int:
         weights.lpips_nets = tuple(n for n in weights.lpips_nets if f"lpips-{n}" not in absent)
         metrics = [m for m in metrics if m not in absent and not (m == "lpips" and not weights.lpips_nets)]
     rows = read_index(args.index)[: args.limit]
+    if set(EGOVLP_METRICS) & set(metrics) and weights.egovlp_dataset is None:
+        weights.egovlp_dataset = egovlp_dataset_of(rows)
     try:
-        pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir)
+        pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir,
+                                 with_source="egovlp_plus" in metrics)
         result = evaluate_pairs(pairs, metrics, weights, args.lpips_as_official,
                                 progress=_progress("metrics", args.quiet))
     except MissingWeights as exc:
@@ -383,16 +398,21 @@ def _run_metrics(args) -> int:
     out = Path(args.out)
     table = {args.name: result.paper_row(weights.lpips_nets[0] if weights.lpips_nets else "alex")}
     atomic_write_json(out / "results.json", {"n": result.n, "metrics": result.values, "table": table,
-                                             "lpips_as_official": args.lpips_as_official})
+                                             "lpips_as_official": args.lpips_as_official,
+                                             "egovlp_dataset": weights.egovlp_dataset if set(EGOVLP_METRICS)
+                                             & set(metrics) else None})
     from egoforge.eval.report import csv_table
 
     atomic_write_text(out / "results.csv", csv_table(table, list(PAPER_COLUMNS)))
     atomic_write_text(out / "per_sample.jsonl", "".join(json.dumps(r) + "\n" for r in result.per_sample))
-    note = ("EgoVLP, EgoVLP+ (the paper's main metric) and BLIP are not computed by egoforge: they need the "
-            "official metric models (egovlp.pth, epic_mir_plus.pth, jx_vit_base_p16_224-80ecf9dd.pth, "
-            "distilbert-base-uncased, model_base_caption_capfilt_large.pth, model_large_caption.pth from "
-            "https://huggingface.co/bolinlai/LEGO-Metrics) and the official metrics/all_metrics_in_one.py. "
-            "LPIPS column: " + (weights.lpips_nets[0] if weights.lpips_nets else "-") + ".\n")
+    egovlp_note = ("EgoVLP / EgoVLP+: " + weights.egovlp_checkpoint + f" ({weights.egovlp_dataset} clips). "
+                   if set(EGOVLP_METRICS) & set(metrics) else
+                   "EgoVLP / EgoVLP+ (the paper's main metric) not computed: pass --egovlp-checkpoint (egovlp.pth "
+                   "or epic_mir_plus.pth from LEGO's scripts/download_metric_weights.sh). ")
+    note = (egovlp_note + "BLIP-B / BLIP-L are not computed by egoforge (they need the BLIP captioners "
+            "model_base_caption_capfilt_large.pth / model_large_caption.pth, https://huggingface.co/bolinlai/"
+            "LEGO-Metrics, and the official metrics/all_metrics_in_one.py). LPIPS column: "
+            + (weights.lpips_nets[0] if weights.lpips_nets else "-") + ".\n")
     atomic_write_text(out / "results.md", "# LEGO action-frame metrics\n\n" + results_markdown(table) + "\n" + note)
     print(results_markdown(table))
     print(json.dumps({"n": result.n, **result.values}))

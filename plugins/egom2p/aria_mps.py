@@ -15,9 +15,12 @@ Inputs, as MPS writes them (public Project Aria docs, "MPS output - Trajectory" 
   (``Params``: f, cx, cy, k0..k5, p0, p1, s0..s3, or fx, fy, ... with 16 values). The CPF pose in the device frame
   (T_Device_CPF, ``device_calibration.get_transform_device_cpf()`` in projectaria_tools) comes from the JSON's
   ``T_Device_CPF`` when present or is passed explicitly; without it gaze is not converted (said loudly).
-- the RGB video and the device time of its first frame (``video_start_us``), e.g. an Ego-Exo4D take's
-  ``frame_aligned_videos/<aria>_214-1.mp4`` with the ``<aria>_214-1_capture_timestamp_ns`` of the take's first
-  timesync row.
+- the RGB video and its clock: the device time of its first frame (``video_start_us``, frames then assumed evenly
+  spaced), or for an Ego-Exo4D take the capture's ``captures/<capture_name>/timesync.csv`` (one row per
+  frame-aligned video frame, the Aria RGB stream's device time in ``<aria>_214-1_capture_timestamp_ns``; the take's
+  rows are ``timesync_start_idx`` .. ``timesync_end_idx`` of ``takes.json``): :func:`egoexo4d_video_clock` maps
+  every device time to seconds on the video through those per-frame stamps (:class:`VideoClock`), so dropped or
+  unevenly spaced frames do not shift gaze and poses.
 
 Outputs in ``OUT/<recording>/``: ``rgb.mp4`` (a symbolic link to the source video, never a modified copy),
 ``camera.txt`` (TUM, the RGB camera's pose T_world_device @ T_device_rgb at up to ``max_pose_hz``, seconds on the
@@ -139,6 +142,9 @@ def read_eye_gaze(path: str | os.PathLike, default_depth_m: float = 1.0) -> tupl
     return np.asarray(times, np.int64)[order], np.asarray(points)[order]
 
 
+FISHEYE624_NAMES = ("FisheyeRadTanThinPrism", "Fisheye624", "FISHEYE624")  # the JSON's name, projectaria_tools'
+
+
 @dataclass
 class AriaCamera:
     """One calibrated Aria camera: T_device_camera and the FisheyeRadTanThinPrism (Fisheye624) parameters."""
@@ -202,14 +208,20 @@ def read_aria_calibration(path: str | os.PathLike, label: str = "camera-rgb") ->
         raise ClipDataError(path, None, "CameraCalibrations", f"no camera labelled {label!r}; has {sorted(cameras)}")
     camera = cameras[label]
     projection = camera.get("Projection", {})
-    if projection.get("Name") != "FisheyeRadTanThinPrism":
-        raise ClipDataError(path, None, "Projection.Name", f"{projection.get('Name')!r}: only FisheyeRadTanThinPrism "
-                            "(Aria's Fisheye624) is supported")
-    params = np.asarray(projection.get("Params", []), np.float64)
-    if params.shape == (15,):  # one focal length
+    if projection.get("Name") not in FISHEYE624_NAMES:
+        raise ClipDataError(path, None, f"CameraCalibrations[{label}].Projection.Name",
+                            f"{projection.get('Name')!r}: only FisheyeRadTanThinPrism (Aria's Fisheye624) is "
+                            "supported")
+    try:
+        params = np.asarray(projection.get("Params", []), np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ClipDataError(path, None, f"CameraCalibrations[{label}].Projection.Params", "not numbers") from None
+    if params.shape == (15,):  # one focal length: f, cx, cy, k0..k5, p0, p1, s0..s3 (the calibration JSON's)
         params = np.concatenate([params[:1], params])
-    if params.shape != (16,):
-        raise ClipDataError(path, None, "Projection.Params", f"expected 15 or 16 values, got {params.size}")
+    if params.shape != (16,) or not np.isfinite(params).all():
+        raise ClipDataError(path, None, f"CameraCalibrations[{label}].Projection.Params",
+                            f"Fisheye624 has 15 parameters (f, cx, cy, k0..k5, p0, p1, s0..s3) or 16 (fx, fy, ...); "
+                            f"got {params.size}{'' if np.isfinite(params).all() else ' with non-finite values'}")
     size = camera.get("ImageSize") or {}
     cam = AriaCamera(_pose_from_json(path, "T_Device_Camera", camera.get("T_Device_Camera")), params,
                      size.get("Width"), size.get("Height"))
@@ -217,29 +229,165 @@ def read_aria_calibration(path: str | os.PathLike, label: str = "camera-rgb") ->
     return cam, (_pose_from_json(path, "T_Device_CPF", cpf) if cpf is not None else None)
 
 
-def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, video_start_us: int,
+@dataclass
+class VideoClock:
+    """Seconds on the video's clock of device times, from the device time of each video frame (NaN where the
+    timesync has no stamp: that frame is skipped). Inside the stamped frames the mapping is piecewise linear
+    between frames; outside it, device time runs at its own rate from the nearest stamped frame."""
+
+    frame_device_us: np.ndarray
+    fps: float
+
+    def __post_init__(self) -> None:
+        stamped = np.flatnonzero(np.isfinite(self.frame_device_us))
+        if stamped.size == 0:
+            raise ValueError("VideoClock: no frame has a device time")
+        self._device = np.asarray(self.frame_device_us, np.float64)[stamped]
+        self._video = stamped / self.fps
+
+    @classmethod
+    def from_start(cls, video_start_us: int) -> VideoClock:
+        """Evenly spaced frames from ``video_start_us`` (device time minus start, in seconds)."""
+        return cls(np.array([float(video_start_us)]), 1.0)
+
+    def seconds(self, device_us) -> np.ndarray:
+        t = np.asarray(device_us, np.float64)
+        inside = np.interp(t, self._device, self._video)
+        before = self._video[0] + (t - self._device[0]) / 1e6
+        after = self._video[-1] + (t - self._device[-1]) / 1e6
+        return np.where(t < self._device[0], before, np.where(t > self._device[-1], after, inside))
+
+
+def _video_fps(video: Path) -> float:
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        raise ClipDataError(video, None, "frame rate", "the video stream has no frame rate")
+    return float(rate)
+
+
+def read_timesync_column(path: str | os.PathLike, column: str, start: int, end: int) -> np.ndarray:
+    """Device times in microseconds of timesync rows ``start`` .. ``end - 1`` (0-based data rows) of ``column``
+    (``*_capture_timestamp_ns``); an empty cell is NaN (a frame without a stamp). Read row by row."""
+    path = Path(path)
+    values = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = _reader(handle, path, [column])
+        for index, record in enumerate(reader):
+            if index < start:
+                continue
+            if index >= end:
+                break
+            cell = (record.get(column) or "").strip()
+            if cell in ("", "nan", "NaN"):
+                values.append(math.nan)
+                continue
+            try:
+                values.append(float(cell) / 1000.0)
+            except ValueError:
+                raise ClipDataError(path, index + 2, column, f"not a number: {cell!r}") from None
+            if not math.isfinite(values[-1]):
+                raise ClipDataError(path, index + 2, column, f"not finite: {cell!r}")
+    if len(values) != end - start:
+        raise ClipDataError(path, None, column, f"the take's rows {start}..{end - 1} are past the end of the file "
+                            f"({start + len(values)} data rows)")
+    times = np.asarray(values)
+    stamped = times[np.isfinite(times)]
+    if stamped.size == 0:
+        raise ClipDataError(path, start + 2, column, f"no device time in the take's rows {start}..{end - 1}")
+    steps = np.diff(stamped)
+    if (steps <= 0).any():
+        first = int(np.flatnonzero(np.isfinite(times))[int(np.flatnonzero(steps <= 0)[0]) + 1])
+        raise ClipDataError(path, start + first + 2, column, "device time does not increase")
+    return times
+
+
+def egoexo4d_video_clock(take: str | os.PathLike, video: str | os.PathLike, root: str | os.PathLike | None = None,
+                         fps: float | None = None) -> VideoClock:
+    """The clock of an Ego-Exo4D take's frame-aligned Aria RGB video from the capture's ``timesync.csv``.
+
+    ``take`` is ``<root>/takes/<take_name>``; ``root`` (default: two folders up) holds ``takes.json`` and
+    ``captures/<capture_name>/timesync.csv``. The take's entry gives ``timesync_start_idx`` / ``timesync_end_idx``
+    (row i of that range is frame i of every frame-aligned video; the end is exclusive) and the capture's name;
+    the column is ``<aria>_214-1_capture_timestamp_ns`` with ``<aria>`` from the video's name. The stamps' spacing
+    must match the video's frame rate (a wrong column or range is refused rather than silently mis-timed)."""
+    take, video = Path(take), Path(video)
+    root = Path(root) if root is not None else take.parent.parent
+    takes_json = root / "takes.json"
+    if not takes_json.is_file():
+        raise FileNotFoundError(f"{takes_json}: Ego-Exo4D takes.json not found (needed for the take's timesync rows;"
+                                " or pass --video-start-us)")
+    try:
+        takes = json.loads(takes_json.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ClipDataError(takes_json, None, "json", f"not valid JSON ({exc})") from None
+    entries = [(i, t) for i, t in enumerate(takes if isinstance(takes, list) else [])
+               if isinstance(t, dict) and t.get("take_name") == take.name]
+    if len(entries) != 1:
+        raise ClipDataError(takes_json, None, "take_name", f"{len(entries)} entries for take {take.name!r}")
+    index, entry = entries[0]
+    fields = {}
+    for key in ("timesync_start_idx", "timesync_end_idx"):
+        value = entry.get(key)
+        if not isinstance(value, int) or value < 0:
+            raise ClipDataError(takes_json, index, key, f"expected a row index, got {value!r}")
+        fields[key] = value
+    start, end = fields["timesync_start_idx"], fields["timesync_end_idx"]
+    if end <= start:
+        raise ClipDataError(takes_json, index, "timesync_end_idx", f"{end} is not after timesync_start_idx {start}")
+    capture = (entry.get("capture") or {}).get("capture_name") or entry.get("capture_name")
+    if not capture:
+        raise ClipDataError(takes_json, index, "capture.capture_name", "missing")
+    aria = video.name.split("_214-1")[0]
+    clock = VideoClock(read_timesync_column(root / "captures" / capture / "timesync.csv",
+                                            f"{aria}_214-1_capture_timestamp_ns", start, end),
+                       fps or _video_fps(video))
+    if clock._device.size > 2:
+        per_frame = np.median(np.diff(clock._device) / np.diff(clock._video)) / 1e6  # device s per video s
+        if abs(per_frame - 1.0) > 0.05:
+            raise ClipDataError(root / "captures" / capture / "timesync.csv", None,
+                                f"{aria}_214-1_capture_timestamp_ns",
+                                f"stamps advance {per_frame:.3f} s per second of {video.name} at "
+                                f"{clock.fps:g} fps: not this video's frames")
+    return clock
+
+
+def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, video_start_us: int | VideoClock,
                            calibration: str | os.PathLike, trajectory: str | os.PathLike | None = None,
                            eye_gaze: str | os.PathLike | None = None, T_device_cpf: np.ndarray | None = None,
                            max_pose_hz: float = 120.0, default_gaze_depth_m: float = 1.0) -> dict[str, int]:
-    """Write ``out`` as a raw recording folder; returns what was converted (poses, gaze samples)."""
+    """Write ``out`` as a raw recording folder; returns what was converted (poses, gaze samples).
+    ``video_start_us``: the device time of the first frame, or a :class:`VideoClock` (e.g. from the timesync)."""
     out, video = Path(out), Path(video)
     if not video.is_file():
         raise FileNotFoundError(f"{video}: RGB video not found")
     out.mkdir(parents=True, exist_ok=True)
     link_rgb_video(out, video)
+    clock = video_start_us if isinstance(video_start_us, VideoClock) else VideoClock.from_start(video_start_us)
     camera, cpf_from_json = read_aria_calibration(calibration)
-    if camera.width is None:  # gaze outside the image is invalid: take the size from the video itself
-        from egoforge.egom2p.clips import video_info
+    from egoforge.egom2p.clips import video_info
 
-        camera.width, camera.height = video_info(video)[:2]
+    video_size = tuple(video_info(video)[:2])
+    if camera.width is None:  # gaze outside the image is invalid: take the size from the video itself
+        camera.width, camera.height = video_size
+    elif (camera.width, camera.height) != video_size:
+        # the intrinsics are in the calibrated image's pixels (e.g. 2880x2880 full resolution vs a 1408x1408
+        # recording): projecting with them into this video would put every gaze point in the wrong place
+        raise ClipDataError(calibration, None, "CameraCalibrations[camera-rgb].ImageSize",
+                            f"{camera.width}x{camera.height}, but {video.name} is {video_size[0]}x{video_size[1]}; "
+                            "use the calibration of the recorded resolution (projectaria_tools "
+                            "CameraCalibration.rescale)")
     counts = {"poses": 0, "gaze": 0, "gaze_valid": 0}
     if trajectory is not None:
         times, T_world_device = read_closed_loop_trajectory(trajectory, int(1e6 / max_pose_hz))
         poses = T_world_device @ camera.T_device_camera
         quats = matrix_to_quat(poses[:, :3, :3])
         lines = ["# timestamp tx ty tz qx qy qz qw (RGB camera-to-world; from MPS closed_loop_trajectory)"]
-        lines += [" ".join(f"{v:.9f}" for v in ((t - video_start_us) / 1e6, *p[:3, 3], *q))
-                  for t, p, q in zip(times, poses, quats)]
+        lines += [" ".join(f"{v:.9f}" for v in (s, *p[:3, 3], *q))
+                  for s, p, q in zip(clock.seconds(times), poses, quats)]
         atomic_write_text(out / "camera.txt", "\n".join(lines) + "\n")
         counts["poses"] = len(times)
     if eye_gaze is not None:
@@ -254,8 +402,8 @@ def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, vid
             in_camera = points @ T_camera_cpf[:3, :3].T + T_camera_cpf[:3, 3]
             pixels, valid = camera.project(in_camera)
             rows = ["timestamp_s,x,y,valid"]
-            rows += [f"{(t - video_start_us) / 1e6:.6f},{x:.3f},{y:.3f},{int(ok)}" if ok else
-                     f"{(t - video_start_us) / 1e6:.6f},,,0" for t, (x, y), ok in zip(times, pixels, valid)]
+            rows += [f"{s:.6f},{x:.3f},{y:.3f},{int(ok)}" if ok else f"{s:.6f},,,0"
+                     for s, (x, y), ok in zip(clock.seconds(times), pixels, valid)]
             atomic_write_text(out / "gaze.csv", "\n".join(rows) + "\n")
             counts["gaze"], counts["gaze_valid"] = len(times), int(valid.sum())
     return counts

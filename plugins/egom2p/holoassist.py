@@ -15,8 +15,11 @@ Conversions, as the HoloAssist loader does them: the camera axes become OpenCV's
 ``T_world_cv = T_world_holo @ [[0,0,1,0],[-1,0,0,0],[0,-1,0,0],[0,0,0,1]]``; gaze is the point ``eye_distance_m``
 (0.5 m by default) along the gaze ray from its origin, projected with K by the pose of the same row (no
 distortion). Times become seconds from the first video frame (``VideoMp4Timing.txt``). A gaze row whose point is
-not finite, behind the camera or outside the image is written invalid. HoloAssist's depth is not converted here
-(its layout is not part of this exporter); clips from it have rgb, gaze and cam.
+not finite, behind the camera or outside the image is written invalid. HoloAssist's depth is not converted: the
+exporter's depth folders (``Depth/`` or ``AhatDepth/``: 16-bit PNGs, ``Timing.txt``, the depth camera's
+``Pose.txt`` and optional ``CalibrationMap.txt``) are not in the documented release, and HoloLens depth is another
+sensor's radial distance, which must be reprojected into the PV camera through the per-pixel calibration map
+before any resize (docs/egom2p.md, "Converters"); clips from HoloAssist have rgb, gaze and cam.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@
   images to an LPIPS that expects [-1, 1]; ``lpips_as_official=True`` reproduces that, the default rescales.
 * **FID**: Inception-v3 pool features of all generated vs all ground-truth frames (torchmetrics on torch-fidelity's
   Inception; the paper used pytorch_fid on the same TF-Inception weights).
+* **EgoVLP / EgoVLP+** (the paper's main metric): cosine of EgoVLP video embeddings of the generated and the
+  ground-truth frame, each as a clip of the frame repeated (EgoVLP+: after the source frame), from the user's
+  released checkpoint (:mod:`egoforge.lego.egovlp`).
 
 Generated frames are resized to their ground truth's size when the two differ (the official script does this for
 Epic-Kitchens). The pretrained networks are never downloaded: :func:`missing_weights` says which files are absent
@@ -24,8 +27,11 @@ import torch
 import torch.nn.functional as F
 
 METRICS = ("clip", "psnr", "lpips", "fid")
+# computed when the user supplies the released EgoVLP checkpoint (egovlp.pth / epic_mir_plus.pth)
+EGOVLP_METRICS = ("egovlp", "egovlp_plus")
+ALL_METRICS = METRICS + EGOVLP_METRICS
 LPIPS_NETS = ("alex", "vgg", "squeeze")
-# The paper's table columns (EgoVLP, EgoVLP+ and BLIP need the official metric checkpoints and are not computed).
+# The paper's table columns (BLIP-B / BLIP-L need the BLIP captioners and are not computed).
 PAPER_COLUMNS = ("EgoVLP", "EgoVLP+", "CLIP", "FID", "PSNR", "LPIPS", "BLIP-B", "BLIP-L")
 
 # file name in torch's hub cache, and where it comes from
@@ -58,6 +64,9 @@ class MetricWeights:
     clip_model: str | None = None  # a local transformers CLIP folder (e.g. openai/clip-vit-large-patch14)
     fid_weights: str | None = None  # torch-fidelity's Inception file; default: torch's hub cache
     lpips_nets: tuple[str, ...] = LPIPS_NETS
+    egovlp_checkpoint: str | None = None  # egovlp.pth (Ego4D) or epic_mir_plus.pth (Epic-Kitchens)
+    egovlp_dataset: str | None = None  # ego4d | epickitchen: the clip length (4 | 16 frames), as LEGO's egovlp_args
+    egovlp_config: object | None = None  # an EgoVLPConfig with other sizes (tests); default: the released base model
 
 
 def missing_weights(metrics: Sequence[str], weights: MetricWeights) -> list[str]:
@@ -80,6 +89,14 @@ def missing_weights(metrics: Sequence[str], weights: MetricWeights) -> list[str]
         path = Path(weights.fid_weights) if weights.fid_weights else hub_checkpoints() / FID_INCEPTION[0]
         if not path.is_file():
             lines.append(f"fid: {path} (from {FID_INCEPTION[1]}; or pass --fid-weights FILE)")
+    for metric in [m for m in EGOVLP_METRICS if m in metrics]:
+        from egoforge.lego.egovlp import WHERE_TO_GET
+
+        if not weights.egovlp_checkpoint:
+            lines.append(f"{metric}: pass --egovlp-checkpoint FILE (egovlp.pth for Ego4D, epic_mir_plus.pth for "
+                         f"Epic-Kitchens; {WHERE_TO_GET})")
+        elif not Path(weights.egovlp_checkpoint).is_file():
+            lines.append(f"{metric}: {weights.egovlp_checkpoint} not found ({WHERE_TO_GET})")
     return lines
 
 
@@ -190,27 +207,45 @@ class EvaluationResult:
 
     def paper_row(self, lpips_net: str = "alex") -> dict[str, float | None]:
         v = self.values
-        return {"EgoVLP": None, "EgoVLP+": None, "CLIP": v.get("clip"), "FID": v.get("fid"), "PSNR": v.get("psnr"),
+        return {"EgoVLP": v.get("egovlp"), "EgoVLP+": v.get("egovlp_plus"), "CLIP": v.get("clip"),
+                "FID": v.get("fid"), "PSNR": v.get("psnr"),
                 "LPIPS": v.get(f"lpips_{lpips_net}"), "BLIP-B": None, "BLIP-L": None}
+
+
+def load_egovlp(weights: MetricWeights):
+    """The user's EgoVLP checkpoint as FrozenInTime with the clip length of ``weights.egovlp_dataset``."""
+    from egoforge.lego.egovlp import FrozenInTime, config_for
+
+    if weights.egovlp_dataset is None:
+        raise ValueError("EgoVLP needs the dataset (ego4d: 4-frame clips, epickitchen: 16; --egovlp-dataset)")
+    return FrozenInTime.from_checkpoint(weights.egovlp_checkpoint,
+                                        config_for(weights.egovlp_dataset, weights.egovlp_config))
 
 
 def evaluate_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[str] = METRICS,
                    weights: MetricWeights | None = None, lpips_as_official: bool = False,
                    networks: dict | None = None, progress: Callable[[Iterable], Iterable] | None = None
                    ) -> EvaluationResult:
-    """Metrics over ``(id, generated path, ground-truth path)`` pairs.
+    """Metrics over ``(id, generated path, ground-truth path)`` pairs; EgoVLP+ needs a fourth element, the action's
+    source frame (:func:`pairs_from_index` adds it).
 
     ``networks`` may hold ready-made metric networks (``clip``: image encoder, ``lpips_<net>``: LPIPS module,
-    ``fid``: feature extractor); otherwise they are loaded from the weights named in ``weights`` and an error lists
-    every missing file at once.
+    ``fid``: feature extractor, ``egovlp``: FrozenInTime); otherwise they are loaded from the weights named in
+    ``weights`` and an error lists every missing file at once.
     """
     weights = weights or MetricWeights()
     networks = dict(networks or {})
-    unknown = set(metrics) - set(METRICS)
+    unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {ALL_METRICS}")
+    if "egovlp_plus" in metrics:
+        no_context = [p[0] for p in pairs if len(p) < 4 or p[3] is None]
+        if no_context:
+            raise ValueError(f"egovlp_plus needs each pair's source frame; {len(no_context)} pairs have none "
+                             f"(first: {no_context[0]})")
     needed = [m for m in metrics if not (m in networks or (m == "lpips" and any(k.startswith("lpips_")
-                                                                               for k in networks)))]
+                                                                               for k in networks))
+                                         or (m in EGOVLP_METRICS and "egovlp" in networks))]
     missing = missing_weights(needed, weights)
     if missing:
         raise MissingWeights("metric weights are missing (nothing is downloaded):\n  " + "\n  ".join(missing))
@@ -221,13 +256,17 @@ def evaluate_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[st
             networks[f"lpips_{net}"] = lpips_model(net)
     if "fid" in metrics and "fid" not in networks:
         networks["fid"] = inception_extractor(weights.fid_weights)
+    if set(EGOVLP_METRICS) & set(metrics) and "egovlp" not in networks:
+        networks["egovlp"] = load_egovlp(weights)
     result = EvaluationResult(n=len(pairs))
     sums: dict[str, float] = {}
     generated_all, targets_all = [], []
-    for sample_id, gen_path, gt_path in (progress or (lambda x: x))(pairs):
+    for sample_id, gen_path, gt_path, *context_path in (progress or (lambda x: x))(pairs):
         target = load_image(gt_path)
         generated = load_image(gen_path, size=tuple(target.shape[1:]))
         record: dict = {"id": sample_id}
+        if set(EGOVLP_METRICS) & set(metrics):
+            egovlp_scores(networks["egovlp"], metrics, gen_path, target, context_path, record)
         if "psnr" in metrics:
             record["psnr"] = psnr(generated[None], target[None])
         if "clip" in metrics:
@@ -247,10 +286,36 @@ def evaluate_pairs(pairs: Sequence[tuple[str, Path, Path]], metrics: Sequence[st
     return result
 
 
+def egovlp_scores(model, metrics: Sequence[str], gen_path: Path, target: torch.Tensor, context_path: list,
+                  record: dict) -> None:
+    """EgoVLP / EgoVLP+ of one pair into ``record``. The generated frame is used at its saved size (the official
+    script does not resize it to the ground truth's; each clip is resized and centre-cropped on its own)."""
+    from egoforge.lego.egovlp import egovlp_similarity
+
+    generated = load_image(gen_path)
+    if "egovlp" in metrics:
+        record["egovlp"] = egovlp_similarity(model, generated, target)
+    if "egovlp_plus" in metrics:
+        record["egovlp_plus"] = egovlp_similarity(model, generated, target, context=load_image(context_path[0]))
+
+
+def egovlp_dataset_of(rows: Sequence[dict]) -> str:
+    """``ego4d`` or ``epickitchen`` from the rows' source frames (``ego4d.fho/...`` / ``epickitchen/...``, as
+    ``egoforge lego convert`` writes them); mixed or other paths are an error asking for ``--egovlp-dataset``."""
+    found = {Path(str(row.get("source", ""))).parts[0] if row.get("source") else "" for row in rows}
+    names = {{"ego4d.fho": "ego4d", "ego4d": "ego4d", "epickitchen": "epickitchen"}.get(f) for f in found}
+    if len(names) != 1 or None in names:
+        raise ValueError(f"cannot tell the EgoVLP dataset from the source folders {sorted(found)[:4]}; pass "
+                         "--egovlp-dataset ego4d|epickitchen")
+    return names.pop()
+
+
 def pairs_from_index(rows: Sequence[dict], generated_dir: str | os.PathLike, media_root: str | os.PathLike,
-                     gt_dir: str | os.PathLike | None = None) -> list[tuple[str, Path, Path]]:
+                     gt_dir: str | os.PathLike | None = None, with_source: bool = False) -> list[tuple]:
     """Pair each index row's generated frame with its ground truth (``gt_dir`` = a ``val_gt_for_metric`` folder
-    laid out ``<clip>/<action>/<frame>``, or by default the row's target frame under ``media_root``)."""
+    laid out ``<clip>/<action>/<frame>``, or by default the row's target frame under ``media_root``);
+    ``with_source`` appends the row's source frame, EgoVLP+'s context (the official script takes the first frame
+    of the action's ``val`` folder, which is the source frame)."""
     from egoforge.data.paths import resolve_under
     from egoforge.lego.sampling import output_name
 
@@ -265,7 +330,13 @@ def pairs_from_index(rows: Sequence[dict], generated_dir: str | os.PathLike, med
             gt = resolve_under(media_root, row["target"])
         if not gt.is_file():
             raise FileNotFoundError(f"{gt}: no ground-truth frame for {row['id']}")
-        pairs.append((row["id"], generated, gt))
+        if with_source:
+            source = resolve_under(media_root, row["source"])
+            if not source.is_file():
+                raise FileNotFoundError(f"{source}: no source frame for {row['id']} (EgoVLP+ context)")
+            pairs.append((row["id"], generated, gt, source))
+        else:
+            pairs.append((row["id"], generated, gt))
     return pairs
 
 

@@ -102,3 +102,98 @@ def test_missing_cpf_warns_and_bad_rows_are_named(tmp_path, capsys):
     (take["take"] / "frame_aligned_videos" / "aria01_214-1.mp4").unlink()
     assert _convert(take, tmp_path / "raw" / "d") == 1
     assert "expected one Aria RGB video" in capsys.readouterr().err
+
+
+def _write_timesync(take, *, start=5, frames=135, fps=30.0, gap_after=60, blank=(17,), column="aria01_214-1",
+                    capture="georgiatech_cooking_01", stamps=None):
+    """Ego-Exo4D's capture-level timesync.csv (rows before the take, other streams' columns) and takes.json.
+    Frame i of the take is at device time video_start + i / fps, plus one dropped frame's time after
+    ``gap_after`` (the device clock jumps by two frame periods there); ``blank`` frames have no stamp."""
+    root = take["take"].parent.parent
+    if stamps is None:
+        stamps = [take["video_start_us"] * 1000 + round((i + (i >= gap_after)) / fps * 1e9) for i in range(frames)]
+    lines = [f"{column}_capture_timestamp_ns,aria01_1201-1_capture_timestamp_ns,cam01_capture_timestamp_ns"]
+    lines += [f"{1000 + r},{2000 + r},{3000 + r}" for r in range(start)]
+    lines += [f"{'' if i in blank else s},{s + 7},{s + 9}" for i, s in enumerate(stamps)]
+    lines += ["1,2,3"]  # the capture goes on after the take
+    (root / "captures" / capture).mkdir(parents=True, exist_ok=True)
+    (root / "captures" / capture / "timesync.csv").write_text("\n".join(lines) + "\n")
+    (root / "takes.json").write_text(json.dumps([
+        {"take_name": "other_take", "capture": {"capture_name": capture}, "timesync_start_idx": 0,
+         "timesync_end_idx": start},
+        {"take_name": take["take"].name, "capture": {"capture_name": capture}, "timesync_start_idx": start,
+         "timesync_end_idx": start + len(stamps)}]))
+    return stamps
+
+
+def test_egoexo4d_timesync_maps_device_time_frame_by_frame(tmp_path, capsys):
+    take = write_egoexo4d_take(tmp_path / "egoexo", distortion=False)
+    stamps = _write_timesync(take)
+    out = tmp_path / "raw" / "take"
+    args = ["egom2p", "convert", "egoexo4d", str(take["take"]), "--out", str(out), "--calibration",
+            str(take["calibration"])]
+    assert cli(args) == 0  # no --video-start-us: the clock comes from timesync.csv
+    start_us = take["video_start_us"]
+
+    def expected_seconds(device_us):  # frame k at k / 30 s; between stamped frames linear; frame 17 has no stamp
+        frames = [(i / 30.0, s / 1000.0) for i, s in enumerate(stamps) if i != 17]
+        if device_us <= frames[0][1]:
+            return (device_us - frames[0][1]) / 1e6
+        for (v0, d0), (v1, d1) in zip(frames, frames[1:]):
+            if device_us <= d1:
+                return v0 + (device_us - d0) / (d1 - d0) * (v1 - v0)
+        return frames[-1][0] + (device_us - frames[-1][1]) / 1e6
+
+    gaze_t, _, _ = read_gaze_csv(out / "gaze.csv")
+    device = [start_us + round(t * 1e6) for t in take["gaze_times"]]
+    assert np.allclose(gaze_t, [expected_seconds(d) for d in device], atol=2e-6)
+    after_gap = np.asarray(take["gaze_times"]) > 61 / 30
+    assert np.allclose(gaze_t[after_gap], np.asarray(take["gaze_times"])[after_gap] - 1 / 30, atol=2e-6)
+    times, _ = read_tum(out / "camera.txt")
+    assert times[0] == pytest.approx(-0.2, abs=1e-6)  # before the first frame: device time's own rate
+
+    # a column of another rate (or the wrong rows) is refused, not silently mis-timed
+    _write_timesync(take, stamps=[start_us * 1000 + round(i / 10 * 1e9) for i in range(135)], blank=())
+    assert cli([*args[:5], str(tmp_path / "raw" / "b"), *args[6:]]) == 1
+    assert "stamps advance 3.000 s per second of aria01_214-1.mp4 at 30 fps" in capsys.readouterr().err
+    bad = list(stamps)
+    bad[40] = bad[38]
+    _write_timesync(take, stamps=bad, blank=())
+    assert cli([*args[:5], str(tmp_path / "raw" / "c"), *args[6:]]) == 1
+    assert "timesync.csv, row 47, field 'aria01_214-1_capture_timestamp_ns': device time does not increase" in \
+        capsys.readouterr().err
+    _write_timesync(take, column="aria02_214-1")
+    assert cli([*args[:5], str(tmp_path / "raw" / "d"), *args[6:]]) == 1
+    assert "field 'aria01_214-1_capture_timestamp_ns': missing column" in capsys.readouterr().err
+    (take["take"].parent.parent / "takes.json").unlink()
+    assert cli([*args[:5], str(tmp_path / "raw" / "e"), *args[6:]]) == 1
+    assert "takes.json not found" in capsys.readouterr().err
+    assert cli(["egom2p", "convert", "aria", "--video", str(take["video"]), "--out", str(tmp_path / "raw" / "f"),
+                "--calibration", str(take["calibration"])]) == 1
+    assert "--video-start-us is required" in capsys.readouterr().err
+
+
+def test_calibration_must_be_fisheye624_of_the_video_size(tmp_path, capsys):
+    take = write_egoexo4d_take(tmp_path / "egoexo", distortion=False)
+    calibration = json.loads(take["calibration"].read_text())
+    rgb = calibration["CameraCalibrations"][1]
+
+    def convert_with(**changes):
+        rgb_changed = dict(rgb, **changes)
+        data = dict(calibration, CameraCalibrations=[calibration["CameraCalibrations"][0], rgb_changed])
+        path = tmp_path / "calib.json"
+        path.write_text(json.dumps(data))
+        code = cli(["egom2p", "convert", "egoexo4d", str(take["take"]), "--out", str(tmp_path / "raw" / "x"),
+                    "--calibration", str(path), "--video-start-us", str(take["video_start_us"])])
+        return code, capsys.readouterr().err
+
+    code, err = convert_with(Projection={"Name": "KannalaBrandtK3", "Params": rgb["Projection"]["Params"]})
+    assert code == 1 and "CameraCalibrations[camera-rgb].Projection.Name" in err and "KannalaBrandtK3" in err
+    code, err = convert_with(Projection={"Name": "FisheyeRadTanThinPrism", "Params": [20.0, 32.0, 32.0] + [0.0] * 11})
+    assert code == 1 and "Fisheye624 has 15 parameters (f, cx, cy, k0..k5, p0, p1, s0..s3) or 16" in err
+    assert "got 14" in err
+    code, err = convert_with(ImageSize={"Width": 2880, "Height": 2880})
+    assert code == 1 and "2880x2880, but aria01_214-1.mp4 is 64x64" in err
+    code, err = convert_with(ImageSize={"Width": 64, "Height": 64},
+                             Projection={"Name": "Fisheye624", "Params": rgb["Projection"]["Params"]})
+    assert code == 0, err
