@@ -31,7 +31,7 @@ from egoforge.ego3s.generation import Request
 from egoforge.ego3s.media import FrameBudget, load_clip, mask_region
 from egoforge.ego3s.prompts import build_prompt
 from egoforge.ego3s.schema import load_video_r1, validate_rows
-from egoforge.eval.predictions import PredictionWriter, read_predictions
+from egoforge.data.predictions import PredictionWriter, read_predictions
 
 # Egocentric prior for clips without an annotated interaction region: the hands work in the lower middle.
 DEFAULT_ROI_BOX = (0.25, 0.4, 0.75, 1.0)

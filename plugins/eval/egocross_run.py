@@ -11,7 +11,7 @@ from egoforge.data.paths import MediaRoot, UnsafePathError
 from egoforge.eval.backends import GenerationSettings, VisualRequest, make_backend
 from egoforge.eval.egocross_protocol import PROTOCOLS, build_prompt, parse_response
 from egoforge.eval.egocross_score import EgoCrossResults, score_egocross, submission
-from egoforge.eval.predictions import PredictionWriter, read_predictions
+from egoforge.data.predictions import PredictionWriter, read_predictions
 from egoforge.eval.published import EGOCROSS_ROWS
 from egoforge.eval.report import write_tables
 
