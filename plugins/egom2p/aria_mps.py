@@ -229,9 +229,9 @@ def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, vid
     link_rgb_video(out, video)
     camera, cpf_from_json = read_aria_calibration(calibration)
     if camera.width is None:  # gaze outside the image is invalid: take the size from the video itself
-        from egoforge.egom2p.clips import video_info
+        from egoforge.egom2p.clips import probe_video
 
-        camera.width, camera.height = video_info(video)[:2]
+        camera.width, camera.height = probe_video(video)[:2]
     counts = {"poses": 0, "gaze": 0, "gaze_valid": 0}
     if trajectory is not None:
         times, T_world_device = read_closed_loop_trajectory(trajectory, int(1e6 / max_pose_hz))
