@@ -286,6 +286,9 @@ def encode_video(frames: Iterable[Image.Image | np.ndarray], fps: float | Fracti
         for frame in frames:
             array = _rgb_array(frame)
             if stream is None:
+                if codec == "libx264" and pix_fmt.startswith("yuv420") and any(n % 2 for n in array.shape[:2]):
+                    raise ValueError(f"libx264 {pix_fmt} needs an even width and height, got "
+                                     f"{array.shape[1]}x{array.shape[0]} (pass pix_fmt='yuv444p')")
                 stream = container.add_stream(codec, rate=rate)
                 stream.height, stream.width = array.shape[:2]
                 stream.pix_fmt = pix_fmt
