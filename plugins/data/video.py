@@ -6,7 +6,7 @@ video through this module; nothing above ``egoforge.data`` imports ``av`` (``tes
 Which frames a pipeline keeps is still its own rule (a later step unifies the samplers). Each rule lives here as a
 named function so the choice stays exactly what that pipeline did:
 
-- :func:`first_frame` — dataset validation: does the file decode at all.
+- :func:`decode_first_frame` — dataset validation: does the file decode at all.
 - :func:`decode_all` — Ego3S clips: every frame, the caller samples indices afterwards.
 - :func:`decode_indices` / :func:`decode_indices_seeking` — lmms-eval tasks: frames at native-timeline indices,
   sequentially or by seeking to keyframes (constant frame rate).
@@ -112,10 +112,10 @@ def to_rgb_array(frame) -> np.ndarray:
 
 # ---- samplers, one per caller rule ----
 
-def first_frame(path: str | os.PathLike) -> Image.Image:
-    """Decode only the first frame (a readability check); PyAV's own exception says why not."""
+def decode_first_frame(path: str | os.PathLike) -> None:
+    """Decode only the first frame (a readability check, nothing converted); PyAV's own exception says why not."""
     with _open(path) as container:
-        return next(container.decode(video=0)).to_image()
+        next(container.decode(video=0))
 
 
 def decode_all(path: str | os.PathLike) -> tuple[list[Image.Image], float | None]:

@@ -371,7 +371,7 @@ def probe_video(path: Path) -> tuple[int, int, float]:
     try:
         info = video_info(path)
     except VideoError as exc:
-        raise ClipDataError(path, None, "streams", str(exc)) from None
+        raise ClipDataError(path, None, "streams", str(exc).removeprefix(f"{path}: ")) from None
     duration = info.duration if info.duration is not None else duration_by_decoding(path)
     return info.width, info.height, duration
 
