@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from egoforge.eval.predictions import PredictionWriter, read_predictions
+from egoforge.data.predictions import PredictionWriter, read_predictions
 
 
 def test_write_then_resume(tmp_path):

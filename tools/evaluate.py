@@ -101,9 +101,9 @@ def _openqa(opts) -> int:
 
     from egoforge.data.atomic import atomic_write_json
     from egoforge.data.egocross import DOMAINS, load_testbed
+    from egoforge.data.predictions import read_predictions
     from egoforge.eval.egocross_openqa import JudgeCache, JudgeClient, judge_predictions, load_open_answers
     from egoforge.eval.egocross_run import generate_predictions
-    from egoforge.eval.predictions import read_predictions
     from egoforge.eval.report import markdown_table, write_tables
 
     if bool(opts.model) == bool(opts.predictions):
@@ -156,8 +156,8 @@ def _settings(opts):
 
 def _submit(opts) -> int:
     from egoforge.data.atomic import atomic_write_json
+    from egoforge.data.predictions import read_predictions
     from egoforge.eval.egocross_submit import fill_template, load_template
-    from egoforge.eval.predictions import read_predictions
 
     result = fill_template(load_template(opts.template), read_predictions(opts.predictions),
                            allow_missing=opts.allow_missing)

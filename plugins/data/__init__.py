@@ -1,1 +1,2 @@
-"""The shared data layer: safe paths, atomic writes, frame loading, dataset schemas and validation."""
+"""The media layer every pipeline reads through: video (the only PyAV code), frames, json IO, predictions, safe
+paths, atomic writes, dataset schemas and validation."""

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from egoforge.data.paths import MediaRoot, UnsafePathError
+from egoforge.data.video import decode_first_frame
 
 IMAGE_TAG, VIDEO_TAG = "<image>", "<video>"
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[\)\.:：]\s+\S", re.MULTILINE)
@@ -77,10 +78,7 @@ class MediaCheck:
 def _decode_problem(path: Path) -> str | None:
     if path.suffix.lower() in _VIDEO_SUFFIXES:
         try:
-            import av
-
-            with av.open(str(path)) as container:
-                next(container.decode(video=0))
+            decode_first_frame(path)
         except Exception as exc:  # any decoder failure is a data problem to report, not to raise
             return f"video does not decode: {path} ({type(exc).__name__}: {exc})"
         return None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
 from egoforge.data.paths import resolve_under
+from egoforge.data.predictions import PredictionWriter, read_predictions
 from egoforge.ego3s.convert import ConversionError, ConvertOptions, to_verl_rows, write_parquet
 from egoforge.ego3s.csm import (
     CONDITIONS,
@@ -31,7 +32,6 @@ from egoforge.ego3s.generation import Request
 from egoforge.ego3s.media import FrameBudget, load_clip, mask_region
 from egoforge.ego3s.prompts import build_prompt
 from egoforge.ego3s.schema import load_video_r1, validate_rows
-from egoforge.eval.predictions import PredictionWriter, read_predictions
 
 # Egocentric prior for clips without an annotated interaction region: the hands work in the lower middle.
 DEFAULT_ROI_BOX = (0.25, 0.4, 0.75, 1.0)

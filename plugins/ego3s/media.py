@@ -1,8 +1,8 @@
 """The paper's frame budget and clip loading: 2 fps, 4-16 frames, 128*28*28 pixels per frame.
 
-Clips are mp4 (or any container PyAV reads), folders of frames, or single images. Decoding goes through PyAV, which
-works wherever FFmpeg's libraries ship inside the wheel; qwen-vl-utils' own video readers (torchvision.io,
-torchcodec) are missing or unusable in many environments, including this one.
+Clips are mp4 (or any container PyAV reads), folders of frames, or single images. Decoding goes through
+``egoforge.data.video`` (PyAV), which works wherever FFmpeg's libraries ship inside the wheel; qwen-vl-utils' own
+video readers (torchvision.io, torchcodec) are missing or unusable in many environments, including this one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from egoforge.data.frames import fit_pixels  # floor: a frame never exceeds max_pixels
+from egoforge.data.video import decode_all
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FRAME_FACTOR = 2  # Qwen-VL's temporal patch: frame counts are kept even
@@ -69,12 +70,8 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
 
 def decode_video(path: str | os.PathLike, budget: FrameBudget) -> tuple[list[Image.Image], float]:
     """Decode and sample a video file; returns (frames as RGB, sampling fps of the kept frames)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        source_fps = float(stream.average_rate or stream.guessed_rate or budget.fps)
-        frames = [frame.to_image() for frame in container.decode(video=0)]
+    frames, source_fps = decode_all(path)
+    source_fps = source_fps or budget.fps  # a stream without a stated rate counts at the budget's rate
     if not frames:
         raise ValueError(f"video has no frames: {path}")
     keep = sample_indices(len(frames), source_fps, budget)

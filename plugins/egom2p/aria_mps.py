@@ -368,9 +368,9 @@ def convert_aria_recording(out: str | os.PathLike, video: str | os.PathLike, vid
     link_rgb_video(out, video)
     clock = video_start_us if isinstance(video_start_us, VideoClock) else VideoClock.from_start(video_start_us)
     camera, cpf_from_json = read_aria_calibration(calibration)
-    from egoforge.egom2p.clips import video_info
+    from egoforge.egom2p.clips import probe_video
 
-    video_size = tuple(video_info(video)[:2])
+    video_size = tuple(probe_video(video)[:2])
     if camera.width is None:  # gaze outside the image is invalid: take the size from the video itself
         camera.width, camera.height = video_size
     elif (camera.width, camera.height) != video_size:

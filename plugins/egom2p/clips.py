@@ -48,6 +48,7 @@ import numpy as np
 from PIL import Image
 
 from egoforge.data.atomic import atomic_dir
+from egoforge.data.video import VideoError, duration_by_decoding, iter_nearest_frames, video_info
 from egoforge.egom2p.geometry import interpolate_poses, make_pose, quat_to_matrix
 from egoforge.egom2p.modalities import CLIP_SECONDS, MODALITIES
 
@@ -364,62 +365,31 @@ def sample_gaze(times: np.ndarray, xy: np.ndarray, valid: np.ndarray, query: np.
 
 # ---- video ----
 
-def video_info(path: Path) -> tuple[int, int, float, float]:
-    """(width, height, start time, duration in seconds) of the first video stream."""
-    import av
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ClipDataError(path, None, "streams", "no video stream")
-        stream = container.streams.video[0]
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        if stream.duration is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
-        else:
-            duration = sum(1 for _ in container.decode(video=0)) / float(stream.average_rate or 30)
-        return stream.codec_context.width, stream.codec_context.height, start, duration
+def probe_video(path: Path) -> tuple[int, int, float]:
+    """(width, height, duration in seconds) of the first video stream; a stream whose container states no duration
+    is timed by decoding it (frames over the average rate)."""
+    try:
+        info = video_info(path)
+    except VideoError as exc:
+        raise ClipDataError(path, None, "streams", str(exc).removeprefix(f"{path}: ")) from None
+    duration = info.duration if info.duration is not None else duration_by_decoding(path)
+    return info.width, info.height, duration
 
 
 def iter_resampled_frames(path: Path, query: np.ndarray, size: int, seek_s: float | None = None,
                           stats: dict | None = None) -> Iterator[np.ndarray]:
     """Yield, for each query time (ascending, seconds from the stream start), the nearest frame cropped and resized.
 
-    One decoding pass; only the picked frames are converted and nothing else is kept, so memory does not grow with
-    the recording. ``seek_s``: start decoding at the keyframe before this time (a resumed run does not replay the
-    stream from the beginning; H.264 decodes identically from a keyframe). ``stats["frames_decoded"]`` counts.
+    One decoding pass (:func:`egoforge.data.video.iter_nearest_frames`); only the picked frames are converted and
+    nothing else is kept, so memory does not grow with the recording. ``seek_s``: start decoding at the keyframe
+    before this time (a resumed run does not replay the stream from the beginning; H.264 decodes identically from a
+    keyframe). ``stats["frames_decoded"]`` counts.
     """
-    import av
-
-    query = np.asarray(query, dtype=np.float64)
-    if len(query) and np.any(np.diff(query) < 0):
-        raise ValueError("query times must be ascending")
-    j = 0
-    prev: tuple[float, av.VideoFrame] | None = None
-    stats = stats if stats is not None else {}
-    stats.setdefault("frames_decoded", 0)
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        if seek_s is not None and seek_s > 0:
-            container.seek(int((start + seek_s) / stream.time_base), stream=stream, backward=True, any_frame=False)
-        for frame in container.decode(stream):
-            stats["frames_decoded"] += 1
-            t = float(frame.pts * frame.time_base) - start if frame.pts is not None else float(frame.time)
-            while j < len(query) and query[j] <= t:
-                q = query[j]
-                pick = frame if prev is None or (t - q) < (q - prev[0]) else prev[1]
-                yield crop_resize(pick.to_ndarray(format="rgb24"), size)
-                j += 1
-            prev = (t, frame)
-            if j == len(query):
-                break
-        while j < len(query) and prev is not None:  # queries after the last frame's timestamp
-            yield crop_resize(prev[1].to_ndarray(format="rgb24"), size)
-            j += 1
-    if j < len(query):
-        raise ClipDataError(path, None, "frames", "the video has no decodable frames")
+    try:
+        for frame in iter_nearest_frames(path, query, seek_s, stats):
+            yield crop_resize(frame, size)
+    except VideoError:
+        raise ClipDataError(path, None, "frames", "the video has no decodable frames") from None
 
 
 def resample_video(path: Path, query: np.ndarray, size: int) -> np.ndarray:
@@ -444,7 +414,7 @@ def recording_clips(recording: Path, settings: ClipSettings, done: Callable[[str
     video = recording / "rgb.mp4"
     if not video.is_file():
         raise FileNotFoundError(f"{video}: every recording needs rgb.mp4 (it defines the clips)")
-    width, height, _, duration = video_info(video)
+    width, height, duration = probe_video(video)
     starts = clip_starts(duration, settings.stride_s)
     base = recording.name.replace(".", "_")
     keys = [f"{base}__{i:04d}" for i in range(len(starts))]

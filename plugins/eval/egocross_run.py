@@ -8,10 +8,10 @@ from pathlib import Path
 from egoforge.data.atomic import atomic_write_json, atomic_write_text
 from egoforge.data.egocross import DOMAINS, clip_rates, load_answers, load_testbed
 from egoforge.data.paths import MediaRoot, UnsafePathError
+from egoforge.data.predictions import PredictionWriter, read_predictions
 from egoforge.eval.backends import GenerationSettings, VisualRequest, make_backend
 from egoforge.eval.egocross_protocol import PROTOCOLS, build_prompt, parse_response
 from egoforge.eval.egocross_score import EgoCrossResults, score_egocross, submission
-from egoforge.eval.predictions import PredictionWriter, read_predictions
 from egoforge.eval.published import EGOCROSS_ROWS
 from egoforge.eval.report import write_tables
 

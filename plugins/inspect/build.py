@@ -135,7 +135,7 @@ def build_report(
     """Write ``out/index.html`` (self-contained), ``out/thumbs/``, and with predictions ``summary.{png,json}``."""
     from egoforge.data.egocross import load_answers
     from egoforge.data.jsonio import DataFormatError
-    from egoforge.eval.predictions import read_predictions
+    from egoforge.data.predictions import read_predictions
 
     progress = progress or _no_progress
     data, out = Path(data), Path(out)

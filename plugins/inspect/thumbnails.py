@@ -20,6 +20,7 @@ from PIL import Image
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_text
 from egoforge.data.paths import MediaRoot, UnsafePathError
+from egoforge.data.video import sample_spread
 from egoforge.inspect.samples import MediaRef
 
 THUMB_BOX = (192, 144)  # width, height bound: a 16:9 frame becomes 192x108
@@ -153,7 +154,7 @@ class Thumbnailer:
             return [Thumb(ref.field, e["time"], label, src=_url(e["name"]), href=href, width=e["width"],
                           height=e["height"]) for e in cached]
         try:
-            frames = sample_video(real, max_frames)
+            frames = sample_spread(real, max_frames, pick_evenly)
         except Exception as exc:
             return [Thumb(ref.field, None, label, href=href,
                           problem=f"video does not decode: {ref.path} ({type(exc).__name__}: {exc})")]
@@ -167,34 +168,3 @@ class Thumbnailer:
         return [Thumb(ref.field, e["time"], label, src=_url(e["name"]), href=href, width=e["width"],
                       height=e["height"]) for e in entries]
 
-
-def sample_video(path: str | os.PathLike, count: int) -> list[tuple[float, Image.Image]]:
-    """Up to ``count`` frames spread over a video file, each with its presentation time in seconds.
-
-    Seeks to each target time when the duration is known (a long video is not decoded end to end), otherwise
-    decodes every frame once and keeps an even spread.
-    """
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        duration = float(stream.duration * stream.time_base) if stream.duration else None
-        if duration is None and container.duration:
-            duration = container.duration / 1_000_000
-        if not duration:
-            decoded = [(float(f.time or 0.0) - start, f.to_image()) for f in container.decode(stream)]
-            return [decoded[i] for i in pick_evenly(len(decoded), count)]
-        picked: list[tuple[float, Image.Image]] = []
-        for k in range(count):
-            target = start + duration * k / count
-            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-            frame = None
-            for frame in container.decode(stream):
-                if frame.time is not None and frame.time >= target - 1e-6:
-                    break
-            if frame is not None and frame.time is not None and (not picked or frame.time - start > picked[-1][0]):
-                picked.append((float(frame.time) - start, frame.to_image()))
-        if not picked:
-            raise ValueError("no decodable frames")
-        return picked

@@ -3,8 +3,8 @@
 lmms-eval hands a model whatever a task's ``doc_to_visual`` returns. egoforge's tasks return plain RGB PIL frames,
 so any lmms-eval model can read them as images, and tag every frame (in PIL's ``info`` dict) with its clip, the
 rate of the timeline its index counts on, and that index. egoforge's ``egoforge_vl`` model reads the tags back and
-feeds the frames to Qwen-VL as one video with their true timestamps. Videos are decoded with PyAV, which ships its
-own FFmpeg: no decord, no system FFmpeg, no torchcodec.
+feeds the frames to Qwen-VL as one video with their true timestamps. Videos are decoded by ``egoforge.data.video``
+(PyAV, which ships its own FFmpeg: no decord, no system FFmpeg, no torchcodec).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
+from egoforge.data.video import decode_indices, decode_indices_seeking, video_info
 
 CLIP_INFO_KEY = "egoforge_clip"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
@@ -118,62 +120,6 @@ def sample_frame_folder(folder: str | os.PathLike, native_fps: float, *, clip: s
     return load_frame_files([files[i] for i in keep], clip, native_fps, keep, max_pixels)
 
 
-def video_info(path: str | os.PathLike) -> tuple[int, float]:
-    """(frame count, frames per second) of a video's first video stream; the count is 0 when the file has none."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-        return int(stream.frames or 0), fps
-
-
-def _decode(path: str | os.PathLike, keep: set[int] | None) -> tuple[dict[int, Image.Image], int]:
-    """Decode frames in order, keeping those in ``keep`` (all when None); returns them and the number decoded."""
-    import av
-
-    kept: dict[int, Image.Image] = {}
-    count = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        last = max(keep) if keep else None
-        for index, frame in enumerate(container.decode(stream)):
-            count = index + 1
-            if keep is None or index in keep:
-                kept[index] = frame.to_image().convert("RGB")
-            if last is not None and index >= last:
-                break
-    return kept, count
-
-
-def _decode_seeking(path: str | os.PathLike, keep: list[int], fps: float) -> dict[int, Image.Image] | None:
-    """Seek to the keyframe before each wanted frame and decode forward to it (sparse sampling of long videos).
-
-    Frame positions come from timestamps, so this needs a constant frame rate and presentation timestamps; it
-    returns None when the file does not provide them and the caller decodes sequentially instead.
-    """
-    import av
-
-    kept: dict[int, Image.Image] = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        base, start = stream.time_base, stream.start_time or 0
-        if not base:
-            return None
-        for index in keep:
-            container.seek(start + int(index / fps / base), stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    return None
-                position = round(float((frame.pts - start) * base) * fps)
-                if position >= index:
-                    kept[index] = frame.to_image().convert("RGB")
-                    break
-    return kept if len(kept) == len(set(keep)) else None
-
-
 def sample_video(path: str | os.PathLike, *, clip: str, sample_fps: float | None = None,
                  max_frames: int | None = None, start: float | None = None, end: float | None = None,
                  max_pixels: int | None = None) -> list[Image.Image]:
@@ -181,14 +127,15 @@ def sample_video(path: str | os.PathLike, *, clip: str, sample_fps: float | None
 
     Sparse picks from a long video seek to each frame's keyframe instead of decoding everything in between.
     """
-    n_total, fps = video_info(path)
+    info = video_info(path)
+    n_total, fps = info.frames, info.fps or 30.0
     if n_total <= 0:  # no frame count in the container: count by decoding (timestamps only, frames dropped)
-        _, n_total = _decode(path, keep=set())
+        _, n_total = decode_indices(path, keep=set())
     keep = select_indices(n_total, fps, sample_fps=sample_fps, max_frames=max_frames, start=start, end=end)
     sparse = bool(keep) and len(keep) * SEEK_RATIO < keep[-1] + 1
-    decoded = _decode_seeking(path, keep, fps) if sparse else None
+    decoded = decode_indices_seeking(path, keep, fps) if sparse else None
     if decoded is None:
-        decoded, _ = _decode(path, set(keep))
+        decoded, _ = decode_indices(path, set(keep))
     if not decoded:
         raise ValueError(f"{path}: no decodable video frames")
     # Containers can over-report their frame count; fall back to the last frame that really exists.

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
+from egoforge.data.video import write_video
 from egoforge.testing.egodata import COLORS, DIRECTIONS, QUADRANTS, Scene, make_testbed, render_clip
 
 COLOR_NAMES = tuple(COLORS)
@@ -35,20 +36,8 @@ def encode_image(img: Image.Image, fmt: str = "JPEG") -> bytes:
 
 
 def write_mp4(path: str | Path, frames: list[Image.Image], fps: float) -> Path:
-    """Encode frames as an MPEG-4 video with PyAV (its bundled FFmpeg), written atomically."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(img.convert("RGB"))):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return atomic_write_bytes(path, buf.getvalue())
+    """Encode frames as an MPEG-4 video, written atomically."""
+    return write_video(path, frames, Fraction(fps).limit_denominator(1000), codec="mpeg4")
 
 
 def _write_parquet(path: Path, rows: list[dict], features) -> Path:

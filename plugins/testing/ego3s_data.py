@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from egoforge.data.atomic import atomic_dir, atomic_write_bytes, atomic_write_json
+from egoforge.data.video import write_video
 from egoforge.testing.egodata import COLORS, DIRECTIONS, QUADRANTS, Scene, render_clip
 
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
@@ -46,24 +47,8 @@ def _draw_label(frames: list[Image.Image], word: str) -> list[Image.Image]:
 
 
 def write_mp4(frames: list[Image.Image], path: Path, fps: int = VIDEO_FPS) -> Path:
-    """Encode frames as an H.264 mp4 (PyAV), atomically."""
-    import io
-
-    import av
-    import numpy as np
-
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(frame.convert("RGB")), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return atomic_write_bytes(path, buf.getvalue())
+    """Encode frames as an H.264 mp4, atomically."""
+    return write_video(path, frames, fps, options={"crf": "18"})
 
 
 def _jpeg(img: Image.Image) -> bytes:

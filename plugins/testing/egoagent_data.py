@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from egoforge.data.atomic import atomic_write_json
+from egoforge.data.video import write_video
 
 # --- walking tours --------------------------------------------------------------------------------------------
 
@@ -130,21 +131,11 @@ def render_street(style: CityStyle, position: float, size: tuple[int, int] = (96
 
 
 def write_mp4(path: Path, frames, fps: int, size: tuple[int, int]) -> Path:
-    """H.264 mp4 of PIL ``frames`` (written to a temporary name, then renamed into place)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(frame)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.replace(path)
-    return path
+    """H.264 mp4 of PIL ``frames`` (all of ``size``), written atomically."""
+    frames = list(frames)
+    if any(frame.size != tuple(size) for frame in frames):
+        raise ValueError(f"{path}: every frame must be {size[0]}x{size[1]}")
+    return write_video(path, frames, fps)
 
 
 def make_walking_tours(root: str | Path, cities: tuple[str, ...] | None = None, seconds: int = 6, fps: int = 10,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_text
+from egoforge.data.video import write_video
 from egoforge.egom2p.geometry import make_pose, matrix_to_quat
 
 
@@ -70,22 +71,8 @@ def project(point: np.ndarray, pose: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 
 def _encode_mp4(frames: list[np.ndarray], fps: int, path: Path, gop: int | None = None) -> None:
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "ultrafast"}
-        if gop:  # keyframe interval (libx264's default puts one keyframe in a short video)
-            stream.codec_context.gop_size = gop
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    atomic_write_bytes(path, buffer.getvalue())
+    # gop: keyframe interval (libx264's default puts one keyframe in a short video)
+    write_video(path, frames, fps, options={"crf": "18", "preset": "ultrafast"}, gop=gop)
 
 
 def write_recording(folder: str | Path, seed: int = 0, seconds: float = 4.5, fps: int = 30, width: int = 80,

@@ -22,11 +22,11 @@ from egoforge.egom2p.clips import (
     nearest_indices,
     normalize_depth,
     prepare_clips,
+    probe_video,
     read_gaze_csv,
     read_tum,
     resize_depth,
     sample_gaze,
-    video_info,
 )
 
 
@@ -77,7 +77,7 @@ def test_video_frames_are_the_nearest_at_8_fps_centre_cropped(egom2p_raw_and_cli
     video = egom2p_raw_and_clips / "raw" / "rec00.take" / "rgb.mp4"
     with av.open(str(video)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    width, height, _, duration = video_info(video)
+    width, height, duration = probe_video(video)
     assert (width, height) == (80, 60) and duration == pytest.approx(4.5, abs=0.05)
     clip = load_clip(egom2p_raw_and_clips / "clips" / "synth" / "rec00_take__0001", "rgb")
     picks = nearest_indices(np.arange(len(frames)) / 30.0, 2.0 + np.arange(16) / 8.0)

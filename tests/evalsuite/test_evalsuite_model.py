@@ -107,13 +107,14 @@ def test_seeking_and_sequential_decoding_pick_the_same_frames(tmp_path):
     """Sparse picks from a long clip seek to keyframes; they must equal the frames sequential decoding gives."""
     import numpy as np
 
+    from egoforge.data.video import decode_indices, decode_indices_seeking
     from egoforge.lmms import media
 
     clip = render_clip(Scene("Industry", "red", "top left", "right", 3, 240, 0), size=(96, 64))
     video = str(write_mp4(tmp_path / "long.mp4", clip, fps=30.0))
     keep = media.select_indices(240, 30.0, max_frames=8)
-    seeking = media._decode_seeking(video, keep, 30.0)
-    sequential, count = media._decode(video, set(keep))
+    seeking = decode_indices_seeking(video, keep, 30.0)
+    sequential, count = decode_indices(video, set(keep))
     assert count == keep[-1] + 1 and sorted(seeking) == sorted(sequential) == keep
     assert all(np.array_equal(np.asarray(seeking[i]), np.asarray(sequential[i])) for i in keep)
     frames = media.sample_video(video, clip="long", max_frames=8)

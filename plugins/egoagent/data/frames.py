@@ -1,4 +1,4 @@
-"""Frame extraction from walking-tour style mp4s (PyAV), one frame per second by default.
+"""Frame extraction from walking-tour style mp4s, one frame per second by default.
 
 The official stage-1 loader samples ``step_between_clips = FPS`` frames apart (one sample per second of 30 fps
 video). ``extract_video`` keeps every ``every``-th decoded frame (default: the stream's rounded frame rate) and
@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from egoforge.data.atomic import atomic_dir, atomic_write_text
+from egoforge.data.video import VideoError, iter_every_nth, video_info
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 INDEX_NAME = "frames_index.txt"
 DONE_NAME = ".extracted.json"
-
-
-class VideoError(ValueError):
-    """A video cannot be used; the message names the file (and the frame when decoding failed)."""
 
 
 @dataclass(frozen=True)
@@ -39,38 +36,6 @@ class ExtractedVideo:
     fps: float
     every: int
     skipped: bool = False
-
-
-def video_info(path: str | os.PathLike) -> tuple[float, int]:
-    """(average fps, frame count or 0 when the container does not say) of the first video stream."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            return fps, int(stream.frames or 0)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"{path}: cannot open as a video ({exc})") from None
-
-
-def iter_frames(path: str | os.PathLike, every: int) -> Iterator[tuple[int, Image.Image]]:
-    """Decode ``path`` and yield ``(source frame index, RGB image)`` for every ``every``-th frame."""
-    import av
-
-    index = -1
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                index += 1
-                if index % every == 0:
-                    yield index, frame.to_image()
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: decoding failed after frame {index} ({exc})") from None
 
 
 def _resized(image: Image.Image, max_side: int | None) -> Image.Image:
@@ -89,7 +54,8 @@ def extract_video(video: str | os.PathLike, out_root: str | os.PathLike, every: 
     video = Path(video)
     if not video.is_file():
         raise VideoError(f"{video}: file not found")
-    fps, total = video_info(video)
+    info = video_info(video)
+    fps, total = info.fps, info.frames
     if every is None:
         if fps <= 0:
             raise VideoError(f"{video}: the stream has no frame rate; pass --every")
@@ -104,7 +70,7 @@ def extract_video(video: str | os.PathLike, out_root: str | os.PathLike, every: 
     count = 0
     with atomic_dir(folder) as tmp:
         bar = tqdm(total=(total // every + 1) if total else None, desc=video.name, unit="frame", disable=not progress)
-        for index, image in iter_frames(video, every):
+        for index, image in iter_every_nth(video, every):
             _resized(image, max_side).save(tmp / f"frame_{index:07d}.jpg", quality=quality)
             count += 1
             bar.update(1)

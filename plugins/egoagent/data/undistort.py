@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from egoforge.data.atomic import atomic_dir
-from egoforge.egoagent.data.frames import iter_frames, write_index
+from egoforge.data.video import iter_every_nth
+from egoforge.egoagent.data.frames import write_index
 from egoforge.egoagent.data.takes import TakeIndex, find_takes_json, load_take_index
 
 VIDEO_SUBDIR = Path("frame_aligned_videos") / "downscaled" / "448"
@@ -79,7 +80,7 @@ def undistort_video(video: str | os.PathLike, out_dir: str | os.PathLike,
     """Write ``remap(frame)`` for every ``every``-th frame as ``out_dir/frame_<index>.jpg`` (atomically)."""
     count = 0
     with atomic_dir(out_dir) as tmp:
-        for index, image in iter_frames(video, every):
+        for index, image in iter_every_nth(video, every):
             Image.fromarray(remap(np.asarray(image.convert("RGB")))).save(tmp / f"frame_{index}.jpg", quality=quality)
             count += 1
     return count
