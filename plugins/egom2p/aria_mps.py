@@ -259,11 +259,9 @@ class VideoClock:
 
 
 def _video_fps(video: Path) -> float:
-    import av
+    from egoforge.data.video import video_info
 
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
+    rate = video_info(video).fps  # average rate, else FFmpeg's guess, else 0.0
     if not rate:
         raise ClipDataError(video, None, "frame rate", "the video stream has no frame rate")
     return float(rate)
