@@ -20,7 +20,7 @@ from egoforge.tools.cli import main
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict[str, Path]:
     """A small valid support set and testbed from egoforge's generators, and broken files beside them."""
-    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.egocross_data import make_support_set, make_testbed
 
     work = tmp_path_factory.mktemp("hostile")
     f = {"work": work}

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from egoforge.lmms.lmms_runner import LmmsEvalError, LmmsRun, check_run
 from egoforge.eval.published import EGO3S_ROWS, EGO3S_SUITE_ROWS, EGOCROSS_ROWS
+from egoforge.lmms.lmms_runner import LmmsEvalError, LmmsRun, check_run
 from egoforge.lmms.suite_report import write_report
 from egoforge.lmms.suite_results import collect, combine, published_rows, row_label, suite_columns, suite_table_rows
 
