@@ -102,3 +102,18 @@ def test_list_shows_every_verl_extension_with_its_setting(capsys):
         section = out.split(f"{family}s:\n", 1)[1]
         assert any(line.split()[0] == name and line.endswith(f"({extension.setting})")
                    for line in section.splitlines() if line.startswith("  ")), (family, name)
+
+
+def test_the_verl_plugin_never_raises(monkeypatch, capsys):
+    """`import verl` must survive a broken extension module and a broken registry (it only warns, naming them)."""
+    from egoforge.verl import plugin
+
+    plugin._register(["egoforge.no_such_extension"])
+    assert "could not register egoforge.no_such_extension into verl" in capsys.readouterr().err
+
+    def broken():
+        raise RuntimeError("registry broken")
+
+    monkeypatch.setattr(registry, "verl_extensions", broken)
+    importlib.reload(plugin)  # what the entry point does, with a registry that raises
+    assert "verl plugin not installed: RuntimeError('registry broken')" in capsys.readouterr().err
