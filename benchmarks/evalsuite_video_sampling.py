@@ -19,7 +19,7 @@ from _common import table, timeit  # noqa: E402
 
 from egoforge.lmms.media import sample_video  # noqa: E402
 from egoforge.testing.benchdata import write_mp4  # noqa: E402
-from egoforge.testing.egodata import Scene, render_clip  # noqa: E402
+from egoforge.testing.egocross_data import Scene, render_clip  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, timeit  # noqa: E402
 
 from egoforge.data.prepare import prepare_frames  # noqa: E402
-from egoforge.testing.egodata import make_support_set  # noqa: E402
+from egoforge.testing.egocross_data import make_support_set  # noqa: E402
 from egoforge.testing.tiny_models import build_processor, build_tokenizer  # noqa: E402
 
 MAX_PIXELS, MIN_PIXELS = 360000, 50176

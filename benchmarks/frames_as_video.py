@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, timeit  # noqa: E402
 
-from egoforge.testing.egodata import make_support_set  # noqa: E402
+from egoforge.testing.egocross_data import make_support_set  # noqa: E402
 from egoforge.testing.tiny_models import ensure_tiny_model  # noqa: E402
 
 PAIRS = {"qwen3_vl": ("qwen3_vl_nothink", "qwen3_vl_nothink_ego_frames"),

@@ -28,7 +28,7 @@ from _common import table, timeit  # noqa: E402
 
 from egoforge.inspect import build_report  # noqa: E402
 from egoforge.inspect.thumbnails import THUMB_BOX  # noqa: E402
-from egoforge.testing.egodata import make_testbed  # noqa: E402
+from egoforge.testing.egocross_data import make_testbed  # noqa: E402
 
 HD = (1280, 720)
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, timeit  # noqa: E402
 
 from egoforge.llamafactory.launch import train  # noqa: E402
-from egoforge.testing.egodata import make_support_set  # noqa: E402
+from egoforge.testing.egocross_data import make_support_set  # noqa: E402
 from egoforge.testing.recipes import REPO_ROOT, stage_dataset_info, tiny_overrides  # noqa: E402
 from egoforge.testing.tiny_models import ensure_tiny_model  # noqa: E402
 

@@ -39,13 +39,23 @@ OFFICIAL_RULES = AnswerRules()
 
 
 def parse_number(text: str) -> float | None:
-    """``"1,234.5"`` -> 1234.5; None when the text is not a finite number (used to validate data)."""
+    """``"1,234.5"`` -> 1234.5; None when the text is not a finite number (used to validate data).
+
+    >>> parse_number(" 1,234.5 ")
+    1234.5
+    >>> parse_number("nan") is None
+    True
+    """
     value = official_number(text.strip())
     return value if value is not None and math.isfinite(value) else None
 
 
 def official_number(text: str) -> float | None:
-    """The official ``normalize_number``: ``float`` after dropping commas (``"nan"``, ``"inf"``, ``"1_0"`` parse)."""
+    """The official ``normalize_number``: ``float`` after dropping commas (``"nan"``, ``"inf"``, ``"1_0"`` parse).
+
+    >>> official_number("1_0"), official_number("inf"), official_number("ten")
+    (10.0, inf, None)
+    """
     try:
         return float(text.replace(",", ""))
     except (ValueError, OverflowError):
@@ -53,7 +63,13 @@ def official_number(text: str) -> float | None:
 
 
 def multiple_choice(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
-    """Official: 1 when the stripped texts are equal. ``lenient_choice``: when the option letters agree."""
+    """Official: 1 when the stripped texts are equal. ``lenient_choice``: when the option letters agree.
+
+    >>> multiple_choice(" A ", "A"), multiple_choice("(A)", "A"), multiple_choice("a", "A")
+    (1.0, 0.0, 0.0)
+    >>> multiple_choice("(A) red", "A", AnswerRules(lenient_choice=True))
+    1.0
+    """
     if rules.lenient_choice:
         return 1.0 if option_letter(answer) == option_letter(truth) and truth.strip() else 0.0
     return 1.0 if answer.strip() == truth.strip() else 0.0
@@ -64,7 +80,13 @@ def _has_decimal(text: str) -> bool:
 
 
 def numerical(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
-    """1 when both round to the same value at 2 decimals and both do (or don't) carry a decimal separator."""
+    """1 when both round to the same value at 2 decimals and both do (or don't) carry a decimal separator.
+
+    >>> numerical("3.14159", "3.14"), numerical("1,000", "1000.0")
+    (1.0, 1.0)
+    >>> numerical("3", "3.0")  # one has a separator, the other not
+    0.0
+    """
     if _has_decimal(answer) != _has_decimal(truth):
         return 0.0
     a, t = official_number(answer), official_number(truth)
@@ -74,12 +96,22 @@ def numerical(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> f
 
 
 def ocr(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
-    """1 - word error rate, clipped to [0, 1]."""
+    """1 - word error rate, clipped to [0, 1].
+
+    >>> round(ocr("the cup", "the red cup"), 4)  # one deletion in three words
+    0.6667
+    >>> ocr("a b c d e f", "x")  # more errors than words clips to 0
+    0.0
+    """
     return max(0.0, min(1.0, 1 - word_error_rate(truth, answer)))
 
 
 def free_form(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
-    """Mean ROUGE-1/2/L F-measure (stemmed), clipped to [0, 1]."""
+    """Mean ROUGE-1/2/L F-measure (stemmed), clipped to [0, 1].
+
+    >>> free_form("the cups are red", "the cup is red") > free_form("green", "the cup is red") == 0.0
+    True
+    """
     return max(0.0, min(1.0, mean_rouge_f(truth, answer)))
 
 
@@ -87,6 +119,13 @@ def regression(answer: str, truth: str, rules: AnswerRules = OFFICIAL_RULES) -> 
     """Official: ``1 - clip((|a - t| + 1e-9) / (|t| + 1e-9), 0, 1)`` (see the module docstring for its quirks).
 
     ``guarded_regression``: ``1 - min(1, |a - t| / max(|t|, 1e-9))``, 0 for non-finite numbers.
+
+    >>> round(regression("9", "10"), 6), regression("30", "10")
+    (0.9, 0.0)
+    >>> regression("0", "0"), regression("0", "0", AnswerRules(guarded_regression=True))  # the official quirk
+    (0.0, 1.0)
+    >>> regression("nan", "1"), regression("nan", "1", AnswerRules(guarded_regression=True))
+    (1.0, 0.0)
     """
     a, t = official_number(answer), official_number(truth)
     if a is None or t is None:
@@ -111,6 +150,10 @@ _BY_TYPE = {
 
 
 def accuracy(answer: str, truth: str, problem_type: str, rules: AnswerRules = OFFICIAL_RULES) -> float:
-    """Dispatch on ``problem_type``; an unknown type scores 0 (as in the reference code)."""
+    """Dispatch on ``problem_type``; an unknown type scores 0 (as in the reference code).
+
+    >>> accuracy("B", "B", "multiple choice"), accuracy("B", "B", "multiple-choice")
+    (1.0, 0.0)
+    """
     scorer = _BY_TYPE.get(problem_type)
     return scorer(answer, truth, rules) if scorer is not None else 0.0

@@ -31,7 +31,14 @@ class IRLConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> IRLConfig:
-        """``paper`` (README/paper values) or ``official`` (grpo_roi.py: 0.8 on r_int, 0.025 on r_p, N=8)."""
+        """``paper`` (README/paper values) or ``official`` (grpo_roi.py: 0.8 on r_int, 0.025 on r_p, N=8).
+
+        >>> IRLConfig.preset("official", lambda_o=0.3)
+        IRLConfig(lambda_o=0.3, H=1.1, N=8, int_weight=0.8, penalty_weight=0.025)
+        >>> IRLConfig.preset("paper", n=4)
+        Traceback (most recent call last):
+        ValueError: unknown IRL settings ['n']; known: ['H', 'N', 'int_weight', 'lambda_o', 'penalty_weight']
+        """
         try:
             base = PRESETS[name]
         except KeyError:
@@ -50,27 +57,52 @@ PRESETS = {
 
 
 def grounded_flag(similarity: float, lambda_o: float) -> int:
-    """GR_i = 1[S_i > lambda_o]."""
+    """GR_i = 1[S_i > lambda_o].
+
+    >>> grounded_flag(0.3, 0.21), grounded_flag(0.21, 0.21)
+    (1, 0)
+    """
     return 1 if similarity > lambda_o else 0
 
 
 def group_rate(flags: Sequence[int]) -> float:
-    """Share of grounded rollouts in the group (0 for an empty group)."""
+    """Share of grounded rollouts in the group (0 for an empty group).
+
+    >>> group_rate([1, 0, 0, 1]), group_rate([])
+    (0.5, 0.0)
+    """
     return sum(flags) / len(flags) if flags else 0.0
 
 
 def interaction_reward(flag: int, rate: float, H: float) -> float:
-    """r_int = max(H - rate, 0) * GR_i."""
+    """r_int = max(H - rate, 0) * GR_i.
+
+    >>> round(interaction_reward(1, 0.25, 1.1), 6), round(interaction_reward(1, 1.0, 1.1), 6)  # rare pays more
+    (0.85, 0.1)
+    >>> interaction_reward(0, 0.25, 1.1)
+    0.0
+    """
     return max(H - rate, 0.0) * flag
 
 
 def object_penalty(n_objects: int, N: int) -> float:
-    """r_p = min(0, N - |B_i|)."""
+    """r_p = min(0, N - |B_i|).
+
+    >>> object_penalty(7, 5), object_penalty(3, 5)
+    (-2.0, 0.0)
+    """
     return float(min(0, N - n_objects))
 
 
 def group_terms(similarities: Sequence[float], n_objects: Sequence[int], cfg: IRLConfig) -> list[dict[str, float]]:
-    """Every IRL term for each rollout of one group, including the weighted total ``grounded``."""
+    """Every IRL term for each rollout of one group, including the weighted total ``grounded``.
+
+    >>> terms = group_terms([0.3, 0.1], [2, 7], IRLConfig())  # one of two grounded; the other lists 7 objects
+    >>> [(t["grounded_flag"], t["group_rate"], round(t["r_int"], 6), t["penalty"]) for t in terms]
+    [(1.0, 0.5, 0.6, 0.0), (0.0, 0.5, 0.0, -2.0)]
+    >>> [round(t["grounded"], 6) for t in terms]  # r_int + 0.5 * r_p
+    [0.6, -1.0]
+    """
     flags = [grounded_flag(s, cfg.lambda_o) for s in similarities]
     rate = group_rate(flags)
     out = []

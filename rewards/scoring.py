@@ -41,7 +41,13 @@ class RewardSettings:
 
 
 def ground_truth_answer(solution: str) -> str:
-    """The answer inside ``<answer>..</answer>`` of a Video-R1 solution, or the solution itself when untagged."""
+    """The answer inside ``<answer>..</answer>`` of a Video-R1 solution, or the solution itself when untagged.
+
+    >>> ground_truth_answer("<answer> B </answer>"), ground_truth_answer(" 42 ")
+    ('B', '42')
+    >>> ground_truth_answer("<answer></answer>")  # tagged but empty: the empty answer, not the tags
+    ''
+    """
     inner = extract_tag(solution, "answer")
     return inner if inner or "<answer>" in solution else solution.strip()
 
@@ -51,6 +57,12 @@ def score_response(response: str, solution: str, problem_type: str, settings: Re
     """Per-response terms. ``score`` is the total without the group terms (``finish_group`` adds them).
 
     Without a CLIP backend or interaction image the similarity is 0 (the rollout is never "grounded").
+
+    >>> score_response("<think>look</think><answer>B</answer><object>cup</object>", "<answer>B</answer>",
+    ...                "multiple choice")
+    {'accuracy': 1.0, 'format': 1.0, 'n_objects': 1.0, 'clip_sim': 0.0, 'penalty': 0.0, 'score': 2.0}
+    >>> score_response("<answer>B</answer>", "<answer>B</answer>", "multiple choice", RewardSettings(irl=False))
+    {'accuracy': 1.0, 'format': 0.0, 'score': 1.0}
     """
     fmt = 1.0 if format_matches(response, settings.tags) else 0.0
     acc = accuracy_score(extract_tag(response, "answer"), ground_truth_answer(solution), problem_type,
@@ -107,6 +119,19 @@ def finish_group(results: Sequence[dict[str, float]], settings: RewardSettings =
 def score_group(responses: Sequence[str], solution: str, problem_type: str,
                 settings: RewardSettings = RewardSettings(), clip: SimilarityBackend | None = None,
                 roi_path: str | None = None, lengths: Sequence[int] | None = None) -> list[dict[str, float]]:
-    """All terms for the G rollouts of one prompt (the reference for both adapters)."""
+    """All terms for the G rollouts of one prompt (the reference for both adapters).
+
+    With a CLIP backend that finds every listed object in the interaction image, both rollouts are grounded (rate
+    1, so r_int = 1.1 - 1); the second lists 7 objects, 2 over the paper's N = 5:
+
+    >>> class SeesEverything:
+    ...     def max_similarity(self, objects, image_path):
+    ...         return 0.3
+    >>> rows = score_group(["<think>a</think><answer>B</answer><object>cup</object>",
+    ...                     "<think>a</think><answer>B</answer><object>a, b, c, d, e, f, g</object>"],
+    ...                    "<answer>B</answer>", "multiple choice", clip=SeesEverything(), roi_path="roi.jpg")
+    >>> [(row["penalty"], round(row["r_int"], 6), round(row["score"], 6)) for row in rows]
+    [(0.0, 0.1, 2.1), (-2.0, 0.1, 1.1)]
+    """
     singles = [score_response(r, solution, problem_type, settings, clip, roi_path) for r in responses]
     return finish_group(singles, settings, lengths)

@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from egoforge.testing.shared_build import build_once
+from _shared_build import build_once
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +81,7 @@ def tiny_qwen2_5_vl(tiny_model_dir) -> Path:
 def real_testbed(tmp_path_factory) -> Path:
     """A folder shaped like the published test set: egocross_testbed_imgs.json with integer ids, no question_id and
     absolute /egocross_testbed/... frame paths, the frames under egocross_testbed/, answers, submission template."""
-    from egoforge.testing.egodata import make_testbed
+    from egoforge.testing.egocross_data import make_testbed
 
     root = tmp_path_factory.mktemp("egocross_real")
     make_testbed(root, per_domain=4, frames=(2, 3), seed=2, real_shape=True)
@@ -92,7 +91,7 @@ def real_testbed(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def egocross_work(tmp_path_factory) -> Path:
     """A work folder laid out like the repository: dataset_info/ (copy), data/egocross/ (support set), testbed/."""
-    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.egocross_data import make_support_set, make_testbed
     from egoforge.testing.recipes import stage_dataset_info
 
     work = tmp_path_factory.mktemp("egocross_work")

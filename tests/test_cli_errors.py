@@ -20,7 +20,7 @@ from egoforge.tools.cli import main
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict[str, Path]:
     """A small valid support set and testbed from egoforge's generators, and broken files beside them."""
-    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.egocross_data import make_support_set, make_testbed
 
     work = tmp_path_factory.mktemp("hostile")
     f = {"work": work}
@@ -274,7 +274,7 @@ DESCRIBE_CASES = [
     ("permission", lambda: PermissionError(13, "Permission denied", "/root/x"), 2, "/root/x: permission denied"),
     ("NUL byte in a path", lambda: _raised(lambda: os.stat("a\x00b")), 2, "a path contains a NUL byte"),
     ("JSON without a file", lambda: _raised(lambda: json.loads("{")), 2, "not valid JSON (Expecting"),
-    ("egoforge KeyError subclass", lambda: __import__("egoforge.eval.suite_results", fromlist=["x"])
+    ("egoforge KeyError subclass", lambda: __import__("egoforge.lmms.suite_results", fromlist=["x"])
      .MissingMetricError("results have no metric acc"), 2, "results have no metric acc"),
     ("egoforge RuntimeError: a failure, not input", lambda: __import__("egoforge.llamafactory.launch", fromlist=["x"])
      .TrainingFailed("llamafactory-cli exited 1"), 1, "llamafactory-cli exited 1"),

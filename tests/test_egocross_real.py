@@ -179,7 +179,7 @@ def test_sft_prompt_matches_the_sft_repository_text():
 
 
 def test_sft_prompt_matches_the_support_set_user_turn():
-    from egoforge.testing.egodata import support_set_user_text
+    from egoforge.testing.egocross_data import support_set_user_text
 
     question, options = "How many squares are visible?", ["1", "2", "3", "4"]
     testbed_options = [f"{letter}: {text}" for letter, text in zip("ABCD", options)]

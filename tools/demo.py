@@ -41,7 +41,7 @@ def main(args) -> int:
     from egoforge.eval.egocross_run import generate_predictions, result_row, score_and_report
     from egoforge.eval.report import markdown_table, write_tables
     from egoforge.llamafactory.launch import TrainingFailed, train
-    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.egocross_data import make_support_set, make_testbed
     from egoforge.testing.recipes import find_repo_file, stage_dataset_info, tiny_overrides
     from egoforge.testing.tiny_models import ensure_tiny_model
 

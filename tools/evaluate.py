@@ -251,9 +251,9 @@ def _suite(rest: list[str]) -> int:
 
     from egoforge.data.jsonio import DataFormatError
     from egoforge.data.paths import UnsafePathError
-    from egoforge.eval.lmms_runner import LmmsEvalError
     from egoforge.eval.report import markdown_table
-    from egoforge.eval.suite import SuiteConfig, SuiteError, data_dirs, parse_benchmarks, run_suite
+    from egoforge.lmms.lmms_runner import LmmsEvalError
+    from egoforge.lmms.suite import SuiteConfig, SuiteError, data_dirs, parse_benchmarks, run_suite
     from egoforge.lmms.taskgen import TaskOptions
 
     try:

@@ -1,13 +1,26 @@
-"""``egoforge list``: every template, mm plugin, reward, reward manager and trainer egoforge registers."""
+"""``egoforge list``: every template, mm plugin, reward, trainer and verl extension egoforge registers.
+
+The verl reward managers and trainers listed are the records the verl plugin installs on ``import verl``.
+"""
 
 from __future__ import annotations
 
-HELP = "list egoforge's registered LLaMA-Factory templates and plugins, rewards, reward managers and trainers"
+HELP = ("list egoforge's registered LLaMA-Factory templates and plugins, rewards, trainers and verl reward managers "
+        "and trainers")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="import LLaMA-Factory and confirm the templates are registered there (slower)")
+
+
+def describe(entry) -> str:
+    """An entry's line: its doc, and for a verl extension the setting that selects it."""
+    from egoforge.registry import VerlExtension
+
+    if isinstance(entry.obj, VerlExtension):
+        return f"{entry.doc} ({entry.obj.setting})"
+    return entry.doc
 
 
 def main(args) -> int:
@@ -26,10 +39,10 @@ def main(args) -> int:
         print(f"  {name:32s} {TEMPLATE_DOCS[name]} (copy of {stock}, mm plugin {plugin}){mark}")
     print("LLaMA-Factory mm plugins:")
     print("  ego_frames_qwen2_vl / ego_frames_qwen3_vl: a sample's <image> frames as one video at video_fps")
-    for family in (registry.REWARDS, registry.REWARD_MANAGERS, registry.TRAINERS):
+    for family in (registry.REWARDS, registry.REWARD_MANAGERS, registry.TRAINERS, registry.VERL_TRAINERS):
         print(f"{family.family}s:")
         for name in family.names() or []:
-            print(f"  {name:32s} {family.entries[name].doc}")
+            print(f"  {name:32s} {describe(family.entries[name])}")
         if not family.names():
             print("  (none installed)")
     for error in errors:

@@ -52,7 +52,7 @@ def build_model(kind: str, out: Path, seed: int = 0) -> Path:
 def build_data(pipeline: str, out: Path, seed: int = 0) -> list[str]:
     """Generate ``pipeline``'s data under ``out``; returns one line per thing written, for the user."""
     if pipeline == "egocross":
-        from egoforge.testing.egodata import make_support_set, make_testbed
+        from egoforge.testing.egocross_data import make_support_set, make_testbed
 
         support = make_support_set(out / "support_set", per_domain=20, seed=seed)
         testbed, answers = make_testbed(out / "testbed", per_domain=12, seed=seed + 1)

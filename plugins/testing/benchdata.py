@@ -1,9 +1,9 @@
 """Small copies of the suite's benchmarks in their real local layouts, for tests and offline demos.
 
 Each generator writes what a user would have after downloading the benchmark (annotation files in the official
-format, videos or frame folders, parquet files as the HF snapshots hold them), with egocentric clips rendered by
-:mod:`egoforge.testing.egodata`. Every question is answerable from its frames: the colour of the object the camera
-wearer holds, so a scorer can be checked against a known oracle. Layouts are documented in the benchmark modules
+format, videos or frame folders, parquet files as the HF snapshots hold them), with egocentric clips rendered
+by :mod:`egoforge.testing.egocross_data`. Every question is answerable from its frames: the colour of the object the
+camera wearer holds, so a scorer can be checked against a known oracle. Layouts are documented in the benchmark modules
 of :mod:`egoforge.lmms.tasks`.
 """
 
@@ -18,7 +18,7 @@ from PIL import Image
 
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
 from egoforge.data.video import write_video
-from egoforge.testing.egodata import COLORS, DIRECTIONS, QUADRANTS, Scene, make_testbed, render_clip
+from egoforge.testing.egocross_data import COLORS, DIRECTIONS, QUADRANTS, Scene, make_testbed, render_clip
 
 COLOR_NAMES = tuple(COLORS)
 HELD_QUESTION = "What color is the object I am holding?"

@@ -1,8 +1,8 @@
 """Generated Ego3S training data in the Video-R1 json format, and a tiny random CLIP, for tests and benchmarks.
 
-Each sample is an egocentric clip from ``egodata.render_clip`` (the camera wearer's hand holding a coloured object,
-distractor squares, camera shake) written as an mp4 (or, for some samples, a folder of frames or a single image),
-plus the interaction region: ``roi_box`` (relative [x0, y0, x1, y1] around the held object and hand) and
+Each sample is an egocentric clip from ``egocross_data.render_clip`` (the camera wearer's hand holding a coloured
+object, distractor squares, camera shake) written as an mp4 (or, for some samples, a folder of frames or a single
+image), plus the interaction region: ``roi_box`` (relative [x0, y0, x1, y1] around the held object and hand) and
 ``roi_path`` (that region cropped from the middle frame). Questions cover the five Video-R1 problem types and are
 answerable from the frames; the held-object questions become unanswerable once the interaction region is masked,
 which is what CSM's fine filter looks for.
@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from egoforge.data.atomic import atomic_dir, atomic_write_bytes, atomic_write_json
 from egoforge.data.video import write_video
-from egoforge.testing.egodata import COLORS, DIRECTIONS, QUADRANTS, Scene, render_clip
+from egoforge.testing.egocross_data import COLORS, DIRECTIONS, QUADRANTS, Scene, render_clip
 
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 LABEL_WORDS = ("fragile", "open", "stop", "push", "hot", "left")

@@ -115,7 +115,7 @@ def mrope_sections(head_dim: int) -> list[int]:
 
 def _corpus() -> list[str]:
     """Text the BPE is trained on: chat scaffolding, egocentric QA phrasing, JSON answers, digits."""
-    from egoforge.testing.egodata import corpus_sentences
+    from egoforge.testing.egocross_data import corpus_sentences
 
     lines = list(corpus_sentences())
     lines += [f"{i} {i / 10:.1f} {i * 0.5:.1f} seconds" for i in range(200)]

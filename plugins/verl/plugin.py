@@ -1,8 +1,9 @@
 """egoforge's ``verl.plugins`` entry point: ``import verl`` imports this module in every process (driver, Ray actors,
 rollout servers), so it stays cheap and never raises.
 
-It imports nothing from verl. It arranges that egoforge's registrations run right after verl's own registries
-are first imported in that process:
+It imports nothing from verl. It installs exactly the verl extensions recorded in ``egoforge.registry`` (filled by
+``egoforge.verl.register``; ``egoforge list`` shows the same records): each class's module is imported right
+after the verl module that creates its registry is first imported in that process, e.g.
 
 * ``verl.experimental.reward_loop.reward_manager`` -> reward manager ``ego3s_irl``
   (``reward.reward_manager.name=ego3s_irl``);
@@ -17,19 +18,27 @@ from __future__ import annotations
 import os
 import sys
 
-REGISTRATIONS = {
-    "verl.experimental.reward_loop.reward_manager": "egoforge.verl.reward_manager",
-    "verl.trainer.ppo.v1": "egoforge.verl.trainer",
-}
+
+def registrations() -> dict[str, list[str]]:
+    """verl module -> the egoforge modules to import right after it, from the registry's verl extensions."""
+    from egoforge.registry import verl_extensions
+
+    plan: dict[str, list[str]] = {}
+    for _family, _name, extension in verl_extensions():
+        modules = plan.setdefault(extension.after, [])
+        if extension.module not in modules:
+            modules.append(extension.module)
+    return plan
 
 
-def _register(provider: str) -> None:
-    try:
-        import importlib
+def _register(providers: list[str]) -> None:
+    import importlib
 
-        importlib.import_module(provider)
-    except Exception as exc:  # a broken extension must never break a stock verl run
-        sys.stderr.write(f"egoforge: could not register {provider} into verl: {exc!r}\n")
+    for provider in providers:
+        try:
+            importlib.import_module(provider)
+        except Exception as exc:  # a broken extension must never break a stock verl run
+            sys.stderr.write(f"egoforge: could not register {provider} into verl: {exc!r}\n")
 
 
 def install() -> None:
@@ -37,8 +46,8 @@ def install() -> None:
         return
     from egoforge._post_import import when_imported
 
-    callbacks = {target: (lambda _module, provider=provider: _register(provider))
-                 for target, provider in REGISTRATIONS.items()}
+    callbacks = {target: (lambda _module, providers=providers: _register(providers))
+                 for target, providers in registrations().items()}
     when_imported(callbacks, tag="egoforge-verl")
 
 

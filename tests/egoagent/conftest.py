@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _shared_build import build_once
 from egoagent_helpers import STAGE1_STEPS, STAGE1_TINY, single_thread, stage1_overrides
-
-from egoforge.testing.shared_build import build_once
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-
-from egoforge.testing.shared_build import build_once as egom2p_build
+from _shared_build import build_once
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_VIDEO = {"token_grid": [5, 4, 4], "vocab_size": 200}
@@ -47,7 +46,7 @@ def egom2p_raw_and_clips(tmp_path_factory) -> Path:
         write_recording(raw / "rec02", seed=2, modalities=("rgb", "cam"))
         prepare_clips(raw, path / "clips", "synth", ClipSettings(size=32), progress=False)
 
-    return egom2p_build(tmp_path_factory, "egom2p_raw_clips", build)
+    return build_once(tmp_path_factory, "egom2p_raw_clips", build)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +58,7 @@ def egom2p_tokens(tmp_path_factory) -> Path:
         write_token_shards(path, tiny_table(), {"synth_all": ("rgb", "depth", "gaze", "cam"),
                                                 "synth_nogaze": ("rgb", "depth", "cam")}, samples=48)
 
-    return egom2p_build(tmp_path_factory, "egom2p_tokens", build)
+    return build_once(tmp_path_factory, "egom2p_tokens", build)
 
 
 def tiny_train_overrides(tokens: Path, output_dir: Path, **extra) -> list[str]:
@@ -79,7 +78,7 @@ def egom2p_trained(tmp_path_factory, egom2p_tokens) -> Path:
                                          total_tokens=1024000)
         assert cli(["train", str(REPO / "recipes" / "egom2p_tiny.yaml"), *overrides]) == 0
 
-    return egom2p_build(tmp_path_factory, "egom2p_trained", build) / "run"
+    return build_once(tmp_path_factory, "egom2p_trained", build) / "run"
 
 
 

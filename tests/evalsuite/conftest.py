@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from _shared_build import build_once
 
-from egoforge.testing.shared_build import build_once as _shared
 from egoforge.tools.cli import main as cli
 
 
@@ -17,13 +17,13 @@ def bench_root(tmp_path_factory) -> Path:
     """All six benchmarks in their real local layouts (``egoforge.testing.benchdata``)."""
     from egoforge.testing.benchdata import make_benchmarks
 
-    return _shared(tmp_path_factory, "evalsuite_bench", make_benchmarks)
+    return build_once(tmp_path_factory, "evalsuite_bench", make_benchmarks)
 
 
 @pytest.fixture(scope="session")
 def hf_cache(tmp_path_factory) -> Path:
     """A datasets cache for the lmms-eval subprocesses, so tests never write into the user's ~/.cache."""
-    return _shared(tmp_path_factory, "evalsuite_hf_cache", lambda path: None)
+    return build_once(tmp_path_factory, "evalsuite_hf_cache", lambda path: None)
 
 
 def run_suite_cli(model, bench_root: Path, out: Path, *extra: str, hf_cache: Path | None = None) -> int:
@@ -51,4 +51,4 @@ def qwen3_suite_run(tmp_path_factory, bench_root, tiny_qwen3_vl, hf_cache) -> Pa
     def build(path: Path) -> None:
         assert run_suite_cli(tiny_qwen3_vl, bench_root, path / "out", "--batch-size", "2", hf_cache=hf_cache) == 0
 
-    return _shared(tmp_path_factory, "evalsuite_qwen3_run", build) / "out"
+    return build_once(tmp_path_factory, "evalsuite_qwen3_run", build) / "out"

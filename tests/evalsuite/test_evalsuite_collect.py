@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from egoforge.eval.lmms_runner import LmmsEvalError, LmmsRun, check_run
 from egoforge.eval.published import EGO3S_ROWS, EGO3S_SUITE_ROWS, EGOCROSS_ROWS
-from egoforge.eval.suite_report import write_report
-from egoforge.eval.suite_results import collect, combine, published_rows, row_label, suite_columns, suite_table_rows
+from egoforge.lmms.lmms_runner import LmmsEvalError, LmmsRun, check_run
+from egoforge.lmms.suite_report import write_report
+from egoforge.lmms.suite_results import collect, combine, published_rows, row_label, suite_columns, suite_table_rows
 
 # lmms-eval's results for one run, as its *_results.json holds them (fractions; "<metric>,<filter>" keys).
 LMMS_RESULTS = {

@@ -12,7 +12,7 @@ from egoforge.lmms.engines import Prompt, TransformersEngine, grouped, truncate_
 from egoforge.lmms.inputs import InputSettings, Visual, to_visuals
 from egoforge.lmms.media import mark_frames
 from egoforge.testing.benchdata import write_mp4
-from egoforge.testing.egodata import Scene, render_clip
+from egoforge.testing.egocross_data import Scene, render_clip
 
 SETTINGS = InputSettings(video_max_pixels=64 * 64, image_max_pixels=96 * 96, min_pixels=32 * 32, max_frames=4)
 

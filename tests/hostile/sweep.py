@@ -38,7 +38,7 @@ def _digest(path: Path) -> str | None:
 
 def build_fixtures(work: Path) -> dict[str, Path]:
     """Valid inputs from egoforge's generators plus the broken files every case family reuses."""
-    from egoforge.testing.egodata import make_support_set, make_testbed
+    from egoforge.testing.egocross_data import make_support_set, make_testbed
 
     f = {}
     f["support"] = make_support_set(work / "support", per_domain=1, frames=(2, 2)) / "train.json"

@@ -54,7 +54,7 @@ def _write_predictions(path: Path, items: list[dict], answers: dict[str, str]) -
 def inspect_testbed(tmp_path_factory) -> dict:
     """12 testbed items (3 per domain) + answers + predictions; item 0 carries hostile text, item 1 a path that
     escapes the data root, item 2 a frame that does not decode."""
-    from egoforge.testing.egodata import make_testbed
+    from egoforge.testing.egocross_data import make_testbed
 
     root = tmp_path_factory.mktemp("inspect_testbed")
     testbed, answers_path = make_testbed(root, per_domain=3, frames=(2, 3), seed=3)
@@ -93,7 +93,7 @@ def _mp4(path: Path, frames: int = 12, fps: int = 4, size: tuple[int, int] = (64
 @pytest.fixture(scope="session")
 def inspect_sharegpt(tmp_path_factory) -> dict:
     """A support set as images (train.json) and the same rows as frame-list videos plus an mp4 (videos.json)."""
-    from egoforge.testing.egodata import make_support_set
+    from egoforge.testing.egocross_data import make_support_set
 
     root = tmp_path_factory.mktemp("inspect_sharegpt")
     make_support_set(root, per_domain=2, frames=(2, 3), seed=5)

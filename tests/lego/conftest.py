@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _shared_build import build_once
 from lego_helpers import REPO, TINY_RECIPE, TRAINED_STEPS, tiny_overrides_for
-
-from egoforge.testing.shared_build import build_once
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from egoforge.testing.shared_build import build_once
+from _shared_build import build_once
 
 VLLM_CPU_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -31,7 +30,7 @@ def vllm_tiny_model():
 @pytest.fixture(scope="session")
 def vllm_testbed(tmp_path_factory) -> Path:
     """A small EgoCross testbed (one question per domain, 2-4 frames each)."""
-    from egoforge.testing.egodata import make_testbed
+    from egoforge.testing.egocross_data import make_testbed
 
     return build_once(tmp_path_factory, "vllm_testbed",
                       lambda path: make_testbed(path, per_domain=1, frames=(2, 4), seed=1))

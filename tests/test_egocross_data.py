@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egoforge.testing.egodata import COLORS, QUADRANTS, make_support_set, make_testbed
+from egoforge.testing.egocross_data import COLORS, QUADRANTS, make_support_set, make_testbed
 
 
 def test_support_set_layout(egocross_work):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from egoforge.data.atomic import atomic_write_json, atomic_write_text
 from egoforge.data.egocross import load_testbed
-from egoforge.eval.lmms_runner import LmmsRun, run_lmms_eval
-from egoforge.eval.suite_report import write_report
-from egoforge.eval.suite_results import collect, suite_columns, suite_table_rows
 from egoforge.lmms import MODEL_NAME
 from egoforge.lmms.judge import JudgeConfig
+from egoforge.lmms.lmms_runner import LmmsRun, run_lmms_eval
+from egoforge.lmms.suite_report import write_report
+from egoforge.lmms.suite_results import collect, suite_columns, suite_table_rows
 from egoforge.lmms.taskgen import BenchmarkPlan, TaskOptions, write_task_dir
 from egoforge.lmms.tasks import BENCHMARKS, benchmark_module
 

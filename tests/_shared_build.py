@@ -1,4 +1,8 @@
-"""Build an expensive test artefact once per pytest run, shared by every pytest-xdist worker (lock-protected)."""
+"""pytest-only: build an expensive test artefact once per pytest run, shared by every xdist worker (lock-protected).
+
+Imported as ``from _shared_build import build_once``: pytest puts ``tests/`` on ``sys.path`` when it loads
+``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
