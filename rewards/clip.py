@@ -55,14 +55,28 @@ class TransformersClip:
 
     def __init__(self, model_path: str | os.PathLike, device: str | None = None, text_cache: int = 8192,
                  image_cache: int = 1024, batch_size: int = 64, text_batch_size: int = 512) -> None:
-        import torch
         from transformers import CLIPModel, CLIPProcessor
+
+        model = CLIPModel.from_pretrained(str(model_path), use_safetensors=True)
+        self._setup(model, CLIPProcessor.from_pretrained(str(model_path)), device, text_cache, image_cache,
+                    batch_size, text_batch_size)
+
+    @classmethod
+    def from_model(cls, model, processor, device: str | None = None, **options) -> TransformersClip:
+        """A backend around an already built ``CLIPModel`` and ``CLIPProcessor`` (benchmarks, custom loading)."""
+        backend = cls.__new__(cls)
+        backend._setup(model, processor, device, **options)
+        return backend
+
+    def _setup(self, model, processor, device: str | None, text_cache: int = 8192, image_cache: int = 1024,
+               batch_size: int = 64, text_batch_size: int = 512) -> None:
+        import torch
 
         if int(batch_size) < 1 or int(text_batch_size) < 1:
             raise ValueError(f"CLIP batch sizes must be >= 1, got {batch_size!r} / {text_batch_size!r}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = CLIPModel.from_pretrained(str(model_path), use_safetensors=True).to(self.device).eval()
-        self.processor = CLIPProcessor.from_pretrained(str(model_path))
+        self.model = model.to(self.device).eval()
+        self.processor = processor
         self.batch_size = int(batch_size)  # images per forward pass
         self.text_batch_size = int(text_batch_size)  # object names per forward pass (short: 77 tokens at most)
         self.forward_passes = {"image": 0, "text": 0}  # what a batch really cost (tests and benchmarks read it)
