@@ -9,7 +9,8 @@ the step's new images ``--micro-batch`` per forward pass. The measured step (``-
 projected linearly per prompt to the official step (8 x 5) and to 512 x 5 (conservative for the batched mode: a
 larger step fills the micro-batches better than a small measured one).
 
-    python benchmarks/ego3s_clip_cost.py [--prompts 4] [--micro-batch 64] [--device cpu|cuda] [--model tiny]
+    python benchmarks/ego3s_clip_cost.py [--prompts 4] [--repeat 2] [--micro-batch 64] [--device cpu|cuda] \
+        [--model tiny]
 """
 
 from __future__ import annotations
@@ -98,31 +99,39 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4, help="prompts of the measured step")
     parser.add_argument("--rollouts", type=int, default=5)
     parser.add_argument("--micro-batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per mode, alternating; the best is reported")
     parser.add_argument("--model", choices=sorted(SIZES), default="vit-l14")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     model, processor = build_clip(args.model)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"CLIP {args.model} ({params:.0f} M parameters, random weights) on {args.device}; "
-          f"{torch.get_num_threads()} CPU threads; step {args.prompts} prompts x {args.rollouts} rollouts")
+          f"{torch.get_num_threads()} CPU threads; step {args.prompts} prompts x {args.rollouts} rollouts; "
+          f"best of {args.repeat}")
 
     rows, per_prompt = [], {}
+    modes = ["one at a time", "batched"]
+    order = [modes[(i + r) % 2] for r in range(args.repeat) for i in range(2)]  # alternate: load drifts evenly
+    best: dict[str, tuple[float, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         warm = step_requests(Path(tmp), 1, 1, seed=99)
-        for mode in ("one at a time", "batched"):
+        for run, mode in enumerate(order):
             backend = TransformersClip.from_model(model, processor, args.device,
                                                   batch_size=1 if mode == "one at a time" else args.micro_batch)
             backend.max_similarities(warm)  # first-call overheads out of the timing
             backend.forward_passes = {"image": 0, "text": 0}
-            requests = step_requests(Path(tmp), args.prompts, args.rollouts, seed=1 if mode == "batched" else 2)
+            requests = step_requests(Path(tmp), args.prompts, args.rollouts, seed=run)  # new images and names
             if mode == "one at a time":
                 seconds = one_at_a_time(backend, requests)
             else:
                 seconds = batched(ClipBatcher(backend, args.micro_batch, wait_s=0.005), requests)
-            per_prompt[mode] = seconds / args.prompts
-            rows.append([mode, f"{seconds:.2f}", backend.forward_passes["image"], backend.forward_passes["text"],
-                         f"{per_prompt[mode]:.2f}", f"{8 * per_prompt[mode]:.1f}",
-                         f"{512 * per_prompt[mode] / 60:.1f}"])
+            if mode not in best or seconds < best[mode][0]:
+                best[mode] = (seconds, dict(backend.forward_passes))
+    for mode in modes:
+        seconds, passes = best[mode]
+        per_prompt[mode] = seconds / args.prompts
+        rows.append([mode, f"{seconds:.2f}", passes["image"], passes["text"], f"{per_prompt[mode]:.2f}",
+                     f"{8 * per_prompt[mode]:.1f}", f"{512 * per_prompt[mode] / 60:.1f}"])
     print(table(["mode", "step s", "image passes", "text passes", "s/prompt", "8x5 step s", "512x5 step min"],
                 rows))
     print(f"batched / one at a time: {per_prompt['batched'] / per_prompt['one at a time']:.2f}x the time")
