@@ -152,3 +152,22 @@ def test_a_step_through_verls_reward_loop_worker_takes_ceil_n_over_micro_batch_c
         assert passes["image"] == min(4, batcher.batches) and passes["text"] <= batcher.batches
         assert any(o["reward_extra_info"]["r_int"] > 0 for o in outputs)
     assert torch.tensor([o["reward_extra_info"]["clip_sim"] for o in outputs]).count_nonzero() == needing_clip
+
+
+def test_compute_score_takes_a_programmatic_backend_and_refuses_anything_else(tiny_clip):
+    from egoforge.rewards.ego3s import compute_score
+
+    class Recorder:
+        requests: list = []
+
+        def max_similarity(self, texts, image):
+            self.requests.append((list(texts), image))
+            return 0.0
+
+    info = {"problem_type": "multiple choice", "roi_path": "/roi/a.png"}
+    response = "<think>x</think><answer>B</answer><object>cup, red ball</object>"
+    result = compute_score("ego3s", response, "<answer>B</answer>", info, clip=Recorder(), clip_model=str(tiny_clip))
+    assert Recorder.requests == [(["cup", "red ball"], "/roi/a.png")] and result["clip_sim"] == 0.0
+    assert result["accuracy"] == 1.0 and result["n_objects"] == 2.0
+    with pytest.raises(ValueError, match="clip must be a CLIP backend object"):
+        compute_score("ego3s", response, "<answer>B</answer>", info, clip="models/clip", clip_model=str(tiny_clip))
