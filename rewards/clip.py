@@ -185,13 +185,14 @@ class ClipBatcher:
     starts one task per response; the streaming path calls ``compute_score`` per finished rollout), so a backend
     called from each task would run one forward pass per rollout. Here each task awaits ``max_similarity``; the
     first request of a batch starts a drain task that waits until no new request came for ``wait_s`` (or the
-    batch is full), then scores the batch with one ``max_similarities`` call in a single worker thread (one
-    forward pass at a time on the device; requests arriving meanwhile form the next batch). N requests that
-    arrive together therefore cost ceil(N / micro_batch) batches. ``batches`` and ``requests`` count them.
+    batch is full, or ``max_wait_s`` passed), then scores the batch with one ``max_similarities`` call in a
+    single worker thread (one forward pass at a time on the device; requests arriving meanwhile form the next
+    batch). N requests that arrive together therefore cost ceil(N / micro_batch) batches. ``batches`` and
+    ``requests`` count them.
     """
 
     def __init__(self, backend: SimilarityBackend, micro_batch: int = 64, wait_s: float = 0.02,
-                 max_wait_s: float = 0.5) -> None:
+                 max_wait_s: float | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         if int(micro_batch) < 1:
@@ -199,7 +200,8 @@ class ClipBatcher:
         self.backend = backend
         self.micro_batch = int(micro_batch)
         self.wait_s = float(wait_s)
-        self.max_wait_s = float(max_wait_s)  # a steady trickle of requests must not hold the first one forever
+        # A steady trickle of requests must not hold the first one forever: at most 25 settle windows by default.
+        self.max_wait_s = 25 * self.wait_s if max_wait_s is None else float(max_wait_s)
         self.batches = 0
         self.requests = 0
         self._pending: list[tuple[ClipRequest, asyncio.Future]] = []
