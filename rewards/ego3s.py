@@ -7,7 +7,8 @@ and reports the CLIP similarity. The grounded rarity bonus needs all rollouts of
 
 Settings come from ``reward.custom_reward_function.reward_kwargs`` (verl binds them as keyword arguments):
 ``preset`` (paper|official), ``irl`` (object tag + grounded terms, default true), ``clip_model`` (local CLIP
-folder), ``clip_backend``, ``clip_device``, and overrides ``lambda_o``, ``H``, ``N``, ``int_weight``,
+folder), ``clip_backend``, ``clip_device``, ``clip_batch_size`` (rollouts per CLIP micro-batch in the ``ego3s_irl``
+manager, default 64), ``clip_batch_wait_s``, and overrides ``lambda_o``, ``H``, ``N``, ``int_weight``,
 ``penalty_weight``, ``format_weight``, ``accuracy_weight``, ``length_control`` (Video-R1's length bonus, applied by
 the ``ego3s_irl`` manager), ``temporal`` (T-GRPO's shuffled-frame bonus: TRL adapter only, see ``rewards.trl``),
 ``lenient_choice`` and ``guarded_regression`` (egoforge's answer-checking deviations, see ``rewards.accuracy``) and
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from egoforge.rewards.accuracy import PROBLEM_TYPES, AnswerRules
-from egoforge.rewards.clip import load_clip
+from egoforge.rewards.clip import SimilarityBackend, load_clip
 from egoforge.rewards.extras import LengthBonus, TemporalBonus
 from egoforge.rewards.grounding import IRLConfig
 from egoforge.rewards.scoring import RewardSettings, score_response
@@ -67,12 +68,23 @@ def verl_settings_from_kwargs(**kwargs: Any) -> RewardSettings:
     return settings_from_kwargs(**{**kwargs, "temporal": False})
 
 
+DEFAULT_CLIP_BATCH = 64
+
+
+def clip_batch_size(kwargs: dict[str, Any]) -> int:
+    """Rollouts per CLIP micro-batch (``clip_batch_size``), checked."""
+    value = kwargs.get("clip_batch_size", DEFAULT_CLIP_BATCH)
+    if value is None or int(value) < 1:
+        raise ValueError(f"reward_kwargs.clip_batch_size must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def clip_from_kwargs(clip_model: str | None = None, clip_backend: str = "transformers",
-                     clip_device: str | None = None, **_: Any):
+                     clip_device: str | None = None, clip_batch_size: int | None = None, **_: Any):
     """The process-wide CLIP backend named by the kwargs, or None when no model is configured."""
     if not clip_model:
         return None
-    return load_clip(clip_model, clip_backend, device=clip_device)
+    return load_clip(clip_model, clip_backend, device=clip_device, batch_size=clip_batch_size)
 
 
 def require_clip(kwargs: dict[str, Any]) -> None:
@@ -84,8 +96,12 @@ def require_clip(kwargs: dict[str, Any]) -> None:
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None,
-                  **kwargs: Any) -> dict[str, float]:
-    """Score one rollout for verl (see the module docstring for the keyword arguments)."""
+                  clip: SimilarityBackend | None = None, **kwargs: Any) -> dict[str, float]:
+    """Score one rollout for verl (see the module docstring for the keyword arguments).
+
+    ``clip`` (programmatic, not a config key) replaces the backend named by ``clip_model``: the ``ego3s_irl``
+    manager passes a recorder, so the CLIP term is computed later in a micro-batch with the step's other rollouts.
+    """
     extra_info = extra_info or {}
     problem_type = extra_info.get("problem_type")
     if not problem_type:
@@ -96,6 +112,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
                          f"unknown problem_type {problem_type!r}; allowed: {list(PROBLEM_TYPES)}")
     require_clip(kwargs)
     settings = verl_settings_from_kwargs(**kwargs)
-    clip = clip_from_kwargs(**kwargs) if settings.irl else None
-    return score_response(solution_str, str(ground_truth), str(problem_type), settings, clip,
+    if clip is not None and not hasattr(clip, "max_similarity"):
+        raise ValueError(f"egoforge.rewards.ego3s: clip must be a CLIP backend object, not {clip!r} (name the model "
+                         "with reward_kwargs.clip_model)")
+    if settings.irl and clip is None:
+        clip = clip_from_kwargs(**kwargs)
+    return score_response(solution_str, str(ground_truth), str(problem_type), settings, clip if settings.irl else None,
                           extra_info.get("roi_path") or None)

@@ -261,3 +261,47 @@ class ECRCurriculum:
         curriculum = cls(state["slots"], (), ECRConfig(**state["config"]))
         curriculum.load_state_dict(state)
         return curriculum
+
+
+class RescoreFile:
+    """A re-scoring report on disk (a CSM report of the pool) that a periodic offline pass refreshes.
+
+    ``current()`` re-reads the file whenever its modification time changes, so a report written by CSM with a
+    recent checkpoint is picked up at the next check. A refresh that changes nothing is suspicious: CSM's answer
+    cache is keyed by sample and condition, not by model, so re-running it into the same output folder with a
+    new checkpoint re-uses the old model's answers and rewrites the same scores. Such a refresh (identical
+    scores and rejections, or a report that says it generated nothing) is warned about, naming the file.
+    ``load(path)`` returns an object with ``scores`` and ``rejected``; ``generated(path)`` (optional) how many
+    generations the pass that wrote the report ran (None when unknown).
+    """
+
+    def __init__(self, path: str, load: Callable, generated: Callable | None = None) -> None:
+        self.path = str(path)
+        self._load = load
+        self._generated = generated
+        self._report = None
+        self._mtime: int | None = None
+        self.refreshes = 0  # reports read after the first one
+        self.current()  # a bad path or report fails at start-up, not at the first recuration
+
+    def current(self):
+        import os
+        import warnings
+
+        mtime = os.stat(self.path).st_mtime_ns
+        if mtime == self._mtime:
+            return self._report
+        report = self._load(self.path)
+        if self._report is not None:
+            self.refreshes += 1
+            same = (dict(report.scores) == dict(self._report.scores)
+                    and set(report.rejected) == set(self._report.rejected))
+            generated = self._generated(self.path) if self._generated is not None else None
+            if same or generated == 0:
+                warnings.warn(f"egoforge ECR: the refreshed re-scoring report {self.path} "
+                              f"{'has the same scores as the previous one' if same else 'generated nothing'}: a "
+                              "CSM pass re-run into the same output folder re-uses the earlier model's cached "
+                              "answers; run each refresh into a new folder and copy its csm_report.json here",
+                              stacklevel=2)
+        self._report, self._mtime = report, mtime
+        return report

@@ -28,7 +28,7 @@ import datasets
 from omegaconf import ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum
+from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum, RescoreFile
 from egoforge.ego3s.media import FrameBudget, load_clip
 
 _BUDGET_KEYS = {"fps", "min_frames", "max_frames", "frames_fps"}
@@ -149,11 +149,8 @@ class ECRDataset(Ego3SDataset):
         # "current policy") ranks the pool candidates and names those CSM rejected; it is re-read whenever the
         # file changes, so a periodic offline CSM pass is picked up at the next recuration.
         self.rescore_file = rescore_file
-        self._report = None
-        self._report_mtime = None
-        if rescore_file:
-            self._pool_report()  # a bad path or report fails at start-up, not at the first recuration
-        elif pool_files:
+        self.rescore = RescoreFile(rescore_file, _load_report, _report_generations) if rescore_file else None
+        if not rescore_file and pool_files:
             warnings.warn("egoforge ECR: data.ecr.pool_files without data.ecr.rescore_file: recuration brings pool "
                           "samples in in random order, CSM-rejected ones included; give the CSM report of the pool",
                           stacklevel=2)
@@ -203,25 +200,20 @@ class ECRDataset(Ego3SDataset):
         """Rewards of rollout groups keyed by dataset ``index`` (the rows ``__getitem__`` returned)."""
         self.curriculum.observe_groups((self.id_of_row[int(index)], rewards) for index, rewards in groups.items())
 
-    def _pool_report(self):
-        import os
-
-        from egoforge.ego3s.csm_run import load_report
-
-        mtime = os.stat(self.rescore_file).st_mtime_ns
-        if mtime != self._report_mtime:
-            self._report, self._report_mtime = load_report(self.rescore_file), mtime
-        return self._report
-
     def curriculum_step(self, step: int, rescore=None) -> dict[str, float]:
         exclude = ()
-        if self.rescore_file and step > 0 and step % self.ecr_config.interval == 0:
-            report = self._pool_report()
+        if self.rescore is not None and step > 0 and step % self.ecr_config.interval == 0:
+            report = self.rescore.current()
             if rescore is None:
                 rescore = lambda ids: report.scores  # noqa: E731
             exclude = () if self.readmit_rejected else report.rejected
         result = self.curriculum.step(step, rescore, exclude)
-        return result.metrics() if result is not None else {}
+        if result is None:
+            return {}
+        metrics = result.metrics()
+        if self.rescore is not None:  # how many refreshed CSM reports (offline passes) the run has picked up
+            metrics["ecr/rescore_refreshes"] = float(self.rescore.refreshes)
+        return metrics
 
     def state_dict(self) -> dict:
         return {"fingerprint": self._fingerprint, "curriculum": copy.deepcopy(self.curriculum.state_dict())}
@@ -231,6 +223,21 @@ class ECRDataset(Ego3SDataset):
             raise ValueError("the checkpoint's ECR state was saved for different training/pool files; resume "
                              "with the same data.train_files and data.ecr.pool_files")
         self.curriculum.load_state_dict(state["curriculum"])
+
+
+def _load_report(path):
+    from egoforge.ego3s.csm_run import load_report
+
+    return load_report(path)
+
+
+def _report_generations(path) -> int | None:
+    """Generations the CSM pass that wrote the report ran (its ``summary.generations_this_run``), None if unknown."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        value = (json.load(f).get("summary") or {}).get("generations_this_run")
+    return None if value is None else int(value)
 
 
 def _sample_id(extra_info, row: int) -> str:
