@@ -6,8 +6,10 @@ which gives the same total as the verl adapter. TRL calls every function with th
 completions of a prompt being contiguous; groups are formed by the ``problem_id`` column (or by contiguous
 blocks of ``num_generations`` without it), so the grounded rarity term sees the whole group.
 
-The batch is scored once and shared by the functions. ``on_scored(problem_ids, totals)`` is called once per
-batch with every completion's total reward (the ECR callback records reward variance from it).
+The batch is scored once and shared by the functions. The CLIP term of the whole batch is computed in one batched
+call (``max_similarities``): a first pass records which completions need CLIP, the second scores them.
+``on_scored(problem_ids, totals)`` is called once per batch with every completion's total reward (the ECR callback
+records reward variance from it).
 
 Video-R1's temporal bonus (``settings.temporal_bonus``) needs G/2 extra completions per prompt with the frames
 shuffled: pass ``shuffled_sampler(prompt, images, n) -> texts`` (``egoforge.trl_grpo.temporal`` generates them
@@ -22,7 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from egoforge.rewards.clip import SimilarityBackend
+from egoforge.rewards.clip import SimilarityBackend, max_similarities
 from egoforge.rewards.scoring import RewardSettings, finish_group, score_response
 
 
@@ -46,6 +48,27 @@ def group_slices(ids: Sequence | None, n: int, group_size: int) -> list[list[int
     for i, key in enumerate(ids):
         groups.setdefault(str(key), []).append(i)
     return list(groups.values())
+
+
+class _RecordingClip:
+    """Stands in for CLIP in a first scoring pass: records each (object names, image) request, answers 0."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[tuple[str, ...], str]] = []
+
+    def max_similarity(self, texts: Sequence[str], image_path: str) -> float:
+        self.requests.append((tuple(texts), image_path))
+        return 0.0
+
+
+class _PrecomputedClip:
+    """Answers the requests a batched CLIP call has already scored."""
+
+    def __init__(self, scores: dict[tuple[tuple[str, ...], str], float]) -> None:
+        self.scores = scores
+
+    def max_similarity(self, texts: Sequence[str], image_path: str) -> float:
+        return self.scores[(tuple(texts), image_path)]
 
 
 class Ego3STRLRewards:
@@ -89,8 +112,9 @@ class Ego3STRLRewards:
         n = len(texts)
         rois = roi_path if roi_path is not None else [None] * n
         rows: list[dict[str, float] | None] = [None] * n
+        clip = self._batched_clip(texts, solution, problem_type, rois)
         for group in group_slices(problem_id, n, self.num_generations):
-            singles = [score_response(texts[i], solution[i], problem_type[i], self.settings, self.clip,
+            singles = [score_response(texts[i], solution[i], problem_type[i], self.settings, clip,
                                       rois[i] or None) for i in group]
             lengths = [len(completion_ids[i]) for i in group] if completion_ids is not None else None
             if self.settings.length_bonus is not None and lengths is None:
@@ -109,6 +133,16 @@ class Ego3STRLRewards:
                                                                               for i in range(n)]
             self.on_scored(ids, [r["score"] for r in rows])
         return rows
+
+    def _batched_clip(self, texts, solution, problem_type, rois) -> SimilarityBackend | None:
+        """The CLIP backend for this batch with every needed similarity computed in one batched call."""
+        if self.clip is None:
+            return None
+        recorder = _RecordingClip()
+        for i, text in enumerate(texts):
+            score_response(text, solution[i], problem_type[i], self.settings, recorder, rois[i] or None)
+        unique = list(dict.fromkeys(recorder.requests))
+        return _PrecomputedClip(dict(zip(unique, max_similarities(self.clip, unique))))
 
     def functions(self) -> list[Callable[..., list[float]]]:
         """The reward functions for ``GRPOTrainer(reward_funcs=...)``; their sum is the Ego3S total."""

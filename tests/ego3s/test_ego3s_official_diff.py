@@ -347,6 +347,37 @@ def test_trl_reward_functions_match_the_official_reward_functions():
     assert disagreements == 0
 
 
+class BatchedHashClip(HashClip):
+    """HashClip with the batched API: counts the batched calls and the requests in each."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def max_similarities(self, requests):
+        self.batches.append(list(requests))
+        return [self.similarity(texts) for texts, _ in requests]
+
+
+def test_trl_rewards_score_clip_in_one_batched_call_per_batch():
+    """Two groups of 5 completions: one batched CLIP call holding the same requests the one-at-a-time backend
+    gets, each once, and the same rewards."""
+    settings = settings_from_kwargs(preset="official", length_control=False, temporal=False)
+    objects = ["cup, knife", "cup, knife", "pan", "", "board, onion, knife"]
+    contents = [f"<think>t</think><object>{o}</object><answer>A</answer>" for o in objects] * 2
+    completions = [[{"role": "assistant", "content": c}] for c in contents]
+    kwargs = {"solution": ["<answer>A</answer>"] * 10, "problem_type": ["multiple choice"] * 10,
+              "roi_path": ["roi_a.png"] * 5 + ["roi_b.png"] * 5, "problem_id": [0] * 5 + [1] * 5}
+    batched, single = BatchedHashClip(), HashClip()
+    got = [f(completions, **kwargs) for f in Ego3STRLRewards(settings, batched, num_generations=5).functions()]
+    want = [f(completions, **kwargs) for f in Ego3STRLRewards(settings, single, num_generations=5).functions()]
+    assert got == want
+    assert len(batched.batches) == 1 and batched.calls == []
+    requests = batched.batches[0]
+    assert len(requests) == len(set(requests)) == 6  # 3 distinct object lists x 2 interaction images
+    assert sorted(list(texts) for texts, _ in requests) == sorted(single.calls)
+
+
 def test_clip_sees_every_listed_object_under_the_official_preset():
     """The official code embeds all listed objects; egoforge caps only when ``max_clip_objects`` is set."""
     clip = HashClip()
