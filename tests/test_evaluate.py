@@ -38,8 +38,7 @@ def test_generate_score_and_report(frames_as, egocross_work, tiny_qwen3_vl, tmp_
 
 
 def test_qwen2_5_vl_video_gets_the_true_frame_rate(egocross_work, tiny_qwen2_5_vl):
-    from egoforge.eval.backends import GenerationSettings, VisualRequest
-    from egoforge.eval.backends import TransformersBackend
+    from egoforge.eval.backends import GenerationSettings, TransformersBackend, VisualRequest
 
     frames = sorted(str(p) for p in (egocross_work / "testbed").rglob("*.jpg"))[:4]
     backend = TransformersBackend(str(tiny_qwen2_5_vl), GenerationSettings(max_new_tokens=2, max_pixels=16384))
