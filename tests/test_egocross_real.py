@@ -359,7 +359,7 @@ def test_evaluate_real_testbed_then_submit(real_testbed, tiny_qwen3_vl, tmp_path
 
 
 def test_sft_protocol_feeds_images_with_the_letter_prompt(real_testbed, tiny_qwen3_vl, tmp_path, monkeypatch):
-    from egoforge.eval.backends import hf
+    from egoforge.eval import backends as hf
 
     seen = []
     original = hf.TransformersBackend.generate

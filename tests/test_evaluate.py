@@ -38,8 +38,7 @@ def test_generate_score_and_report(frames_as, egocross_work, tiny_qwen3_vl, tmp_
 
 
 def test_qwen2_5_vl_video_gets_the_true_frame_rate(egocross_work, tiny_qwen2_5_vl):
-    from egoforge.eval.backends import GenerationSettings, VisualRequest
-    from egoforge.eval.backends.hf import TransformersBackend
+    from egoforge.eval.backends import GenerationSettings, TransformersBackend, VisualRequest
 
     frames = sorted(str(p) for p in (egocross_work / "testbed").rglob("*.jpg"))[:4]
     backend = TransformersBackend(str(tiny_qwen2_5_vl), GenerationSettings(max_new_tokens=2, max_pixels=16384))
@@ -54,7 +53,7 @@ def test_resume_does_not_regenerate(egocross_work, tiny_qwen3_vl, tmp_path, monk
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3
 
     calls = []
-    from egoforge.eval.backends import hf
+    from egoforge.eval import backends as hf
 
     original = hf.TransformersBackend.generate
 

@@ -20,15 +20,13 @@ import hashlib
 import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from egoforge.data.egocross import DOMAINS, domain_of
 from egoforge.data.jsonio import DataFormatError, read_json
+from egoforge.vlm.openai_client import ChatClient, ChatError
 
 CORRECT_MARK = 4  # eval_gpt_openset.py: success = score >= 4
 JUDGE_SETTINGS = {"temperature": 0.01, "top_p": 0.9, "max_tokens": 512}
@@ -120,50 +118,16 @@ def parse_mark(reply: str) -> int:
 # --- the judge endpoint and its cache -------------------------------------------------------------------------------
 
 @dataclass
-class JudgeClient:
-    """``POST {url}/chat/completions`` of an OpenAI-compatible server (OpenAI, a local vLLM, ...)."""
-
-    url: str
-    model: str
-    api_key: str | None = None
-    timeout: float = 120.0
-    retries: int = 3
-    backoff: float = 2.0
-    # extra request fields a server may take (e.g. vLLM's {"structured_outputs": {"regex": ...}}); empty for OpenAI
-    extra_body: dict = field(default_factory=dict)
-
-    def endpoint(self) -> str:
-        base = self.url.rstrip("/")
-        return base if base.endswith("/chat/completions") else base + "/chat/completions"
+class JudgeClient(ChatClient):
+    """The official judge call (one user turn, :data:`JUDGE_SETTINGS`) through an OpenAI-compatible server (OpenAI,
+    a local vLLM, ...); ``extra_body`` carries request fields a server may take (e.g. vLLM's
+    ``{"structured_outputs": {"regex": ...}}``), empty for OpenAI."""
 
     def ask(self, prompt: str) -> str:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           **JUDGE_SETTINGS, **self.extra_body}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.backoff * attempt)
-            try:
-                request = urllib.request.Request(self.endpoint(), data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = json.loads(response.read().decode("utf-8"))
-                content = payload["choices"][0]["message"]["content"]
-                if not isinstance(content, str):
-                    raise TypeError(f"message content is {type(content).__name__}")
-                return content
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:300]
-                last = f"HTTP {exc.code} from {self.endpoint()}: {detail}"
-                if exc.code in (400, 401, 403, 404):  # a wrong model name or key does not heal by retrying
-                    break
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                last = f"cannot reach {self.endpoint()}: {exc}"
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                last = f"{self.endpoint()} answered something that is not a chat completion ({exc})"
-        raise JudgeError(f"judge {self.model!r} failed after {attempt + 1} tries: {last}")
+        try:
+            return self.complete([{"role": "user", "content": prompt}], **JUDGE_SETTINGS)
+        except ChatError as exc:
+            raise JudgeError(f"judge {self.model!r} failed after {exc.tries} tries: {exc.last}") from None
 
 
 class JudgeCache:

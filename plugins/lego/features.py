@@ -327,19 +327,12 @@ class VLLMFeatureExtractor:
     """A loaded VLLM (checkpoint or LoRA adapter folder) that answers the query and returns the three outputs."""
 
     def __init__(self, model_path: str | os.PathLike, settings: ExtractionSettings) -> None:
-        import torch
-        from transformers import AutoProcessor
-
-        from egoforge.eval.backends.hf import load_model
+        from egoforge.vlm.loading import load_model, load_processor, pick_device, torch_dtype
 
         self.settings = settings
-        self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(settings.dtype)
-        if dtype is None:
-            dtype = torch.bfloat16 if self.device != "cpu" else torch.float32
-        self.processor = AutoProcessor.from_pretrained(str(model_path))
-        self.processor.tokenizer.padding_side = "left"
-        self.model = load_model(str(model_path), dtype).to(self.device).eval()
+        self.device = pick_device(settings.device)
+        self.processor = load_processor(model_path)
+        self.model = load_model(str(model_path), torch_dtype(settings.dtype, self.device)).to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.model_path = str(model_path)

@@ -10,12 +10,13 @@ Every frame is resized once, here, to its pixel budget, so a batch never holds f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PIL import Image
 
 from egoforge.data.frames import fit_pixels
 from egoforge.lmms.media import is_image_path, is_video_path, read_mark, sample_video
+from egoforge.vlm.request import Visual, even_clip
 
 
 @dataclass(frozen=True)
@@ -32,31 +33,10 @@ class InputSettings:
             raise ValueError(f"frames_as must be 'video' or 'images', not {self.frames_as!r}")
 
 
-@dataclass
-class Visual:
-    kind: str  # "image" or "video"
-    frames: list[Image.Image]
-    fps: float | None = None  # video: frames per second of the timeline ``indices`` count on
-    indices: list[int] = field(default_factory=list)
-
-    @property
-    def signature(self) -> str:
-        return self.kind
-
-
 def _resize(frame: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
     frame = frame.convert("RGB") if frame.mode != "RGB" else frame
     size = fit_pixels(frame.width, frame.height, min_pixels, max_pixels)
     return frame.resize(size, Image.Resampling.BICUBIC) if size != frame.size else frame
-
-
-def _even(visual: Visual) -> Visual:
-    """Qwen-VL packs frames in pairs (temporal patch 2): repeat the last frame of an odd-length clip."""
-    if len(visual.frames) % 2 == 0:
-        return visual
-    step = visual.indices[-1] - visual.indices[-2] if len(visual.indices) > 1 else 1
-    frames, indices = [*visual.frames, visual.frames[-1]], [*visual.indices, visual.indices[-1] + step]
-    return Visual("video", frames, visual.fps, indices)
 
 
 def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
@@ -90,4 +70,4 @@ def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
             current_clip = mark.clip
     if settings.frames_as == "images":
         return [Visual("image", [f]) for v in visuals for f in v.frames]
-    return [_even(v) if v.kind == "video" else v for v in visuals]
+    return [even_clip(v) if v.kind == "video" else v for v in visuals]

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import dataclass
+
+from egoforge.vlm.openai_client import CHAT_PATH, ChatClient, ChatError, chat_url
 
 DEFAULT_URL = "https://api.openai.com/v1/chat/completions"
 DEFAULT_MODEL = "gpt-4o-mini"
-CHAT_PATH = "/chat/completions"
 
 SYSTEM_PROMPT = (
     "You grade answers to questions about egocentric videos. Compare the predicted answer with the correct answer "
@@ -39,12 +39,6 @@ USER_TEMPLATE = (
     "Reply with a Python dictionary and nothing else: 'pred' is 'yes' if the prediction is correct and 'no' "
     "otherwise, 'score' is an integer from 0 to 5 where 5 is a perfect match. Example: {{'pred': 'no', 'score': 1}}"
 )
-
-
-def chat_url(url: str) -> str:
-    """The chat-completions endpoint of ``url``: kept if it already is one, else ``/chat/completions`` appended."""
-    url = url.rstrip("/")
-    return url if url.endswith(CHAT_PATH) else url + CHAT_PATH
 
 
 def needs_api_key(url: str) -> bool:
@@ -137,25 +131,14 @@ def chat(system: str, user: str, config: JudgeConfig | None = None) -> str:
 def chat_messages(messages: list[dict], config: JudgeConfig | None = None, max_tokens: int | None = None,
                   temperature: float = 0) -> str:
     """One chat completion of ``messages`` (greedy by default); retries transient failures, then raises."""
-    import requests
-
     config = config or JudgeConfig.from_env()
-    payload = {"model": config.model, "temperature": temperature, "messages": messages,
-               **({"max_tokens": max_tokens} if max_tokens else {}), **(config.extra_body or {})}
-    headers = {"Content-Type": "application/json"}
-    if config.api_key:
-        headers["Authorization"] = f"Bearer {config.api_key}"
-    last_error = ""
-    for attempt in range(config.retries):
-        try:
-            response = requests.post(config.url, headers=headers, data=json.dumps(payload), timeout=config.timeout_s)
-            response.raise_for_status()
-            return response.json()["choices"][0]["message"]["content"]
-        except (requests.RequestException, KeyError, IndexError, ValueError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-            if attempt + 1 < config.retries:
-                time.sleep(min(10.0, 2.0 ** attempt))
-    raise RuntimeError(f"LLM judge at {config.url} failed {config.retries} times (last: {last_error})")
+    client = ChatClient(config.url, config.model, api_key=config.api_key or None, timeout=config.timeout_s,
+                        retries=config.retries, backoff=1.0, extra_body=dict(config.extra_body or {}))
+    decoding = {"temperature": temperature, **({"max_tokens": max_tokens} if max_tokens else {})}
+    try:
+        return client.complete(messages, **decoding)
+    except ChatError as exc:
+        raise RuntimeError(f"LLM judge at {config.url} failed {exc.tries} times (last: {exc.last})") from None
 
 
 def judge_answer(question: str, reference: str, prediction: str, config: JudgeConfig | None = None) -> Verdict:

@@ -12,9 +12,9 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 def test_select_csm_through_vllm(vllm_tiny_model, tmp_path_factory, tmp_path, capsys, monkeypatch):
     from egoforge.ego3s import generation
-    from egoforge.eval.backends.vllm import vllm_on_cpu
     from egoforge.testing.ego3s_data import make_video_r1_dataset
     from egoforge.tools.cli import main
+    from egoforge.vlm.vllm_engine import vllm_on_cpu
 
     data = tmp_path_factory.mktemp("csm_data")
     make_video_r1_dataset(data, n=10, seed=0)

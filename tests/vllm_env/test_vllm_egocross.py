@@ -33,8 +33,8 @@ def _records(out):
 @pytest.mark.parametrize("arch,frames_as", [("qwen3_vl", "video"), ("qwen2_5_vl", "video"),
                                             ("qwen2_5_vl", "images")])
 def test_vllm_backend_matches_transformers(arch, frames_as, vllm_tiny_model, vllm_testbed, tmp_path, monkeypatch):
-    from egoforge.eval.backends import vllm as vllm_backend
-    from egoforge.eval.backends.vllm import vllm_on_cpu
+    from egoforge.eval import backends as vllm_backend
+    from egoforge.vlm.vllm_engine import vllm_on_cpu
 
     model = vllm_tiny_model(arch)
     engines = []

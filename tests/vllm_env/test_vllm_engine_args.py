@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from egoforge.eval.backends.vllm import engine_args
+from egoforge.vlm.vllm_engine import engine_args
 
 
 def test_cpu_defaults_under_explicit_choices():
