@@ -52,7 +52,7 @@ def main(args) -> int:
     from egoforge.data.models import resolve_model_path
     from egoforge.ego3s.convert import ConversionError, ConvertOptions
     from egoforge.ego3s.csm import CSMConfig
-    from egoforge.ego3s.csm_run import CSMRunOptions, run_csm
+    from egoforge.ego3s.csm_run import CSMRunOptions, model_fingerprint, run_csm
     from egoforge.ego3s.generation import SamplingSettings, make_sampler
     from egoforge.tools.ego3s import budget_from
 
@@ -66,6 +66,9 @@ def main(args) -> int:
                          missing_roi=args.missing_roi, convert=ConvertOptions(budget=budget))
     settings = SamplingSettings(n=args.num_generations, temperature=args.temperature, top_p=args.top_p,
                                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
+    opts.generator = model_fingerprint(args.model) | {
+        "backend": args.backend, "n": args.num_generations, "temperature": args.temperature, "top_p": args.top_p,
+        "max_new_tokens": args.max_new_tokens, "seed": args.seed}
     extra = ({"tensor_parallel_size": args.tensor_parallel_size, "max_model_len": args.max_model_len}
              if args.backend == "vllm" else {})
     try:

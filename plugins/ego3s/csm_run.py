@@ -46,6 +46,9 @@ class CSMRunOptions:
     missing_roi: str = "default"  # clips without roi_box(es): "default" box, or "keep" them (no fine test)
     default_box: tuple[float, float, float, float] = DEFAULT_ROI_BOX
     convert: ConvertOptions = field(default_factory=ConvertOptions)
+    # What produced the responses (model fingerprint, sampling settings); the cache refuses another generator's
+    # answers, so re-running CSM with a newer checkpoint into the same folder cannot silently reuse old responses.
+    generator: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +146,33 @@ def histogram_png(selection, cfg: CSMConfig, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def model_fingerprint(model: str | os.PathLike) -> dict:
+    """Path, and name/size/mtime of each weight file of a local model folder: a new checkpoint written to the same
+    folder changes it."""
+    model = Path(model)
+    patterns = ("*.safetensors", "*.bin", "*.pt")
+    files = sorted(f for pattern in patterns for f in model.glob(pattern)) if model.is_dir() else []
+    return {"model": str(model.resolve()) if model.exists() else str(model),
+            "weights": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+
+
+def check_cache_generator(cache_path: Path, generator: dict) -> None:
+    """Record the generator beside a new cache; refuse a cache whose recorded generator differs."""
+    meta_path = cache_path.with_name(cache_path.stem + ".generator.json")
+    if meta_path.exists():
+        recorded = json.loads(meta_path.read_text(encoding="utf-8"))
+        if recorded != generator:
+            changed = sorted(k for k in set(recorded) | set(generator) if recorded.get(k) != generator.get(k))
+            raise ValueError(f"{cache_path}: cached responses come from another generator (differs in "
+                             f"{', '.join(changed)}; recorded in {meta_path.name}); write to a new --out folder, "
+                             "or delete the cache to start over")
+    elif cache_path.exists() and cache_path.stat().st_size:
+        raise ValueError(f"{cache_path}: a response cache without {meta_path.name} (written by an older egoforge): "
+                         "its model is unknown; write to a new --out folder, or delete the cache to start over")
+    else:
+        atomic_write_json(meta_path, generator)
+
+
 def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts: CSMRunOptions = CSMRunOptions(),
             progress: Callable | None = None) -> CSMResult:
     """CSM over a Video-R1 json with ``sampler`` (``egoforge.ego3s.generation``); resumable through the cache."""
@@ -154,6 +184,8 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
         raise ConversionError(issues)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_path = out_dir / "responses.jsonl"
+    if opts.generator:
+        check_cache_generator(cache_path, opts.generator)
     spent = 0
     with PredictionWriter(cache_path) as cache:
         for condition in ("text", "video"):

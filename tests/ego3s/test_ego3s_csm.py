@@ -170,3 +170,26 @@ def test_report_and_live_rescoring_rank_by_one_rule(tmp_path):
         assert report.scores == pytest.approx(expected) and report.rejected == {"b", "c"}
         assert report.scores == {k: rank_score(v["coarse_deviation"], side) for k, v in samples.items()
                                  if v["coarse_deviation"] is not None}
+
+
+def test_the_response_cache_refuses_another_models_answers(tmp_path):
+    """Re-running CSM with a new checkpoint into the same folder must not reuse the old model's responses."""
+    from egoforge.ego3s.csm_run import CSMRunOptions, model_fingerprint, run_csm
+    from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+    source = make_video_r1_dataset(tmp_path / "data", n=4, seed=1)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"step 100")
+    opts = CSMRunOptions(csm=CSMConfig.preset("paper"), generator=model_fingerprint(model) | {"n": 5})
+    run_csm(source, tmp_path / "csm", PixelReadingPolicy(), opts)
+    policy = PixelReadingPolicy()
+    assert run_csm(source, tmp_path / "csm", policy, opts).summary["generations_this_run"] == 0  # same model: cached
+    (model / "model.safetensors").write_bytes(b"step 200, a longer file")  # a newer checkpoint, same folder
+    newer = CSMRunOptions(csm=CSMConfig.preset("paper"), generator=model_fingerprint(model) | {"n": 5})
+    with pytest.raises(ValueError, match=r"responses.jsonl: cached responses come from another generator .*weights"):
+        run_csm(source, tmp_path / "csm", policy, newer)
+    assert run_csm(source, tmp_path / "fresh", policy, newer).summary["generations_this_run"] > 0
+    (tmp_path / "csm" / "responses.generator.json").unlink()  # a cache of unknown origin is refused too
+    with pytest.raises(ValueError, match="its model is unknown"):
+        run_csm(source, tmp_path / "csm", policy, opts)
