@@ -84,12 +84,12 @@ def split_clips(data: ClipData, modality: str) -> tuple[list[Path], list[Path]]:
     return train, val or train[: max(1, len(train) // 10)]
 
 
-def guarded(trainer, recipe: dict, dry_run: bool) -> int:
-    """Run a tokenizer trainer; missing or malformed clips end with a message and exit status 1."""
+def guarded(kind: str, recipe: dict, dry_run: bool) -> int:
+    """Train the ``kind`` tokenizer; missing or malformed clips end with a message and exit status 1."""
     from egoforge.egom2p.clips import ClipDataError
 
     try:
-        return trainer(recipe, dry_run)
+        return train_tokenizer(kind, recipe, dry_run)
     except (FileNotFoundError, ClipDataError) as exc:
         print(f"egoforge train: {exc}", file=sys.stderr)
         return 1
@@ -144,14 +144,6 @@ def train_tokenizer(kind: str, recipe: dict, dry_run: bool = False) -> int:
     fit(cfg, cfg.optim, job.model, schedule, pipeline, config_record={**asdict(cfg), "tokenizer": asdict(job.tcfg)},
         name=job.name)
     return 0
-
-
-def train_traj(recipe: dict, dry_run: bool = False) -> int:
-    return train_tokenizer("traj", recipe, dry_run)
-
-
-def train_video(recipe: dict, dry_run: bool = False) -> int:
-    return train_tokenizer("video", recipe, dry_run)
 
 
 class TrajJob:

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from egoforge.lego.config import LegoRecipe, LegoSetupError
-from egoforge.train import checkpoints
+from egoforge.train import checkpoints, steps
 from egoforge.train.loop import StepTrainer
 from egoforge.train.loss_log import plot_curves, read_records, series
 
@@ -79,11 +79,11 @@ def _steps_per_epoch(cfg: LegoRecipe, n: int, world: int) -> int:
     from egoforge.lego.dataset import EpochBatchSampler
 
     batches = EpochBatchSampler.batches_per_epoch(n, cfg.train.batch_size, world)
-    steps = batches // cfg.train.gradient_accumulation_steps
-    if steps < 1:
+    per_epoch = steps.steps_per_epoch(batches, cfg.train.gradient_accumulation_steps)
+    if per_epoch < 1:
         raise LegoSetupError(f"{n} training samples make no optimizer step with batch_size {cfg.train.batch_size}"
-                                f" x {world} processes x {cfg.train.gradient_accumulation_steps} accumulation")
-    return steps
+                             f" x {world} processes x {cfg.train.gradient_accumulation_steps} accumulation")
+    return per_epoch
 
 
 def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
@@ -271,7 +271,7 @@ class LegoTrainer(StepTrainer):
 
         t, accum = self.t, self.t.gradient_accumulation_steps
         while True:
-            epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
+            epoch, done_in_epoch = steps.epoch_position(self.step, self.steps_per_epoch)
             sampler = EpochBatchSampler(len(self.train_set), t.batch_size, t.seed, epoch, self.rank, self.world,
                                         start_batch=done_in_epoch * accum)
             loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate,
