@@ -108,8 +108,8 @@ VERL_PROVIDER = "egoforge.verl.register"
 
 # Modules whose import fills the registries; ``load_all`` imports them (missing optional ones are skipped).
 PROVIDERS: list[str] = [
-    "egoforge.egom2p.trainers",
-    "egoforge.lego.trainer",
+    "egoforge.egom2p.register",
+    "egoforge.lego.register",
     "egoforge.egoagent.register",
     "egoforge.ego3s.register",
     "egoforge.trl_grpo.register",

@@ -117,3 +117,16 @@ def test_the_verl_plugin_never_raises(monkeypatch, capsys):
     monkeypatch.setattr(registry, "verl_extensions", broken)
     importlib.reload(plugin)  # what the entry point does, with a registry that raises
     assert "verl plugin not installed: RuntimeError('registry broken')" in capsys.readouterr().err
+
+
+def test_providers_are_exactly_the_register_modules_of_the_areas():
+    """One registration module name per area: every ``plugins/<area>/register.py`` is a provider and every provider
+    exists, so a renamed registration module cannot silently drop out of ``egoforge list`` / ``egoforge train``."""
+    from pathlib import Path
+
+    from egoforge import registry
+
+    plugins = Path(registry.__file__).parent
+    on_disk = {f"egoforge.{p.parent.name}.register" for p in plugins.glob("*/register.py")}
+    on_disk.discard("egoforge.llamafactory.register")  # LLaMA-Factory's hook registers into LLaMA-Factory itself
+    assert set(registry.PROVIDERS) == on_disk

@@ -7,6 +7,6 @@ Modules, each with one job:
 - ``traj_tokenizer`` (camera / gaze VQ-VAE), ``video_tokenizer`` (egoforge's FSQ video tokenizer), ``cosmos``
   (NVIDIA Cosmos DV4x8x8 adapter), ``tokenizers`` (open any of them), ``quantizers``, ``layers``, ``geometry``;
 - ``masking`` (Dirichlet budgets), ``model`` (4M-style encoder-decoder), ``schedule``, ``loop`` (accelerate),
-  ``train_model`` / ``train_tokenizers`` and ``trainers`` (registry entries);
+  ``train_model`` / ``train_tokenizers`` and ``register`` (registry entries);
 - ``generate`` (ROAR decoding), ``inference`` (the four tasks end to end), ``metrics`` (pure functions).
 """

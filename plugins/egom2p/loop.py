@@ -1,4 +1,4 @@
-"""The optimisation loop shared by EgoM2P's trainers, on HF accelerate.
+"""The optimisation loop shared by EgoM2P's trainers, on egoforge's trainer base (``egoforge.train``).
 
 One process or many: launched plainly, with ``torchrun``, or with ``accelerate launch`` (any number of GPUs and
 nodes), ``accelerate.Accelerator`` picks the setting up from the environment and wraps the model in DDP. Every rank
@@ -13,8 +13,6 @@ every step, and the data streams are deterministic and replayed up to the step (
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -27,6 +25,14 @@ from torch import nn
 
 from egoforge.data.atomic import atomic_dir, atomic_write_bytes
 from egoforge.egom2p.schedule import lr_at
+from egoforge.train import checkpoints, param_groups
+from egoforge.train.accelerator import make_accelerator
+from egoforge.train.loop import StepTrainer, due
+from egoforge.train.loss_log import plot_loss_log
+
+STATE_FILE = "trainer_state.json"
+MODEL_FILE = "model.safetensors"
+LOG_FILE = "log.jsonl"
 
 
 @dataclass
@@ -68,39 +74,12 @@ class Schedule:
         return lr_at(step, self.peak_lr, self.total_steps, self.warmup_steps, self.min_lr, self.warmup_start_lr)
 
 
-def make_accelerator(run: RunConfig):
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
-
-    precision = "no" if run.mixed_precision in (False, None, "no") else str(run.mixed_precision)
-    return Accelerator(mixed_precision=precision, dataloader_config=DataLoaderConfiguration())
-
-
-def param_groups(model: nn.Module, weight_decay: float, no_decay: set[str] | None = None) -> list[dict]:
-    no_decay = no_decay if no_decay is not None else {n for n, p in model.named_parameters() if p.ndim < 2}
-    decay, skip = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (skip if name in no_decay else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": skip, "weight_decay": 0.0}]
-
-
-# ---- checkpoints ----
-
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+    return checkpoints.latest_checkpoint(output_dir, STATE_FILE)
 
 
 def resolve_resume(run: RunConfig) -> Path | None:
-    if run.resume in ("none", "", None):
-        return None
-    if run.resume == "auto":
-        return latest_checkpoint(run.output_dir)
-    path = Path(run.resume)
-    if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"resume: {path} is not a checkpoint folder (no trainer_state.json)")
-    return path
+    return checkpoints.resolve_resume(run.resume, run.output_dir, STATE_FILE)
 
 
 def save_state_dict(module: nn.Module, path: Path) -> None:
@@ -116,154 +95,135 @@ def load_state_dict(module: nn.Module, path: Path) -> None:
     module.load_state_dict(load_file(str(path)))
 
 
-def _save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_dir(folder) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The global torch seed of ``step`` on ``rank``: anything drawing from it (VQ restarts) replays on resume."""
+    return (seed * 1_000_003 + step) * 4099 + rank
 
 
-def _rotate(output_dir: Path, keep: int) -> None:
-    found = sorted((p for p in output_dir.glob("checkpoint-*") if p.is_dir()),
-                   key=lambda p: int(p.name.split("-")[-1]))
-    for old in found[: max(0, len(found) - keep)]:
-        shutil.rmtree(old, ignore_errors=True)
+@dataclass
+class Pipeline:
+    """What a trainer plugs into :func:`fit`: its data, loss, final save and (optional) evaluation."""
+
+    micro_batches: Callable[[int, Any], Iterator[Any]]  # (first micro-batch index, accelerator) -> batches
+    loss_fn: Callable[[nn.Module, Any], tuple]  # (model, batch) -> (loss, {name: float})
+    save_final: Callable[[nn.Module, Path], None]
+    evaluate: Callable[[nn.Module], dict] | None = None
+    eval_steps: int = 0
 
 
-def plot_losses(log_path: Path, png_path: Path, title: str) -> Path | None:
-    """Loss (and per-part losses) against steps from ``log.jsonl``, as a PNG."""
-    import matplotlib
+class EgoM2PLoop(StepTrainer):
+    """AdamW with a per-step learning rate, manual gradient accumulation (no DDP sync before the last
+    micro-batch), clipping, and a log window averaged per key."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, run: RunConfig, optim: OptimConfig, model: nn.Module, schedule: Schedule, pipeline: Pipeline,
+                 config_record: dict, name: str, no_decay: set[str] | None = None) -> None:
+        self.run, self.optim, self.model, self.schedule = run, optim, model, schedule
+        self.pipeline, self.config_record, self.name, self.no_decay = pipeline, config_record, name, no_decay
 
-    lines = log_path.read_text().splitlines() if log_path.exists() else []
-    rows = [r for r in (json.loads(line) for line in lines if line.strip()) if "loss" in r]
-    if not rows:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    keys = ["loss"] + sorted({k for r in rows for k in r if k.startswith("loss_")})
-    for key in keys:
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        ax.plot(*zip(*pts), label=key, linewidth=1.5 if key == "loss" else 1.0)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(png_path)
-    return png_path
+    def setup(self) -> None:
+        run = self.run
+        self.accelerator = accelerator = make_accelerator(run.mixed_precision)
+        self.output_dir, self.log_path = Path(run.output_dir), Path(run.output_dir) / LOG_FILE
+        self.logging_steps, self.save_steps = run.logging_steps, run.save_steps
+        self.save_total_limit, self.progress = run.save_total_limit, run.progress
+        full = self.schedule.total_steps
+        self.total_steps = min(full, run.max_steps) if run.max_steps else full
+        resume_from = resolve_resume(run)
+        self.start_step, self.tokens_seen = 0, 0
+        if resume_from is not None:
+            self._resume_model(resume_from)
+        exempt = param_groups.named(self.no_decay) if self.no_decay is not None else param_groups.below_2d
+        optimizer = torch.optim.AdamW(param_groups.decay_groups(self.model, exempt, self.optim.weight_decay),
+                                      lr=self.schedule.peak_lr, betas=tuple(self.optim.betas), eps=self.optim.eps)
+        if resume_from is not None:
+            checkpoints.load_optimizer_state(resume_from, optimizer)
+        self.model, self.optimizer = accelerator.prepare(self.model, optimizer)
+        self.batches = self.pipeline.micro_batches(self.start_step * run.gradient_accumulation_steps, accelerator)
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            record = json.dumps(self.config_record, indent=2).encode()
+            atomic_write_bytes(self.output_dir / "recipe_resolved.json", record)
+        self.started = time.perf_counter()
 
-
-# ---- the loop ----
-
-def fit(run: RunConfig, optim: OptimConfig, model: nn.Module, schedule: Schedule,
-        micro_batches: Callable[[int, Any], Iterator[Any]], loss_fn: Callable[[nn.Module, Any], tuple],
-        save_final: Callable[[nn.Module, Path], None], config_record: dict, name: str,
-        evaluate: Callable[[nn.Module], dict] | None = None, eval_steps: int = 0,
-        no_decay: set[str] | None = None) -> dict:
-    """Train ``model`` for ``schedule.total_steps`` (or ``run.max_steps``) optimizer steps.
-
-    ``micro_batches(start, accelerator)`` yields micro-batches starting at micro-batch index ``start`` for this rank;
-    ``loss_fn(model, batch)`` returns (loss, {name: float}). Returns the final logged record.
-    """
-    accelerator = make_accelerator(run)
-    output_dir = Path(run.output_dir)
-    resume_from = resolve_resume(run)
-    start_step, tokens_seen = 0, 0
-    if resume_from is not None:
-        state = json.loads((resume_from / "trainer_state.json").read_text())
-        expected = {"world_size": accelerator.num_processes, "batch_size": run.batch_size,
+    def _resume_model(self, folder: Path) -> None:
+        run = self.run
+        state = json.loads((folder / STATE_FILE).read_text())
+        expected = {"world_size": self.accelerator.num_processes, "batch_size": run.batch_size,
                     "gradient_accumulation_steps": run.gradient_accumulation_steps, "seed": run.seed}
         differs = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
-        if differs and accelerator.is_main_process:
-            print(f"warning: resuming {resume_from} with a different {differs} (checkpoint, now): the data order "
+        if differs and self.accelerator.is_main_process:
+            print(f"warning: resuming {folder} with a different {differs} (checkpoint, now): the data order "
                   "will not continue exactly")
-        load_state_dict(model, resume_from / "model.safetensors")
-        start_step, tokens_seen = int(state["step"]), int(state.get("tokens_seen", 0))
-    optimizer = torch.optim.AdamW(param_groups(model, optim.weight_decay, no_decay), lr=schedule.peak_lr,
-                                  betas=tuple(optim.betas), eps=optim.eps)
-    if resume_from is not None:
-        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location="cpu", weights_only=True))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    end_step = min(schedule.total_steps, run.max_steps) if run.max_steps else schedule.total_steps
-    accum = run.gradient_accumulation_steps
-    batches = micro_batches(start_step * accum, accelerator)
-    log_path = output_dir / "log.jsonl"
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(output_dir / "recipe_resolved.json", json.dumps(config_record, indent=2).encode())
-    from tqdm import tqdm
+        load_state_dict(self.model, folder / MODEL_FILE)
+        self.start_step, self.tokens_seen = int(state["step"]), int(state.get("tokens_seen", 0))
 
-    bar = tqdm(total=end_step, initial=start_step, desc=name, disable=not (run.progress and
-                                                                           accelerator.is_local_main_process))
-    record: dict = {}
-    window: list[dict] = []
-    started = time.perf_counter()
-    for step in range(start_step, end_step):
-        lr = schedule.lr(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # Re-seed per step so anything drawing from the global RNG (VQ restarts) replays exactly on resume.
-        torch.manual_seed((run.seed * 1_000_003 + step) * 4099 + accelerator.process_index)
+    def optimizer_step(self, step: int) -> dict[str, float]:
+        accelerator, model, accum = self.accelerator, self.model, self.run.gradient_accumulation_steps
+        self.lr = self.schedule.lr(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        torch.manual_seed(step_seed(self.run.seed, step, accelerator.process_index))
         logs: dict[str, float] = {}
         for micro in range(accum):
-            batch = next(batches)
+            batch = next(self.batches)
             sync = accelerator.no_sync(model) if micro < accum - 1 and accelerator.num_processes > 1 else nullcontext()
             with sync, accelerator.autocast():
-                loss, parts = loss_fn(model, batch)
+                loss, parts = self.pipeline.loss_fn(model, batch)
                 accelerator.backward(loss / accum)
             logs["loss"] = logs.get("loss", 0.0) + float(loss.detach()) / accum
             for key, value in parts.items():
                 logs[key] = logs.get(key, 0.0) + float(value) / accum
-        if optim.clip_grad:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.clip_grad)
-            logs["grad_norm"] = float(grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens_seen += schedule.tokens_per_step
-        window.append(logs)
-        bar.update(1)
-        done = step + 1
-        if done % max(1, run.logging_steps) == 0 or done == end_step:
-            record = {"step": done, "lr": lr, "tokens_seen": tokens_seen,
-                      "elapsed_s": round(time.perf_counter() - started, 3)}
-            for key in sorted({k for w in window for k in w}):
-                values = [w[key] for w in window if key in w]
-                record[key] = sum(values) / len(values)
-            window = []
-            if accelerator.num_processes > 1:  # the logged loss is the mean over ranks (per-part losses: rank 0)
-                mean = accelerator.reduce(torch.tensor(record["loss"], device=accelerator.device), "mean")
-                record["loss"] = float(mean)
-            if evaluate is not None and eval_steps and (done % eval_steps == 0 or done == end_step):
-                record.update(evaluate(accelerator.unwrap_model(model)))
-            if accelerator.is_main_process:
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
-        if done % max(1, run.save_steps) == 0 or done == end_step:
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                state = {"step": done, "tokens_seen": tokens_seen, "total_steps": schedule.total_steps,
-                         "world_size": accelerator.num_processes, "batch_size": run.batch_size,
-                         "gradient_accumulation_steps": accum, "seed": run.seed}
-                _save_checkpoint(output_dir / f"checkpoint-{done}", accelerator.unwrap_model(model), optimizer, state)
-                _rotate(output_dir, run.save_total_limit)
-    bar.close()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_final(accelerator.unwrap_model(model), output_dir)
-        plot_losses(log_path, output_dir / "loss.png", name)
-    accelerator.end_training()
-    return record
+        if self.optim.clip_grad:
+            logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), self.optim.clip_grad))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.tokens_seen += self.schedule.tokens_per_step
+        return logs
+
+    def log_record(self, done: int, window: list[dict]) -> dict:
+        accelerator = self.accelerator
+        record = {"step": done, "lr": self.lr, "tokens_seen": self.tokens_seen,
+                  "elapsed_s": round(time.perf_counter() - self.started, 3)}
+        for key in sorted({k for w in window for k in w}):
+            values = [w[key] for w in window if key in w]
+            record[key] = sum(values) / len(values)
+        if accelerator.num_processes > 1:  # the logged loss is the mean over ranks (per-part losses: rank 0)
+            record["loss"] = float(accelerator.reduce(torch.tensor(record["loss"], device=accelerator.device), "mean"))
+        evaluate, every = self.pipeline.evaluate, self.pipeline.eval_steps
+        if evaluate is not None and every and due(done, every, self.total_steps):
+            record.update(evaluate(accelerator.unwrap_model(self.model)))
+        return record
+
+    def postfix(self, record: dict) -> dict:
+        return {"loss": f"{record['loss']:.4f}", "lr": f"{self.lr:.2e}"}
+
+    def save_checkpoint(self, done: int) -> Path:
+        accelerator, run = self.accelerator, self.run
+        folder = checkpoints.checkpoint_dir(self.output_dir, done)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            state = {"step": done, "tokens_seen": self.tokens_seen, "total_steps": self.schedule.total_steps,
+                     "world_size": accelerator.num_processes, "batch_size": run.batch_size,
+                     "gradient_accumulation_steps": run.gradient_accumulation_steps, "seed": run.seed}
+            with atomic_dir(folder) as tmp:
+                save_state_dict(accelerator.unwrap_model(self.model), tmp / MODEL_FILE)
+                checkpoints.save_optimizer_state(tmp, self.optimizer)
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        return folder
+
+    def finish(self, record: dict) -> dict:
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            self.pipeline.save_final(accelerator.unwrap_model(self.model), self.output_dir)
+            plot_loss_log(self.log_path, self.output_dir / "loss.png", self.name, xlabel="step")
+        accelerator.end_training()
+        return record
 
 
-def epochs_to_steps(epochs: float, samples: int, global_batch: int) -> int:
-    return max(1, math.ceil(epochs * samples / global_batch))
+def fit(run: RunConfig, optim: OptimConfig, model: nn.Module, schedule: Schedule, pipeline: Pipeline,
+        config_record: dict, name: str, no_decay: set[str] | None = None) -> dict:
+    """Train ``model`` for ``schedule.total_steps`` (or ``run.max_steps``) optimizer steps; returns the last
+    logged record. ``pipeline.micro_batches(start, accelerator)`` yields this rank's micro-batches from micro-batch
+    index ``start``; ``pipeline.loss_fn(model, batch)`` returns (loss, {name: float})."""
+    return EgoM2PLoop(run, optim, model, schedule, pipeline, config_record, name, no_decay).fit()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from egoforge.egom2p.loop import OptimConfig, RunConfig, Schedule, fit, save_state_dict
+from egoforge.egom2p.loop import OptimConfig, Pipeline, RunConfig, Schedule, fit, save_state_dict
 from egoforge.egom2p.masking import MaskingConfig
 from egoforge.egom2p.modalities import Modality, modality_table
 from egoforge.egom2p.model import EgoM2P, ModelConfig, build_model, count_parameters
@@ -141,7 +141,7 @@ def _train(recipe: dict, dry_run: bool) -> int:
         loss, parts = model(batch["modalities"], n_in, n_tgt)
         return loss, {f"loss_{m}": float(v.detach()) for m, v in parts.items()}
 
-    fit(cfg, cfg.optim, model, schedule, micro_batches, loss_fn,
-        save_final=lambda m, out: save_model(m, out, cfg.masking), config_record=asdict(cfg), name="egom2p",
+    pipeline = Pipeline(micro_batches, loss_fn, save_final=lambda m, out: save_model(m, out, cfg.masking))
+    fit(cfg, cfg.optim, model, schedule, pipeline, config_record=asdict(cfg), name="egom2p",
         no_decay=model.no_weight_decay())
     return 0

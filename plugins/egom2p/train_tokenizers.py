@@ -1,8 +1,10 @@
 """Tokenizer training on prepared clips: the camera / gaze VQ-VAEs and egoforge's FSQ video tokenizer.
 
-Both read clip folders written by ``egoforge egom2p prepare`` (``data.clips``: roots holding ``<dataset>/<clip>/``),
-hold out ``data.val_fraction`` of the clips (chosen by a hash of the clip key, so stable across runs), sample
-micro-batches deterministically from (seed, rank, micro-batch index) and run the shared accelerate loop. The output
+One trainer, :func:`train_tokenizer`, runs both: it reads clip folders written by ``egoforge egom2p prepare``
+(``data.clips``: roots holding ``<dataset>/<clip>/``), holds out ``data.val_fraction`` of the clips (chosen by a hash
+of the clip key, so stable across runs), samples micro-batches deterministically from (seed, rank, micro-batch
+index) and runs the shared accelerate loop; a job class per tokenizer (:class:`TrajJob`, :class:`VideoJob`) supplies
+the data, model, loss, evaluation and final save. The output
 folder is the tokenizer (``config.json`` + ``model.safetensors``) plus ``log.jsonl``, ``loss.png``,
 ``metrics.json`` (held-out reconstruction error) and checkpoints.
 """
@@ -20,9 +22,10 @@ import torch
 
 from egoforge.data.atomic import atomic_write_json
 from egoforge.egom2p.clips import has_modality, list_clips, load_clip
-from egoforge.egom2p.loop import OptimConfig, RunConfig, Schedule, epochs_to_steps, fit
+from egoforge.egom2p.loop import OptimConfig, Pipeline, RunConfig, Schedule, fit
 from egoforge.egom2p.schedule import absolute_lr
 from egoforge.train.recipe import build_config
+from egoforge.train.steps import epochs_to_steps, global_batch
 
 
 @dataclass
@@ -81,12 +84,12 @@ def split_clips(data: ClipData, modality: str) -> tuple[list[Path], list[Path]]:
     return train, val or train[: max(1, len(train) // 10)]
 
 
-def guarded(trainer, recipe: dict, dry_run: bool) -> int:
-    """Run a tokenizer trainer; missing or malformed clips end with a message and exit status 1."""
+def guarded(kind: str, recipe: dict, dry_run: bool) -> int:
+    """Train the ``kind`` tokenizer; missing or malformed clips end with a message and exit status 1."""
     from egoforge.egom2p.clips import ClipDataError
 
     try:
-        return trainer(recipe, dry_run)
+        return train_tokenizer(kind, recipe, dry_run)
     except (FileNotFoundError, ClipDataError) as exc:
         print(f"egoforge train: {exc}", file=sys.stderr)
         return 1
@@ -101,185 +104,198 @@ def _write_metrics(folder: Path, metrics: dict) -> None:
     atomic_write_json(folder / "metrics.json", metrics)
 
 
-# ---- trajectory tokenizers ----
+# ---- the one tokenizer trainer ----
 
 def _epoch_schedule(cfg, samples: int, num_processes: int) -> tuple[int, Schedule]:
     """Global batch and the epoch-based warm-up/cosine schedule of a tokenizer recipe (lr scaled by batch)."""
-    global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * num_processes
-    warmup = epochs_to_steps(cfg.warmup_epochs, samples, global_batch) if cfg.warmup_epochs else 0
-    schedule = Schedule(total_steps=epochs_to_steps(cfg.epochs, samples, global_batch), warmup_steps=warmup,
-                        peak_lr=absolute_lr(cfg.optim.blr, global_batch),
-                        min_lr=absolute_lr(cfg.optim.min_blr, global_batch),
+    batch = global_batch(cfg.batch_size, cfg.gradient_accumulation_steps, num_processes)
+    warmup = epochs_to_steps(cfg.warmup_epochs, samples, batch) if cfg.warmup_epochs else 0
+    schedule = Schedule(total_steps=epochs_to_steps(cfg.epochs, samples, batch), warmup_steps=warmup,
+                        peak_lr=absolute_lr(cfg.optim.blr, batch), min_lr=absolute_lr(cfg.optim.min_blr, batch),
                         warmup_start_lr=cfg.optim.warmup_start_lr)
-    return global_batch, schedule
+    return batch, schedule
 
 
-def train_traj(recipe: dict, dry_run: bool = False) -> int:
+def train_tokenizer(kind: str, recipe: dict, dry_run: bool = False) -> int:
+    """Train the ``kind`` tokenizer (``traj`` or ``video``) of a recipe; ``dry_run`` prints the plan only."""
     from accelerate import PartialState
 
-    from egoforge.egom2p.metrics import camera_metrics, gaze_l2
-    from egoforge.egom2p.traj_tokenizer import (
-        TrajectoryVQVAE,
-        TrajTokenizerConfig,
-        clip_features,
-        features_to_clips,
-        fit_statistics,
-        reconstruction_error,
-        save_traj_tokenizer,
-        vq_loss,
-    )
-
-    cfg = build_config(TrajTrainConfig, recipe)
-    tcfg = build_config(TrajTokenizerConfig, cfg.tokenizer, "recipe.tokenizer")
-    modality = tcfg.modality
-    train_dirs, val_dirs = split_clips(cfg.data, modality)
+    job_cls = JOBS[kind]
+    cfg = build_config(job_cls.config_cls, recipe)
+    job = job_cls(cfg)
     state = PartialState()
-    global_batch, schedule = _epoch_schedule(cfg, len(train_dirs), state.num_processes)
-    total = schedule.total_steps
-    summary = (f"{modality} tokenizer: {len(train_dirs)} train / {len(val_dirs)} val clips, global batch "
-               f"{global_batch}, lr {schedule.peak_lr:.3g}, {total} steps")
+    batch, schedule = _epoch_schedule(cfg, job.samples, state.num_processes)
+    summary = job.summary(batch, schedule)
+    if dry_run or state.is_main_process:
+        print(summary)
     if dry_run:
-        print(summary)
         return 0
-    if state.is_main_process:
-        print(summary)
-
-    def load(dirs):
-        feats, valid = clip_features(modality, np.stack([load_clip(d, modality) for d in dirs]))
-        return feats, valid
-
-    train_x, train_valid = load(train_dirs)
-    val_x, val_valid = load(val_dirs)
-    torch.manual_seed(cfg.seed)
-    model = TrajectoryVQVAE(tcfg)
-    model.set_statistics(*fit_statistics(modality, train_x, train_valid, cfg.normalization))
-    tx = model.normalize(torch.from_numpy(train_x))
-    tm = torch.from_numpy(train_valid)
-    vx = model.normalize(torch.from_numpy(val_x))
-    vm = torch.from_numpy(val_valid)
-    use_mask = modality == "gaze"
+    job.load()
 
     def micro_batches(start: int, accelerator):
         micro = start
         while True:
-            idx = torch.from_numpy(_batch_indices(cfg.seed, state.process_index, micro, len(tx), cfg.batch_size))
+            idx = _batch_indices(cfg.seed, state.process_index, micro, job.samples, cfg.batch_size)
             micro += 1
-            yield tx[idx].to(accelerator.device), tm[idx].to(accelerator.device)
+            yield job.batch(idx, accelerator.device)
 
-    def loss_fn(model, batch):
-        x, mask = batch  # through the (possibly DDP-wrapped) forward so gradients are reduced
-        return vq_loss(*model(x, mask if use_mask else None), x, mask if use_mask else None)
-
-    def evaluate(module) -> dict:
-        device = next(module.parameters()).device
-        err = reconstruction_error(module, vx.to(device), vm.to(device) if use_mask else None)
-        usage = module.quantizer.cluster_size.gt(1e-3).float().mean().item()
-        return {"val_recon_mse": err, "codebook_usage": usage}
-
-    def save_final(module, out: Path) -> None:
-        save_traj_tokenizer(module, out)
-        with torch.no_grad():
-            recon = module.denormalize(module.decode(module.encode(vx, vm if use_mask else None))).numpy()
-        clips = features_to_clips(modality, recon)
-        gt = features_to_clips(modality, val_x)
-        metrics = {"val_clips": len(val_dirs), "val_recon_mse": reconstruction_error(module, vx,
-                                                                                      vm if use_mask else None)}
-        if modality == "cam":
-            per = [camera_metrics(p, g, align="none") for p, g in zip(clips, gt)]
-            metrics.update({f"val_{k}": float(np.mean([m[k] for m in per])) for k in ("ate", "rpe_trans",
-                                                                                       "rpe_rot_deg")})
-        else:
-            metrics["val_gaze_l2"] = gaze_l2(clips[..., :2], gt[..., :2], val_valid)
-        _write_metrics(out, metrics)
-        print(json.dumps(metrics))
-
-    fit(cfg, cfg.optim, model, schedule, micro_batches, loss_fn, save_final=save_final,
-        config_record={**asdict(cfg), "tokenizer": asdict(tcfg)}, name=f"{modality} tokenizer",
-        evaluate=evaluate, eval_steps=cfg.eval_steps or cfg.logging_steps)
+    pipeline = Pipeline(micro_batches, job.loss_fn, job.save_final, job.evaluate,
+                        eval_steps=cfg.eval_steps or cfg.logging_steps)
+    fit(cfg, cfg.optim, job.model, schedule, pipeline, config_record={**asdict(cfg), "tokenizer": asdict(job.tcfg)},
+        name=job.name)
     return 0
 
 
-# ---- video tokenizer ----
+class TrajJob:
+    """The camera / gaze VQ-VAE: whole clips as feature sequences, normalised by the training clips' statistics."""
 
-def train_video(recipe: dict, dry_run: bool = False) -> int:
-    from accelerate import PartialState
+    config_cls = TrajTrainConfig
 
-    from egoforge.egom2p.metrics import psnr
-    from egoforge.egom2p.video_tokenizer import (
-        FSQVideoAutoencoder,
-        VideoTokenizerConfig,
-        save_video_tokenizer,
-        tensor_to_video,
-        video_to_tensor,
-    )
+    def __init__(self, cfg: TrajTrainConfig) -> None:
+        from egoforge.egom2p.traj_tokenizer import TrajTokenizerConfig
 
-    cfg = build_config(VideoTrainConfig, recipe)
-    vcfg = build_config(VideoTokenizerConfig, cfg.tokenizer, "recipe.tokenizer")
-    items, val_items = [], []
-    for modality in cfg.modalities:
-        if modality not in ("rgb", "depth"):
-            raise ValueError(f"recipe.modalities: {modality!r} is not a video modality (rgb, depth)")
-        train_dirs, val_dirs = split_clips(cfg.data, modality)
-        items += [(d, modality) for d in train_dirs]
-        val_items += [(d, modality) for d in val_dirs]
-    probe = load_clip(items[0][0], items[0][1])
-    if probe.shape[0] != vcfg.frames or probe.shape[1] != vcfg.size:
-        raise ValueError(f"{items[0][0]}: clips are {probe.shape[0]} frames at {probe.shape[1]} px but "
-                         f"recipe.tokenizer says {vcfg.frames} frames at {vcfg.size} px")
-    state = PartialState()
-    global_batch, schedule = _epoch_schedule(cfg, len(items), state.num_processes)
-    total = schedule.total_steps
-    summary = (f"video tokenizer: {len(items)} train clips ({', '.join(cfg.modalities)}), grid {vcfg.token_grid}, "
-               f"vocabulary {vcfg.vocab_size}, global batch {global_batch}, {total} steps")
-    if dry_run:
-        print(summary)
-        return 0
-    if state.is_main_process:
-        print(summary)
+        self.cfg = cfg
+        self.tcfg = build_config(TrajTokenizerConfig, cfg.tokenizer, "recipe.tokenizer")
+        self.modality = self.tcfg.modality
+        self.train_dirs, self.val_dirs = split_clips(cfg.data, self.modality)
+        self.samples, self.name = len(self.train_dirs), f"{self.modality} tokenizer"
+        self.use_mask = self.modality == "gaze"
 
-    def tensors(pairs) -> torch.Tensor:
-        return torch.cat([video_to_tensor(load_clip(d, m)[None], m) for d, m in pairs])
+    def summary(self, batch: int, schedule: Schedule) -> str:
+        return (f"{self.modality} tokenizer: {len(self.train_dirs)} train / {len(self.val_dirs)} val clips, global "
+                f"batch {batch}, lr {schedule.peak_lr:.3g}, {schedule.total_steps} steps")
 
-    torch.manual_seed(cfg.seed)
-    model = FSQVideoAutoencoder(vcfg)
+    def _features(self, dirs: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        from egoforge.egom2p.traj_tokenizer import clip_features
 
-    def micro_batches(start: int, accelerator):
-        micro = start
-        while True:
-            idx = _batch_indices(cfg.seed, state.process_index, micro, len(items), cfg.batch_size)
-            micro += 1
-            yield tensors([items[i] for i in idx]).to(accelerator.device)
+        return clip_features(self.modality, np.stack([load_clip(d, self.modality) for d in dirs]))
 
-    def loss_fn(model, x):
+    def load(self) -> None:
+        from egoforge.egom2p.traj_tokenizer import TrajectoryVQVAE, fit_statistics
+
+        train_x, train_valid = self._features(self.train_dirs)
+        self.val_x, self.val_valid = self._features(self.val_dirs)
+        torch.manual_seed(self.cfg.seed)
+        self.model = TrajectoryVQVAE(self.tcfg)
+        self.model.set_statistics(*fit_statistics(self.modality, train_x, train_valid, self.cfg.normalization))
+        self.tx, self.tm = self.model.normalize(torch.from_numpy(train_x)), torch.from_numpy(train_valid)
+        self.vx, self.vm = self.model.normalize(torch.from_numpy(self.val_x)), torch.from_numpy(self.val_valid)
+
+    def batch(self, idx: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.from_numpy(idx)
+        return self.tx[idx].to(device), self.tm[idx].to(device)
+
+    def loss_fn(self, model, batch):
+        from egoforge.egom2p.traj_tokenizer import vq_loss
+
+        x, mask = batch  # through the (possibly DDP-wrapped) forward so gradients are reduced
+        mask = mask if self.use_mask else None
+        return vq_loss(*model(x, mask), x, mask)
+
+    def evaluate(self, module) -> dict:
+        from egoforge.egom2p.traj_tokenizer import reconstruction_error
+
+        device = next(module.parameters()).device
+        err = reconstruction_error(module, self.vx.to(device), self.vm.to(device) if self.use_mask else None)
+        usage = module.quantizer.cluster_size.gt(1e-3).float().mean().item()
+        return {"val_recon_mse": err, "codebook_usage": usage}
+
+    def save_final(self, module, out: Path) -> None:
+        from egoforge.egom2p.metrics import camera_metrics, gaze_l2
+        from egoforge.egom2p.traj_tokenizer import features_to_clips, reconstruction_error, save_traj_tokenizer
+
+        save_traj_tokenizer(module, out)
+        mask = self.vm if self.use_mask else None
+        with torch.no_grad():
+            recon = module.denormalize(module.decode(module.encode(self.vx, mask))).numpy()
+        clips, gt = features_to_clips(self.modality, recon), features_to_clips(self.modality, self.val_x)
+        metrics = {"val_clips": len(self.val_dirs), "val_recon_mse": reconstruction_error(module, self.vx, mask)}
+        if self.modality == "cam":
+            per = [camera_metrics(p, g, align="none") for p, g in zip(clips, gt)]
+            metrics.update({f"val_{k}": float(np.mean([m[k] for m in per]))
+                            for k in ("ate", "rpe_trans", "rpe_rot_deg")})
+        else:
+            metrics["val_gaze_l2"] = gaze_l2(clips[..., :2], gt[..., :2], self.val_valid)
+        _write_metrics(out, metrics)
+        print(json.dumps(metrics))
+
+
+class VideoJob:
+    """egoforge's FSQ video autoencoder on rgb / depth clips, loaded per micro-batch."""
+
+    config_cls = VideoTrainConfig
+    name = "video tokenizer"
+
+    def __init__(self, cfg: VideoTrainConfig) -> None:
+        from egoforge.egom2p.video_tokenizer import VideoTokenizerConfig
+
+        self.cfg = cfg
+        self.tcfg = build_config(VideoTokenizerConfig, cfg.tokenizer, "recipe.tokenizer")
+        self.items, self.val_items = [], []
+        for modality in cfg.modalities:
+            if modality not in ("rgb", "depth"):
+                raise ValueError(f"recipe.modalities: {modality!r} is not a video modality (rgb, depth)")
+            train_dirs, val_dirs = split_clips(cfg.data, modality)
+            self.items += [(d, modality) for d in train_dirs]
+            self.val_items += [(d, modality) for d in val_dirs]
+        probe = load_clip(*self.items[0])
+        if probe.shape[0] != self.tcfg.frames or probe.shape[1] != self.tcfg.size:
+            raise ValueError(f"{self.items[0][0]}: clips are {probe.shape[0]} frames at {probe.shape[1]} px but "
+                             f"recipe.tokenizer says {self.tcfg.frames} frames at {self.tcfg.size} px")
+        self.samples = len(self.items)
+
+    def summary(self, batch: int, schedule: Schedule) -> str:
+        return (f"video tokenizer: {len(self.items)} train clips ({', '.join(self.cfg.modalities)}), grid "
+                f"{self.tcfg.token_grid}, vocabulary {self.tcfg.vocab_size}, global batch {batch}, "
+                f"{schedule.total_steps} steps")
+
+    def load(self) -> None:
+        from egoforge.egom2p.video_tokenizer import FSQVideoAutoencoder
+
+        torch.manual_seed(self.cfg.seed)
+        self.model = FSQVideoAutoencoder(self.tcfg)
+
+    @staticmethod
+    def _tensor(folder: Path, modality: str) -> torch.Tensor:
+        from egoforge.egom2p.video_tokenizer import video_to_tensor
+
+        return video_to_tensor(load_clip(folder, modality)[None], modality)
+
+    def batch(self, idx: np.ndarray, device) -> torch.Tensor:
+        return torch.cat([self._tensor(*self.items[i]) for i in idx]).to(device)
+
+    def loss_fn(self, model, x):
         recon, _ = model(x)
         mse, l1 = torch.nn.functional.mse_loss(recon, x), torch.nn.functional.l1_loss(recon, x)
         return mse + l1, {"recon_mse": float(mse.detach()), "l1": float(l1.detach())}
 
-    def evaluate(module) -> dict:
+    def evaluate(self, module) -> dict:
+        from egoforge.egom2p.metrics import psnr
+
         device = next(module.parameters()).device
         scores = []
-        for d, m in val_items[:16]:
-            x = video_to_tensor(load_clip(d, m)[None], m).to(device)
+        for folder, modality in self.val_items[:16]:
+            x = self._tensor(folder, modality).to(device)
             with torch.no_grad():
                 recon = module.decode(module.encode(x))
             scores.append(psnr((recon.clamp(-1, 1).cpu().numpy() + 1) / 2, (x.cpu().numpy() + 1) / 2))
         return {"val_psnr": float(np.mean(scores))}
 
-    def save_final(module, out: Path) -> None:
-        save_video_tokenizer(module, out, cfg.modalities[0])
-        metrics = {"val_clips": len(val_items), **evaluate(module)}
-        sample = load_clip(*val_items[0])
+    def save_final(self, module, out: Path) -> None:
+        from egoforge.egom2p.video_tokenizer import save_video_tokenizer, tensor_to_video, video_to_tensor
+
+        save_video_tokenizer(module, out, self.cfg.modalities[0])
+        metrics = {"val_clips": len(self.val_items), **self.evaluate(module)}
+        folder, modality = self.val_items[0]
+        sample = load_clip(folder, modality)
         with torch.no_grad():
-            recon = tensor_to_video(module.decode(module.encode(video_to_tensor(sample[None], val_items[0][1]))),
-                                    val_items[0][1])[0]
+            recon = tensor_to_video(module.decode(module.encode(video_to_tensor(sample[None], modality))), modality)[0]
         _save_preview(out / "reconstruction.png", sample, recon)
         _write_metrics(out, metrics)
         print(json.dumps(metrics))
 
-    fit(cfg, cfg.optim, model, schedule, micro_batches, loss_fn, save_final=save_final,
-        config_record={**asdict(cfg), "tokenizer": asdict(vcfg)}, name="video tokenizer", evaluate=evaluate,
-        eval_steps=cfg.eval_steps or cfg.logging_steps)
-    return 0
+
+JOBS = {"traj": TrajJob, "video": VideoJob}
 
 
 def _save_preview(path: Path, clip: np.ndarray, recon: np.ndarray) -> None:

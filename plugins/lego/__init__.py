@@ -11,5 +11,6 @@ action frames (:mod:`egoforge.lego.metrics`).
 Modules: ``formats`` (the LEGO json and GPT-curation files, validation), ``convert`` (to ShareGPT and to the LDM
 index), ``actions`` (the query and action normalisation), ``features`` (stage-A feature extraction and the
 safetensors feature store), ``conditioning`` / ``guidance`` (the VLLM conditioning and the dropout / dual-guidance
-math), ``model`` (building and saving the LDM), ``dataset``, ``trainer``, ``sampling``, ``metrics``.
+math), ``model`` (building and saving the LDM), ``dataset``, ``trainer``, ``register`` (the ``egoforge train``
+entry), ``sampling``, ``metrics``.
 """

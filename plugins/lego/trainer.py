@@ -1,4 +1,4 @@
-"""``egoforge train recipes/lego_ldm_*.yaml``: LEGO's latent diffusion model, trained with accelerate.
+"""LEGO's latent diffusion model trained with accelerate, on egoforge's trainer base (``egoforge.train``).
 
 One process per GPU (``accelerate launch ... -m egoforge.tools.cli train RECIPE``; multi-node through accelerate's
 own flags), each taking its slice of every global batch; gradient accumulation, mixed precision and an EMA of the
@@ -6,52 +6,25 @@ trained weights (diffusers ``EMAModel``). Checkpoints (``checkpoint-N/``: traine
 LR-scheduler state) resume exactly: the data order and every random draw of a step derive from (seed, step), so a
 resumed run repeats the uninterrupted one. The run folder ends up a complete model for ``egoforge lego sample``
 (EMA weights in ``unet/`` and ``conditioner/``), with ``trainer_log.jsonl`` and ``training_loss.png``.
-
-Importing this module only registers the trainer; torch, diffusers and accelerate load when it runs.
+The ``egoforge train`` entry is :mod:`egoforge.lego.register`; torch, diffusers and accelerate load when it runs.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from egoforge.lego.config import LegoRecipe, LegoSetupError
-from egoforge.registry import TRAINERS
+from egoforge.train import checkpoints, steps
+from egoforge.train.loop import StepTrainer
+from egoforge.train.loss_log import plot_curves, read_records, series
 
 TRAINER_NAME = "lego_ldm"
-
-
-def _as_recipe_error(exc: Exception):
-    from egoforge.train.recipe import RecipeError
-
-    return RecipeError(str(exc))
-
-
-@TRAINERS.register(TRAINER_NAME, doc="LEGO latent diffusion with VLLM conditioning (diffusers UNet, accelerate, EMA)")
-def run(recipe: dict, dry_run: bool = False) -> int:
-    """The ``egoforge train`` entry: type-check the recipe, then train (or, with ``dry_run``, check the data)."""
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.train.recipe import build_config
-
-    cfg = build_config(LegoRecipe, recipe, "recipe")
-    try:
-        check_train_options(cfg)
-        if dry_run:
-            train_set = make_dataset(cfg, "train")
-            steps = _steps_per_epoch(cfg, len(train_set), 1)
-            print(json.dumps({"recipe": recipe, "train_samples": len(train_set),
-                              "optimizer_steps_per_epoch_per_process_group": steps}, indent=2, default=str))
-            return 0
-        summary = train(cfg)
-    except (DataFormatError, LegoSetupError, FileNotFoundError) as exc:
-        raise _as_recipe_error(exc) from None
-    if summary.pop("main_process"):
-        print(json.dumps(summary))
-    return 0
+STATE_FILE = "state.json"
+LOG_FILE = "trainer_log.jsonl"
 
 
 def check_train_options(cfg: LegoRecipe) -> None:
@@ -106,23 +79,16 @@ def _steps_per_epoch(cfg: LegoRecipe, n: int, world: int) -> int:
     from egoforge.lego.dataset import EpochBatchSampler
 
     batches = EpochBatchSampler.batches_per_epoch(n, cfg.train.batch_size, world)
-    steps = batches // cfg.train.gradient_accumulation_steps
-    if steps < 1:
+    per_epoch = steps.steps_per_epoch(batches, cfg.train.gradient_accumulation_steps)
+    if per_epoch < 1:
         raise LegoSetupError(f"{n} training samples make no optimizer step with batch_size {cfg.train.batch_size}"
-                                f" x {world} processes x {cfg.train.gradient_accumulation_steps} accumulation")
-    return steps
+                             f" x {world} processes x {cfg.train.gradient_accumulation_steps} accumulation")
+    return per_epoch
 
 
 def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
-    if resume == "none":
-        return None
-    if resume != "auto":
-        path = Path(resume)
-        if not (path / "state.json").exists():
-            raise FileNotFoundError(f"train.resume={resume}: not a checkpoint folder (no state.json)")
-        return path
-    done = [p for p in output_dir.glob("checkpoint-*") if (p / "state.json").exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
+    """``train.resume``: none, auto (the latest complete checkpoint of ``output_dir``) or a checkpoint folder."""
+    return checkpoints.resolve_resume(resume, output_dir, STATE_FILE)
 
 
 EMA_KEYS = ("decay", "min_decay", "optimization_step", "update_after_step", "use_ema_warmup", "inv_gamma", "power")
@@ -151,246 +117,296 @@ def _check_feature_dims(cfg: LegoRecipe, dataset) -> None:
                                     f"model.{name} is {want}: set it to the stage-A VLLM's hidden size")
 
 
-def _plot_loss(log_path: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from egoforge.data.atomic import atomic_write_bytes
-
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    if not train:
-        return
-    import io
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(*zip(*train), label="train loss")
-    if val:
-        ax.plot(*zip(*val), marker="o", label="val loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("epsilon MSE")
-    ax.set_title("LEGO LDM training")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
+def plot_loss(log_path: Path, out: Path) -> Path | None:
+    """``training_loss.png``: the train loss (log windows) and the validation loss against the optimizer step."""
+    rows = read_records(log_path)
+    curves = {"train loss": series(rows, "loss"), "val loss": series(rows, "val_loss")}
+    if not curves["train loss"]:
+        return None
+    return plot_curves(out, curves, "LEGO LDM training", ylabel="epsilon MSE", markers=("val loss",), dpi=110,
+                       grid=True)
 
 
 def train(cfg: LegoRecipe) -> dict:
     """Train; returns a summary (steps, last loss, throughput)."""
-    import torch
-    from accelerate import Accelerator
-    from diffusers import UNet2DConditionModel
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
+    return LegoTrainer(cfg).fit()
 
-    from egoforge.data.atomic import atomic_dir, atomic_write_json, atomic_write_text
-    from egoforge.lego.conditioning import VLLMConditioner
-    from egoforge.lego.dataset import EpochBatchSampler, collate, mix_seed
-    from egoforge.lego.model import CONFIG_FILE, LegoLDM
 
-    t = cfg.train
-    out = Path(t.output_dir)
-    accelerator = Accelerator(gradient_accumulation_steps=t.gradient_accumulation_steps,
-                              mixed_precision=t.mixed_precision)
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    train_set = make_dataset(cfg, "train")
-    val_set = make_dataset(cfg, "val") if cfg.data.val_index and t.val_steps else None
-    _check_feature_dims(cfg, train_set)
-    steps_per_epoch = _steps_per_epoch(cfg, len(train_set), world)
-    total_steps = t.max_steps or t.max_epochs * steps_per_epoch
+class LegoTrainer(StepTrainer):
+    """The UNet (and, with ``model.train_conditioner``, the VLLM conditioner) under AdamW, constant LR after warm-up,
+    ``accelerator.accumulate`` and optional EMAs stepped per micro-batch (official) or per optimizer step."""
 
-    torch.manual_seed(t.seed)  # identical initial weights on every process
-    ldm = LegoLDM.from_config(cfg.model)
-    checkpoint = find_checkpoint(t.resume, out)
-    if checkpoint is None and list(out.glob("checkpoint-*")):
-        raise LegoSetupError(f"{out} holds checkpoints of an earlier run: resume it (train.resume=auto) or "
-                             "choose a new train.output_dir")
-    trained = [ldm.unet] + ([ldm.conditioner] if ldm.conditioner is not None and cfg.model.train_conditioner else [])
-    if checkpoint is not None:
-        ldm.unet.load_state_dict(UNet2DConditionModel.from_pretrained(checkpoint / "unet").state_dict())
-        if ldm.conditioner is not None:
-            ldm.conditioner.load_state_dict(VLLMConditioner.from_pretrained(checkpoint / "conditioner").state_dict())
-    if t.gradient_checkpointing:
-        ldm.unet.enable_gradient_checkpointing()
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision, torch.float32)
-    ldm.to(accelerator.device, weight_dtype)
-    if cfg.model.scale_by_std:
-        if checkpoint is not None and (out / CONFIG_FILE).exists():  # fitted when the run started
-            ldm.scaling_factor = json.loads((out / CONFIG_FILE).read_text())["scaling_factor"]
-        else:  # the same samples on every process, so every process gets the same scale
-            first = collate([train_set[i] for i in range(min(len(train_set), t.batch_size))])
-            ldm.fit_scaling_factor(first["target"])
+    name = "LEGO LDM"
 
-    params = [p for module in trained for p in module.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=t.warmup_steps)
-    emas: dict[str, EMAModel] = {}
-    if t.ema:
-        for name, module, cls in (("unet", ldm.unet, UNet2DConditionModel),
-                                  ("conditioner", ldm.conditioner, VLLMConditioner)):
-            if module is None or (name == "conditioner" and not cfg.model.train_conditioner):
+    def __init__(self, cfg: LegoRecipe) -> None:
+        self.cfg, self.t = cfg, cfg.train
+
+    # --- set-up --------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
+
+        from egoforge.train.accelerator import make_accelerator
+
+        cfg, t = self.cfg, self.t
+        self.output_dir = out = Path(t.output_dir)
+        self.log_path = out / LOG_FILE
+        self.accelerator = make_accelerator(t.mixed_precision, t.gradient_accumulation_steps)
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        self.train_set = make_dataset(cfg, "train")
+        self.val_set = make_dataset(cfg, "val") if cfg.data.val_index and t.val_steps else None
+        _check_feature_dims(cfg, self.train_set)
+        self.steps_per_epoch = _steps_per_epoch(cfg, len(self.train_set), self.world)
+        self.total_steps = t.max_steps or t.max_epochs * self.steps_per_epoch
+        self.logging_steps, self.save_steps, self.save_total_limit = t.logging_steps, t.save_steps, t.save_total_limit
+        self.progress = self.accelerator.is_main_process
+        torch.manual_seed(t.seed)  # identical initial weights on every process
+        self._build_model()
+        self._build_optimization()
+        self._prepare()
+        self._write_run_files()
+        self.step = self.start_step  # optimizer steps done: the data position of the next micro-batch
+        self.micro_batches = self._micro_batches()
+        self.start_time, self.seen, self.last_loss = time.perf_counter(), 0, float("nan")
+        for module in self.trained:
+            module.train()
+
+    def _build_model(self) -> None:
+        import torch
+        from diffusers import UNet2DConditionModel
+
+        from egoforge.lego.conditioning import VLLMConditioner
+        from egoforge.lego.model import CONFIG_FILE, LegoLDM
+
+        cfg, t, out = self.cfg, self.t, self.output_dir
+        self.ldm = ldm = LegoLDM.from_config(cfg.model)
+        self.checkpoint = checkpoint = find_checkpoint(t.resume, out)
+        if checkpoint is None and list(out.glob("checkpoint-*")):
+            raise LegoSetupError(f"{out} holds checkpoints of an earlier run: resume it (train.resume=auto) or "
+                                 "choose a new train.output_dir")
+        train_conditioner = ldm.conditioner is not None and cfg.model.train_conditioner
+        self.trained = [ldm.unet] + ([ldm.conditioner] if train_conditioner else [])
+        if checkpoint is not None:
+            ldm.unet.load_state_dict(UNet2DConditionModel.from_pretrained(checkpoint / "unet").state_dict())
+            if ldm.conditioner is not None:
+                conditioner = VLLMConditioner.from_pretrained(checkpoint / "conditioner")
+                ldm.conditioner.load_state_dict(conditioner.state_dict())
+        if t.gradient_checkpointing:
+            ldm.unet.enable_gradient_checkpointing()
+        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision, torch.float32)
+        ldm.to(self.accelerator.device, weight_dtype)
+        if cfg.model.scale_by_std:
+            if checkpoint is not None and (out / CONFIG_FILE).exists():  # fitted when the run started
+                ldm.scaling_factor = json.loads((out / CONFIG_FILE).read_text())["scaling_factor"]
+            else:  # the same samples on every process, so every process gets the same scale
+                from egoforge.lego.dataset import collate
+
+                first = collate([self.train_set[i] for i in range(min(len(self.train_set), t.batch_size))])
+                ldm.fit_scaling_factor(first["target"])
+
+    def _build_optimization(self) -> None:
+        import torch
+        from diffusers.optimization import get_scheduler
+
+        t = self.t
+        self.params = [p for module in self.trained for p in module.parameters()]
+        self.optimizer = torch.optim.AdamW(self.params, lr=t.learning_rate, weight_decay=t.weight_decay)
+        self.lr_scheduler = get_scheduler("constant_with_warmup", self.optimizer, num_warmup_steps=t.warmup_steps)
+        self.emas = self._build_emas() if t.ema else {}
+        self.start_step = 0
+        if self.checkpoint is not None:
+            checkpoints.load_optimizer_state(self.checkpoint, self.optimizer, self.lr_scheduler)
+            self.start_step = json.loads((self.checkpoint / STATE_FILE).read_text())["global_step"]
+
+    def _build_emas(self) -> dict:
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import EMAModel
+
+        from egoforge.lego.conditioning import VLLMConditioner
+
+        t, emas = self.t, {}
+        for name, module, cls in (("unet", self.ldm.unet, UNet2DConditionModel),
+                                  ("conditioner", self.ldm.conditioner, VLLMConditioner)):
+            if module is None or (name == "conditioner" and not self.cfg.model.train_conditioner):
                 continue
-            if checkpoint is not None and (checkpoint / f"ema_{name}").is_dir():
-                emas[name] = load_ema(checkpoint / f"ema_{name}", cls)
+            if self.checkpoint is not None and (self.checkpoint / f"ema_{name}").is_dir():
+                emas[name] = load_ema(self.checkpoint / f"ema_{name}", cls)
             else:
                 # update_after_step -1: the n-th update decays by (1 + n) / (10 + n), LitEma's warm-up
                 emas[name] = EMAModel(module.parameters(), decay=t.ema_decay, model_cls=cls,
                                       model_config=module.config,
                                       update_after_step=-1 if t.ema_every == "micro_batch" else 0)
-            emas[name].to(accelerator.device)
-    global_step = 0
-    if checkpoint is not None:
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
-        lr_scheduler.load_state_dict(torch.load(checkpoint / "lr_scheduler.pt", weights_only=True))
-        global_step = json.loads((checkpoint / "state.json").read_text())["global_step"]
+            emas[name].to(self.accelerator.device)
+        return emas
 
-    prepared = accelerator.prepare(*trained, optimizer)
-    unet, optimizer = prepared[0], prepared[-1]
-    conditioner = prepared[1] if len(trained) == 2 else ldm.conditioner
+    def _prepare(self) -> None:
+        prepared = self.accelerator.prepare(*self.trained, self.optimizer)
+        self.unet, self.optimizer = prepared[0], prepared[-1]
+        self.conditioner = prepared[1] if len(self.trained) == 2 else self.ldm.conditioner
+        self.accumulated = [self.unet] + ([self.conditioner] if len(self.trained) == 2 else [])
 
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None or not (out / CONFIG_FILE).exists():
-            ldm.save_frozen(out, cfg.data.resolution)
+    def _write_run_files(self) -> None:
         import yaml
 
-        atomic_write_text(out / "lego_recipe.yaml", yaml.safe_dump({"trainer": TRAINER_NAME, **asdict(cfg)},
-                                                                  sort_keys=False))
-    log_path = out / "trainer_log.jsonl"
-    if main and checkpoint is None and log_path.exists():
-        log_path.unlink()  # a fresh run in an old folder starts a fresh log
+        from egoforge.data.atomic import atomic_write_text
+        from egoforge.lego.model import CONFIG_FILE
 
-    def unwrapped(module):
-        return accelerator.unwrap_model(module)
+        out = self.output_dir
+        if not self.accelerator.is_main_process:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        if self.checkpoint is None or not (out / CONFIG_FILE).exists():
+            self.ldm.save_frozen(out, self.cfg.data.resolution)
+        recipe = {"trainer": TRAINER_NAME, **asdict(self.cfg)}
+        atomic_write_text(out / "lego_recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))
+        if self.checkpoint is None and self.log_path.exists():
+            self.log_path.unlink()  # a fresh run in an old folder starts a fresh log
 
-    def save_checkpoint(step: int) -> None:
-        accelerator.wait_for_everyone()
-        if main:
-            with atomic_dir(out / f"checkpoint-{step}") as tmp:
-                unwrapped(unet).save_pretrained(tmp / "unet", safe_serialization=True)
-                if ldm.conditioner is not None:
-                    unwrapped(conditioner).save_pretrained(tmp / "conditioner", safe_serialization=True)
-                for name, ema in emas.items():
-                    ema.save_pretrained(tmp / f"ema_{name}")
-                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-                torch.save(lr_scheduler.state_dict(), tmp / "lr_scheduler.pt")
-                atomic_write_json(tmp / "state.json", {"global_step": step, "steps_per_epoch": steps_per_epoch,
-                                                       "world_size": world})
-            if t.save_total_limit:
-                done = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-                for old in done[: max(0, len(done) - t.save_total_limit)]:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+    # --- the steps -----------------------------------------------------------------------------------------------
+    def _micro_batches(self):
+        """(epoch, micro-batch index in the step, batch), from the data position of the current step: each epoch's
+        order derives from (seed, epoch), and an epoch ends after its last whole optimizer step."""
+        from torch.utils.data import DataLoader
 
-    @torch.no_grad()
-    def validation_loss() -> float:
-        sampler = EpochBatchSampler(len(val_set), t.batch_size, t.seed, 0, rank, world, shuffle=False)
-        loader = DataLoader(val_set, batch_sampler=sampler, collate_fn=collate, num_workers=0)
-        losses = []
-        for b, batch in enumerate(loader):
-            if b >= t.val_batches:
-                break
-            torch.manual_seed(mix_seed(t.seed, "val", b, rank))  # the same noise at every validation
-            losses.append(ldm.training_loss(batch, 0.0, unet, conditioner))
-        if not losses:
-            return float("nan")
-        return accelerator.reduce(torch.stack(losses).mean(), "mean").item()
+        from egoforge.lego.dataset import EpochBatchSampler, collate
 
-    def log(record: dict) -> None:
-        if main:
-            with open(log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+        t, accum = self.t, self.t.gradient_accumulation_steps
+        while True:
+            epoch, done_in_epoch = steps.epoch_position(self.step, self.steps_per_epoch)
+            sampler = EpochBatchSampler(len(self.train_set), t.batch_size, t.seed, epoch, self.rank, self.world,
+                                        start_batch=done_in_epoch * accum)
+            loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate,
+                                num_workers=self.cfg.data.num_workers,
+                                pin_memory=self.accelerator.device.type == "cuda")
+            for micro, batch in enumerate(loader):
+                if micro >= (self.steps_per_epoch - done_in_epoch) * accum:
+                    break
+                yield epoch, micro % accum, batch
 
-    def step_emas() -> None:
-        for name, ema in emas.items():
-            ema.step(unwrapped(unet if name == "unet" else conditioner).parameters())
+    def optimizer_step(self, step: int):
+        import torch
 
-    accum = t.gradient_accumulation_steps
-    last_saved = global_step if checkpoint is not None else -1
-    progress = tqdm(total=total_steps, initial=global_step, desc="LEGO LDM", unit="step", disable=not main)
-    start_time, seen, running, window, last_loss = time.perf_counter(), 0, [], [], float("nan")
-    for module in trained:
-        module.train()
-    while global_step < total_steps:
-        epoch, done_in_epoch = divmod(global_step, steps_per_epoch)
-        sampler = EpochBatchSampler(len(train_set), t.batch_size, t.seed, epoch, rank, world,
-                                    start_batch=done_in_epoch * accum)
-        loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
-                            pin_memory=accelerator.device.type == "cuda")
-        for micro, batch in enumerate(loader):
-            if micro >= (steps_per_epoch - done_in_epoch) * accum or global_step >= total_steps:
-                break
-            torch.manual_seed(mix_seed(t.seed, global_step, micro % accum, rank))
-            with accelerator.accumulate(*[unet] + ([conditioner] if len(trained) == 2 else [])):
-                loss = ldm.training_loss(batch, t.uncond, unet, conditioner)
+        from egoforge.lego.dataset import mix_seed
+
+        accelerator, t = self.accelerator, self.t
+        self.step, running = step, []
+        while True:
+            self.epoch, micro, batch = next(self.micro_batches)
+            torch.manual_seed(mix_seed(t.seed, step, micro, self.rank))
+            with accelerator.accumulate(*self.accumulated):
+                loss = self.ldm.training_loss(batch, t.uncond, self.unet, self.conditioner)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, t.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                    accelerator.clip_grad_norm_(self.params, t.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
             running.append(loss.detach())
-            seen += batch["source"].shape[0] * world
+            self.seen += batch["source"].shape[0] * self.world
             if t.ema_every == "micro_batch":  # the official cadence: every micro-batch, stepped or not
-                step_emas()
-            if not accelerator.sync_gradients:
+                self._step_emas()
+            if accelerator.sync_gradients:
+                break
+        self.lr_scheduler.step()
+        if t.ema_every == "optimizer_step":
+            self._step_emas()
+        self.step = step + 1
+        return torch.stack(running).mean()
+
+    def _step_emas(self) -> None:
+        for name, ema in self.emas.items():
+            ema.step(self._module(name).parameters())
+
+    def _module(self, name: str):
+        return self.accelerator.unwrap_model(self.unet if name == "unet" else self.conditioner)
+
+    def log_record(self, done: int, window: list) -> dict:
+        import torch
+
+        # the mean over the logging window: single steps are noisy (one random timestep per sample)
+        self.last_loss = self.accelerator.reduce(torch.stack(window).mean(), "mean").item()
+        rate = self.seen / (time.perf_counter() - self.start_time)
+        return {"step": done, "epoch": self.epoch, "loss": self.last_loss, "lr": self.lr_scheduler.get_last_lr()[0],
+                "images_per_second": rate}
+
+    def postfix(self, record: dict) -> dict:
+        return {"loss": f"{record['loss']:.4f}", "img_s": f"{record['images_per_second']:.1f}"}
+
+    # --- validation ----------------------------------------------------------------------------------------------
+    def extra_records(self, done: int) -> list[dict]:
+        if self.val_set is None or done % self.t.val_steps:
+            return []
+        record = {"step": done, "val_loss": self.validation_loss()}
+        if self.emas:
+            for name, ema in self.emas.items():
+                ema.store(self._module(name).parameters())
+                ema.copy_to(self._module(name).parameters())
+            record["val_loss_ema"] = self.validation_loss()
+            for name, ema in self.emas.items():
+                ema.restore(self._module(name).parameters())
+        return [record]
+
+    def validation_loss(self) -> float:
+        import torch
+        from torch.utils.data import DataLoader
+
+        from egoforge.lego.dataset import EpochBatchSampler, collate, mix_seed
+
+        t = self.t
+        sampler = EpochBatchSampler(len(self.val_set), t.batch_size, t.seed, 0, self.rank, self.world, shuffle=False)
+        loader = DataLoader(self.val_set, batch_sampler=sampler, collate_fn=collate, num_workers=0)
+        losses = []
+        with torch.no_grad():
+            for b, batch in enumerate(loader):
+                if b >= t.val_batches:
+                    break
+                torch.manual_seed(mix_seed(t.seed, "val", b, self.rank))  # the same noise at every validation
+                losses.append(self.ldm.training_loss(batch, 0.0, self.unet, self.conditioner))
+        if not losses:
+            return float("nan")
+        return self.accelerator.reduce(torch.stack(losses).mean(), "mean").item()
+
+    # --- checkpoints and the final model -------------------------------------------------------------------------
+    def save_checkpoint(self, done: int) -> Path:
+        from egoforge.data.atomic import atomic_dir, atomic_write_json
+
+        folder = checkpoints.checkpoint_dir(self.output_dir, done)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            with atomic_dir(folder) as tmp:
+                self._module("unet").save_pretrained(tmp / "unet", safe_serialization=True)
+                if self.ldm.conditioner is not None:
+                    self._module("conditioner").save_pretrained(tmp / "conditioner", safe_serialization=True)
+                for name, ema in self.emas.items():
+                    ema.save_pretrained(tmp / f"ema_{name}")
+                checkpoints.save_optimizer_state(tmp, self.optimizer, self.lr_scheduler)
+                atomic_write_json(tmp / STATE_FILE, {"global_step": done, "steps_per_epoch": self.steps_per_epoch,
+                                                     "world_size": self.world})
+        self.accelerator.wait_for_everyone()
+        return folder
+
+    def finish(self, record: dict) -> dict:
+        elapsed = time.perf_counter() - self.start_time
+        if self.accelerator.is_main_process:  # the run folder itself is the model to sample from
+            self._save_model()
+            if self.t.plot_loss and self.log_path.exists():
+                plot_loss(self.log_path, self.output_dir / "training_loss.png")
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        return {"global_step": self.step, "loss": self.last_loss,
+                "images_per_second": self.seen / max(elapsed, 1e-9), "output_dir": str(self.output_dir),
+                "world_size": self.world, "main_process": self.accelerator.is_main_process}
+
+    def _save_model(self) -> None:
+        """``unet/`` and ``conditioner/`` as plain models, holding the EMA weights when EMA is on."""
+        from egoforge.data.atomic import atomic_dir
+
+        for name in ("unet", "conditioner"):
+            if name == "conditioner" and self.ldm.conditioner is None:
                 continue
-            lr_scheduler.step()
-            if t.ema_every == "optimizer_step":
-                step_emas()
-            global_step += 1
-            progress.update(1)
-            window.append(torch.stack(running).mean())
-            running = []
-            if global_step % t.logging_steps == 0 or global_step == total_steps:
-                # the mean over the logging window: single steps are noisy (one random timestep per sample)
-                last_loss = accelerator.reduce(torch.stack(window).mean(), "mean").item()
-                window = []
-                rate = seen / (time.perf_counter() - start_time)
-                log({"step": global_step, "epoch": epoch, "loss": last_loss, "lr": lr_scheduler.get_last_lr()[0],
-                     "images_per_second": rate})
-                progress.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:.1f}")
-            if val_set is not None and global_step % t.val_steps == 0:
-                record = {"step": global_step, "val_loss": validation_loss()}
-                if emas:
-                    for name, ema in emas.items():
-                        module = unwrapped(unet if name == "unet" else conditioner)
-                        ema.store(module.parameters())
-                        ema.copy_to(module.parameters())
-                    record["val_loss_ema"] = validation_loss()
-                    for name, ema in emas.items():
-                        ema.restore(unwrapped(unet if name == "unet" else conditioner).parameters())
-                log(record)
-            if global_step % t.save_steps == 0 and global_step < total_steps:
-                save_checkpoint(global_step)
-                last_saved = global_step
-    progress.close()
-    elapsed = time.perf_counter() - start_time
-    if last_saved != global_step:
-        save_checkpoint(global_step)
-    if main:  # the run folder itself is the model to sample from: EMA weights when EMA is on
-        for name, module in (("unet", unet), ("conditioner", conditioner)):
-            if name == "conditioner" and ldm.conditioner is None:
-                continue
-            with atomic_dir(out / name) as tmp:
-                target = unwrapped(module)
-                if name in emas:  # EMA weights into the model itself, so the folder is a plain model
-                    emas[name].store(target.parameters())
-                    emas[name].copy_to(target.parameters())
+            with atomic_dir(self.output_dir / name) as tmp:
+                target = self._module(name)
+                if name in self.emas:
+                    self.emas[name].store(target.parameters())
+                    self.emas[name].copy_to(target.parameters())
                 target.save_pretrained(tmp, safe_serialization=True)
-                if name in emas:
-                    emas[name].restore(target.parameters())
-        if t.plot_loss and log_path.exists():
-            _plot_loss(log_path, out / "training_loss.png")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return {"global_step": global_step, "loss": last_loss, "images_per_second": seen / max(elapsed, 1e-9),
-            "output_dir": str(out), "world_size": world, "main_process": main}
+                if name in self.emas:
+                    self.emas[name].restore(target.parameters())

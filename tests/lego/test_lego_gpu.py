@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_training_on_cuda(lego_work, lego_features, tmp_path, precision):
-    from egoforge.lego.trainer import run
+    from egoforge.lego.register import run
 
     recipe = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, tmp_path / precision, **{
         "train.max_steps": 20, "train.mixed_precision": precision, "train.logging_steps": 5,

@@ -154,7 +154,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_repeats_the_uninterrupted_run_exactly(lego_work, lego_features, tmp_path, one_thread):
-    from egoforge.lego.trainer import run
+    from egoforge.lego.register import run
 
     def recipe(out: Path, **extra):
         r = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, out, **{
@@ -182,7 +182,7 @@ def test_resume_repeats_the_uninterrupted_run_exactly(lego_work, lego_features, 
 
 
 def test_recipe_errors_name_the_key(lego_work, lego_features, tmp_path):
-    from egoforge.lego.trainer import run
+    from egoforge.lego.register import run
     from egoforge.train.recipe import RecipeError
 
     base = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, tmp_path / "x"))
@@ -264,7 +264,8 @@ def lit_ema(trajectory: list[torch.Tensor], decay: float) -> torch.Tensor:
 def test_ema_steps_every_micro_batch_as_the_official_litema(lego_work, lego_features, tmp_path, one_thread):
     from diffusers import UNet2DConditionModel
 
-    from egoforge.lego.trainer import make_dataset, run
+    from egoforge.lego.register import run
+    from egoforge.lego.trainer import make_dataset
 
     recipe = load_recipe(TINY_RECIPE, tiny_overrides_for(lego_work, lego_features, tmp_path / "run", **{
         "train.batch_size": 4, "train.gradient_accumulation_steps": 2, "train.save_steps": 1,

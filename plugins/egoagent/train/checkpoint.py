@@ -101,13 +101,3 @@ def load_checkpoint(accelerator, path: str | os.PathLike, teacher, center: torch
     teacher.load_state_dict(load_file(str(path / TEACHER_FILE), device=str(center.device)))
     center.copy_(load_file(str(path / CENTER_FILE))["center"].to(center.device))
     return state
-
-
-def rotate_checkpoints(output_dir: str | os.PathLike, limit: int | None) -> None:
-    """Keep the ``limit`` newest ``checkpoint-<step>`` folders."""
-    if not limit:
-        return
-    found = sorted((int(p.name.split("-")[1]), p) for p in Path(output_dir).glob("checkpoint-*")
-                   if p.is_dir() and p.name.split("-")[1].isdigit())
-    for _, path in found[:-limit]:
-        shutil.rmtree(path, ignore_errors=True)

@@ -12,8 +12,6 @@ scheduled momentum. fp16 loss scaling starts at 2**16 and grows every 1000 overf
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,13 +24,10 @@ from egoforge.egoagent.data.sampler import ResumableSampler
 from egoforge.egoagent.ema import ema_update_, make_teacher, paired_parameters
 from egoforge.egoagent.losses import batch_center, update_center
 from egoforge.egoagent.network import build_network
-from egoforge.egoagent.train.checkpoint import (
-    TrainState,
-    load_checkpoint,
-    resolve_checkpoint,
-    rotate_checkpoints,
-    save_checkpoint,
-)
+from egoforge.egoagent.train.checkpoint import TrainState, load_checkpoint, resolve_checkpoint, save_checkpoint
+from egoforge.train import param_groups as groups
+from egoforge.train.loop import StepTrainer
+from egoforge.train.loss_log import plot_loss_log, read_log  # noqa: F401  (read_log: the log's reader)
 
 LOG_FILE = "trainer_log.jsonl"
 
@@ -50,8 +45,9 @@ def loss_scaler_kwargs(config):
 
 
 def make_accelerator(config):
-    from accelerate import Accelerator
     from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    from egoforge.train.accelerator import make_accelerator as accelerator_from
 
     kwargs = {}
     if config.mixed_precision == "fp16" and not config.deepspeed:
@@ -66,9 +62,8 @@ def make_accelerator(config):
     if config.deepspeed and config.optim.freeze_last_layer_steps:
         raise UnsupportedSetupError("optim.freeze_last_layer_steps needs the gradients, which DeepSpeed's engine owns;"
                                     " set it to 0 with deepspeed")
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
+    accelerator = accelerator_from(
+        config.mixed_precision, config.gradient_accumulation_steps,
         # The LR scheduler counts optimiser steps; accelerate would otherwise step it once per process.
         step_scheduler_with_optimizer=False,
         log_with=None if config.report_to in ("none", "", None) else config.report_to,
@@ -87,16 +82,11 @@ def make_accelerator(config):
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:
-    """DINO's split: biases and 1-D parameters (norms) get no weight decay."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if name.endswith(".bias") or param.ndim == 1 else decay).append(param)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """DINO's split: biases and 1-D parameters (norms) get no weight decay (the scheduled decay is group 0's)."""
+    return groups.decay_groups(model, groups.bias_or_1d)
 
 
-class EgoAgentTrainer:
+class EgoAgentTrainer(StepTrainer):
     stage = "egoagent"
 
     def __init__(self, config, recipe: dict) -> None:
@@ -132,6 +122,33 @@ class EgoAgentTrainer:
         config = self.config
         self.accelerator = accelerator = make_accelerator(config)
         set_seed(config.seed)
+        self.name, self.output_dir = self.stage, Path(config.output_dir)
+        self.log_path = self.output_dir / LOG_FILE
+        self.total_steps, self.logging_steps = config.max_steps, config.logging_steps
+        self.save_steps = config.save_steps
+        self.save_total_limit, self.progress = config.save_total_limit, config.progress
+        self._build_networks()
+        self._build_data()
+        self.state = TrainState(world_size=accelerator.num_processes,
+                                per_device_batch_size=config.per_device_batch_size,
+                                gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed)
+        resume = resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
+        if resume is not None:
+            self.state = load_checkpoint(accelerator, resume, self.teacher, self.center)
+            accelerator.print(f"resumed from {resume} at step {self.state.global_step}")
+        self.start_step = self.state.global_step
+        if accelerator.log_with:
+            accelerator.init_trackers(self.stage, config={k: v for k, v in _flatten(asdict(config)).items()
+                                                          if isinstance(v, (int, float, str, bool))})
+        # the log window (micro-batch sums since the last record) and the data stream start here
+        self._sums, self._count, self._images, self._started = {}, 0, 0, time.perf_counter()
+        self._grad_norm = None
+        self.batches = self._micro_batches()
+        self.student.train()
+
+    def _build_networks(self) -> None:
+        """Student and EMA teacher (same start), the DINO centre, AdamW with the warm-up cosine LR, prepared."""
+        config, accelerator = self.config, self.accelerator
         self.spec = self.network_spec()
         student = build_network(self.spec)
         teacher = make_teacher(build_network(self.spec, with_actions=False))
@@ -142,7 +159,6 @@ class EgoAgentTrainer:
         self.initialise(student, teacher, self.center)
         if config.model.gradient_checkpointing:
             student.backbone.gradient_checkpointing = True
-        self.total_steps = config.max_steps
         optimizer = torch.optim.AdamW(param_groups(student), lr=config.optim.lr, betas=tuple(config.optim.betas),
                                       eps=config.optim.eps, weight_decay=config.optim.weight_decay)
         warmup = int(round(config.optim.warmup_ratio * config.max_steps))
@@ -151,22 +167,15 @@ class EgoAgentTrainer:
         self.student, self.optimizer, self.scheduler = accelerator.prepare(student, optimizer, scheduler)
         self.teacher = teacher.to(accelerator.device)
         self.ema_pairs = paired_parameters(self.teacher, accelerator.unwrap_model(self.student))
+
+    def _build_data(self) -> None:
+        config, accelerator = self.config, self.accelerator
         self.dataset = self.build_dataset()
         self.sampler = ResumableSampler(len(self.dataset), config.seed, accelerator.process_index,
                                         accelerator.num_processes)
         if self.sampler.per_rank < config.per_device_batch_size:
             raise ValueError(f"{len(self.dataset)} samples over {accelerator.num_processes} processes is less than "
                              f"one batch of {config.per_device_batch_size}")
-        self.state = TrainState(world_size=accelerator.num_processes,
-                                per_device_batch_size=config.per_device_batch_size,
-                                gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed)
-        resume = resolve_checkpoint(config.output_dir, config.resume_from_checkpoint)
-        if resume is not None:
-            self.state = load_checkpoint(accelerator, resume, self.teacher, self.center)
-            accelerator.print(f"resumed from {resume} at step {self.state.global_step}")
-        if accelerator.log_with:
-            accelerator.init_trackers(self.stage, config={k: v for k, v in _flatten(asdict(config)).items()
-                                                          if isinstance(v, (int, float, str, bool))})
 
     def loader(self) -> DataLoader:
         self.sampler.set_position(self.state.epoch, self.state.consumed)
@@ -178,48 +187,48 @@ class EgoAgentTrainer:
                           num_workers=workers, drop_last=True, pin_memory=torch.cuda.is_available(),
                           prefetch_factor=2 if workers else None, generator=generator)
 
-    # --- the loop --------------------------------------------------------------------------------------------------
-    def train(self) -> TrainState:
-        from tqdm import tqdm
+    def _micro_batches(self):
+        """This process's micro-batches from the saved data position on; an exhausted epoch moves to the next."""
+        while True:
+            yield from self.loader()
+            self.state.epoch, self.state.consumed = self.state.epoch + 1, 0
 
-        self.setup()
-        accelerator, config, state = self.accelerator, self.config, self.state
-        log_path = Path(config.output_dir) / LOG_FILE
-        bar = tqdm(total=config.max_steps, initial=state.global_step, desc=self.stage, unit="step",
-                   disable=not (config.progress and accelerator.is_local_main_process))
-        sums: dict[str, float] = {}
-        count, images, started = 0, 0, time.perf_counter()
-        self.student.train()
-        while state.global_step < config.max_steps:
-            for batch in self.loader():
-                step = state.global_step
-                loss, metrics, grad_norm = self.train_step(batch, step)
-                state.consumed += config.per_device_batch_size
-                for name, value in {"loss": loss, **metrics}.items():
-                    sums[name] = sums.get(name, 0.0) + float(value.detach())
-                count, images = count + 1, images + self.images_in(batch)
-                if not accelerator.sync_gradients:
-                    continue
-                ema_update_(*self.ema_pairs, self._momentum(step))
-                state.global_step += 1
-                bar.update(1)
-                if state.global_step % config.logging_steps == 0 or state.global_step == config.max_steps:
-                    elapsed = time.perf_counter() - started
-                    record = self._log_record(sums, count, images * accelerator.num_processes / elapsed, grad_norm)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    self._write_log(log_path, record)
-                    sums, count, images, started = {}, 0, 0, time.perf_counter()
-                if state.global_step % config.save_steps == 0 or state.global_step == config.max_steps:
-                    self.save()
-                if state.global_step >= config.max_steps:
-                    break
-            else:
-                state.epoch, state.consumed = state.epoch + 1, 0
-        bar.close()
-        if accelerator.is_main_process:
-            plot_log(log_path, Path(config.output_dir) / "loss.png", self.stage)
-        accelerator.end_training()
-        return state
+    # --- the loop (egoforge.train.loop.StepTrainer.fit) --------------------------------------------------------------
+    def train(self) -> TrainState:
+        return self.fit()
+
+    def optimizer_step(self, step: int) -> None:
+        """Micro-batches until accelerate syncs the gradients (the optimiser stepped), then the EMA teacher."""
+        config, state = self.config, self.state
+        while True:
+            batch = next(self.batches)
+            loss, metrics, self._grad_norm = self.train_step(batch, step)
+            state.consumed += config.per_device_batch_size
+            for name, value in {"loss": loss, **metrics}.items():
+                self._sums[name] = self._sums.get(name, 0.0) + float(value.detach())
+            self._count, self._images = self._count + 1, self._images + self.images_in(batch)
+            if self.accelerator.sync_gradients:
+                break
+        ema_update_(*self.ema_pairs, self._momentum(step))
+        state.global_step += 1
+
+    def log_record(self, done: int, window: list) -> dict:
+        """The mean of every loss term over the micro-batches since the last record (and over processes)."""
+        elapsed = time.perf_counter() - self._started
+        rate = self._images * self.accelerator.num_processes / elapsed
+        record = self._log_record(self._sums, self._count, rate, self._grad_norm)
+        self._sums, self._count, self._images, self._started = {}, 0, 0, time.perf_counter()
+        return record
+
+    def save_checkpoint(self, done: int) -> Path:
+        return save_checkpoint(self.accelerator, self.config.output_dir, self.state, self.student, self.teacher,
+                               self.center, self.spec, self.recipe)
+
+    def finish(self, record: dict) -> TrainState:
+        if self.accelerator.is_main_process:
+            plot_log(self.log_path, self.output_dir / "loss.png", self.stage)
+        self.accelerator.end_training()
+        return self.state
 
     def train_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict, float | None]:
         """One micro-batch: loss, backward, centre update and (on the last micro-batch of an accumulation) the
@@ -283,19 +292,6 @@ class EgoAgentTrainer:
             self.accelerator.log({k: v for k, v in record.items() if v is not None}, step=self.state.global_step)
         return record
 
-    def _write_log(self, path: Path, record: dict) -> None:
-        if self.accelerator.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-    def save(self) -> Path:
-        path = save_checkpoint(self.accelerator, self.config.output_dir, self.state, self.student, self.teacher,
-                               self.center, self.spec, self.recipe)
-        if self.accelerator.is_main_process:
-            rotate_checkpoints(self.config.output_dir, self.config.save_total_limit)
-        return path
-
 
 def _flatten(values: dict, prefix: str = "") -> dict:
     flat = {}
@@ -307,44 +303,6 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def read_log(path: str | Path) -> list[dict]:
-    """The log's records, the last one per step (a resumed run re-logs the steps after its checkpoint)."""
-    records: dict[int, dict] = {}
-    path = Path(path)
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[record["step"]] = record
-    return [records[k] for k in sorted(records)]
-
-
 def plot_log(log_path: Path, out: Path, title: str) -> Path | None:
     """``loss.png``: every loss term of the log against the optimiser step."""
-    records = read_log(log_path)
-    if not records:
-        return None
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in records[0] if k == "loss" or k.startswith("loss_")]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in keys:
-        points = [(r["step"], r[key]) for r in records if r.get(key) is not None and math.isfinite(r[key])]
-        ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    from egoforge.data.atomic import atomic_write_bytes
-
-    return atomic_write_bytes(out, buffer.getvalue())
-
+    return plot_loss_log(log_path, out, title, xlabel="optimiser step")

@@ -17,13 +17,13 @@ def egom2p(recipe: dict, dry_run: bool = False) -> int:
 
 @TRAINERS.register("egom2p_traj_tokenizer", doc="EgoM2P camera / gaze VQ-VAE tokenizer on prepared clips")
 def egom2p_traj_tokenizer(recipe: dict, dry_run: bool = False) -> int:
-    from egoforge.egom2p.train_tokenizers import guarded, train_traj
+    from egoforge.egom2p.train_tokenizers import guarded
 
-    return guarded(train_traj, recipe, dry_run)
+    return guarded("traj", recipe, dry_run)
 
 
 @TRAINERS.register("egom2p_video_tokenizer", doc="egoforge FSQ video tokenizer (Cosmos DV grid) on prepared clips")
 def egom2p_video_tokenizer(recipe: dict, dry_run: bool = False) -> int:
-    from egoforge.egom2p.train_tokenizers import guarded, train_video
+    from egoforge.egom2p.train_tokenizers import guarded
 
-    return guarded(train_video, recipe, dry_run)
+    return guarded("video", recipe, dry_run)
