@@ -17,7 +17,15 @@ from egoforge._post_import import when_imported
 LF_TEMPLATE_MODULE = "llamafactory.data.template"
 
 
+PLUGINS_MODULE = "egoforge.llamafactory.plugins"
+
+
 def _register_into_llamafactory(_module) -> None:
+    plugins = sys.modules.get(PLUGINS_MODULE)
+    if plugins is not None and getattr(getattr(plugins, "__spec__", None), "_initializing", False):
+        # A script imported egoforge's plugins first, and their own ``import llamafactory`` got here: the plugin
+        # classes do not exist yet. The plugins module registers itself at its end (register_when_ready).
+        return
     try:
         from egoforge.llamafactory.register import register_all
 

@@ -53,6 +53,17 @@ def test_hook_registers_templates_when_llamafactory_is_imported():
     assert {"ego_frames_qwen2_vl", "ego_frames_qwen3_vl"} <= set(found["plugins"])
 
 
+def test_hook_registers_templates_when_a_script_imports_egoforges_plugins_first():
+    """``import egoforge.llamafactory.plugins`` before LLaMA-Factory: its own LLaMA-Factory import fires the hook
+    while the plugin classes do not exist yet; the registration is finished when the module is, without an error."""
+    result = _run("import egoforge.llamafactory.plugins\n" + PROBE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "could not register" not in result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(found["templates"]) >= OUR_TEMPLATES
+    assert {"ego_frames_qwen2_vl", "ego_frames_qwen3_vl"} <= set(found["plugins"])
+
+
 def test_hook_can_be_switched_off():
     found = _probe(env={"EGOFORGE_DISABLE_LF_HOOK": "1"})
     assert found["templates"] == [] and found["plugins"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from llamafactory.data.mm_plugin import Qwen2VLPlugin, Qwen3VLPlugin
@@ -59,3 +61,14 @@ class EgoFramesQwen3VLPlugin(_FramesAsVideoMixin, Qwen3VLPlugin):
 
 
 MM_PLUGINS = {"ego_frames_qwen2_vl": EgoFramesQwen2VLPlugin, "ego_frames_qwen3_vl": EgoFramesQwen3VLPlugin}
+
+
+def register_when_ready() -> None:
+    """Finish a registration the start-up hook deferred because this module was still being imported."""
+    if "llamafactory.data.template" in sys.modules and not os.environ.get("EGOFORGE_DISABLE_LF_HOOK"):
+        from egoforge.llamafactory.register import register_all
+
+        register_all()
+
+
+register_when_ready()
