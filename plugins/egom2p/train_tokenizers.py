@@ -36,7 +36,7 @@ class ClipData:
     max_clips: int | None = None
 
 
-def _traj_optim() -> OptimConfig:  # papers.md 5.2: AdamW (0.9, 0.99), warm-up from 1e-6, clip 1.0
+def _traj_optim() -> OptimConfig:  # official tokenizer config: AdamW (0.9, 0.99), warm-up from 1e-6, clip 1
     return OptimConfig(blr=2.5e-5, betas=[0.9, 0.99], warmup_start_lr=1e-6, clip_grad=1.0)
 
 

@@ -1,8 +1,8 @@
-"""Published numbers from the seeds (../shared/seeds/papers.md), to print beside a user's results."""
+"""Published numbers of the EgoCross and Ego3S papers and repositories, to print beside a user's results."""
 
 from __future__ import annotations
 
-# EgoCross, Qwen3-VL-4B, CloseQA accuracy (%) per domain; papers.md §1.4. "Overall" in the seed README is the
+# EgoCross, Qwen3-VL-4B, CloseQA accuracy (%) per domain (LiYu0524/EgoCross_SFT_qwen3vl4b README); its "Overall" is the
 # macro average of the four domains for Baseline and 2 epochs (45.65 / 46.59); micro values are over 957 questions.
 EGOCROSS_ROWS = {
     "Baseline (zero-shot)": {"Surgery": 48.41, "Industry": 34.29, "XSports": 44.72, "Animal": 55.19,
@@ -15,7 +15,7 @@ EGOCROSS_ROWS = {
 # Per-domain (correct, total) behind "Full SFT 2 ep": 135/283, 86/245, 119/246, 101/183 (441/957).
 EGOCROSS_SFT2_COUNTS = {"Surgery": (135, 283), "Industry": (86, 245), "XSports": (119, 246), "Animal": (101, 183)}
 
-# Ego3S, Qwen2.5-VL-7B, accuracy (%) per benchmark and training time (h); papers.md §2.5 (fig/results.png of the
+# Ego3S, Qwen2.5-VL-7B, accuracy (%) per benchmark and training time (h) (fig/results.png of the
 # official repository). "Full (12k, GRPO)" and "GRPO" are the same run listed twice in the figure.
 EGO3S_BENCHMARKS = ("EgoPlan2", "QAEgo4D", "EgoTextVQA", "EgoSchema", "EgoThink")
 EGO3S_ROWS = {

@@ -22,7 +22,7 @@ from egoforge.vlm.request import Visual, even_clip
 @dataclass(frozen=True)
 class InputSettings:
     frames_as: str = "video"  # "video": a clip is one video; "images": every frame is its own image
-    image_max_pixels: int = 401408  # Ego3S's --max_pixels (papers.md §2.1)
+    image_max_pixels: int = 401408  # Ego3S's evaluation --max_pixels
     video_max_pixels: int = 128 * 28 * 28  # Ego3S's VIDEO_MAX_PIXELS per frame
     min_pixels: int = 3136
     video_fps: float = 2.0  # for video paths from stock tasks

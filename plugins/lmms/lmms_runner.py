@@ -1,7 +1,7 @@
 """Run the lmms-eval CLI as a subprocess and fail loudly when it fails.
 
 lmms-eval 0.7.3 catches exceptions raised during an evaluation, prints ``Error during evaluation: ...`` and exits
-with status 0 (../shared/notes/lmms_eval.md). So a run only counts when the process exits 0, its log shows no
+with status 0 (``lmms_eval/__main__.py``'s catch-all). So a run only counts when the process exits 0, its log shows no
 such error, a new ``*_results.json`` appeared, and every requested task has results in it.
 """
 

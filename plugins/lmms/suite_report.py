@@ -25,8 +25,9 @@ def notes_markdown(collected: Mapping[str, Mapping], label: str) -> str:
         kind = result.get("metric_kind", "exact")
         lines.append(f"- **{benchmark}**: {result['metric']} ({result['combine']}; {kind}) over {tasks}{extra}. "
                      + " ".join(result["notes"]))
-    lines.append("- Published rows are copied from the papers (Ego3S: Qwen2.5-VL-7B, papers.md §2.5; EgoCross: "
-                 "Qwen3-VL-4B, §1.4); they were measured on the full benchmarks with the papers' own tooling.")
+    lines.append("- Published rows are copied from the papers (Ego3S: Qwen2.5-VL-7B, its results figure; "
+                 "EgoCross: Qwen3-VL-4B, the SFT repository's table); they were measured on the full benchmarks "
+                 "with the papers' own tooling.")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from egoforge.eval.published import EGO3S_ROWS, EGO3S_SUITE_ROWS, EGOCROSS_ROWS
 
-# Benchmark -> table column(s), in Ego3S's order (papers.md §2.5) then EgoCross (§1.4).
+# Benchmark -> table column(s), in Ego3S's results-table order, then EgoCross.
 COLUMNS = {"egoplan2": "EgoPlan2", "qaego4d": "QAEgo4D", "egotextvqa": "EgoTextVQA", "egoschema": "EgoSchema",
            "egothink": "EgoThink"}
 EGOCROSS_COLUMNS = ("EgoCross micro", "EgoCross macro")

@@ -1,4 +1,4 @@
-"""Fixes that TRL 0.24's GRPOTrainer needs with transformers 5.5 and Qwen-VL models (../shared/notes/trl.md).
+"""Fixes that TRL 0.24's GRPOTrainer needs with transformers 5.5 and Qwen-VL models (measured here; docs/ego3s.md).
 
 1. ``trl.import_utils`` keeps transformers' ``_is_package_available`` results, which are ``(bool, version)``
    tuples in transformers 5 and therefore always truthy: every optional integration looks installed and

@@ -87,8 +87,8 @@ def test_suite_table_has_the_papers_rows():
     assert len(suite_columns(["qaego4d"])) == 7
 
 
-def test_published_ego3s_rows_match_papers_md():
-    # papers.md §2.5: ten rows; CSM only and IRL only each beat the GRPO baseline on every benchmark.
+def test_published_ego3s_rows_match_the_papers_figure():
+    # Ego3S's results figure: ten rows; CSM only and IRL only each beat the GRPO baseline on every benchmark.
     assert len(EGO3S_ROWS) == 10 and EGO3S_ROWS["IRL only"]["Time(h)"] == 62.1
     base = EGO3S_ROWS["Full (12k, GRPO)"]
     for name in ("CSM only", "IRL only", "Ego3S (CSM+IRL+ECR)"):
