@@ -63,12 +63,8 @@ def run(args) -> int:
     demo.egoforge("CSM with the warm-started policy: question only vs clip, G=5 (coarse test, official preset)",
                   "select", "csm", data / "train.json", "--model", sft, "--out", csm, "--preset", "official",
                   "--max-new-tokens", "40", "--batch-size", "8", *FRAMES, "--quiet", show=2)
-    report = read_json(csm / "csm_report.json", "CSM")
-    summary = report.get("summary", report)
-    kept = int(summary.get("kept", 0))
-    if not kept or not (csm / "selected.parquet").exists():
-        raise StageFailed(f"CSM kept no sample: nothing to train on (see {csm / 'csm_report.json'}, "
-                          f"{csm / 'csm_histogram.png'})")
+    summary = checked_selection(csm)
+    kept = summary["kept"]
     grpo = w / "saves" / "grpo"
     text = demo.egoforge(
         f"TRL GRPO with IRL rewards and ECR on the CSM selection, {GRPO_STEPS} steps", "train",
@@ -99,6 +95,23 @@ def run(args) -> int:
                        "ECR log": grpo / "ecr_log.json"},
                 ylabel="mean reward")
     return 0
+
+
+def checked_selection(csm: Path) -> dict:
+    """CSM's summary when it kept at least one sample and wrote the selection; else StageFailed naming the report
+    (an empty selection would only fail later, inside the trainer, without saying why)."""
+    report = csm / "csm_report.json"
+    summary = read_json(report, "CSM").get("summary") or {}
+    kept = summary.get("kept")
+    if not isinstance(kept, int):
+        raise StageFailed(f"CSM: {report} has no summary.kept count")
+    if kept == 0:
+        raise StageFailed(f"CSM kept 0 of {summary.get('samples', '?')} samples: nothing to train on (gaps in "
+                          f"{report}, histogram {csm / 'csm_histogram.png'})")
+    for name in ("selected.json", "selected.parquet"):
+        if not (csm / name).exists():
+            raise StageFailed(f"CSM kept {kept} samples but {csm / name} is missing")
+    return summary
 
 
 def _logged_steps(text: str) -> list[dict]:

@@ -26,7 +26,8 @@ def run(args) -> int:
     stage1 = w / "stage1"
     demo.egoforge(f"stage 1: DINO pre-training, {STAGE1_STEPS} steps", "train",
                   repo_file("recipes/egoagent_stage1_tiny.yaml"), f"output_dir={stage1}",
-                  f"data.frame_roots=[{w / 'wtour_frames'}]", f"max_steps={STAGE1_STEPS}", f"save_steps={STAGE1_STEPS}",
+                  f"data.frame_roots=[{w / 'wtour_frames'}]", f"max_steps={STAGE1_STEPS}",
+                  f"save_steps={STAGE1_STEPS}",
                   expect=(stage1 / f"checkpoint-{STAGE1_STEPS}",), show=2)
     demo.egoforge("kNN classification of the generated cities", "egoagent", "knn", "--model",
                   stage1 / f"checkpoint-{STAGE1_STEPS}", "--train", data / "cities" / "train", "--val",
@@ -34,9 +35,11 @@ def run(args) -> int:
     demo.egoforge("Ego-Exo4D body poses -> pose fragments", "egoagent", "poses", "--root", data / "egoexo4d",
                   "--out", w / "body_pose", expect=(w / "body_pose" / "train",))
     stage2 = w / "stage2"
-    demo.egoforge(f"stage 2: world model, {STAGE2_STEPS} steps", "train", repo_file("recipes/egoagent_stage2_tiny.yaml"),
+    demo.egoforge(f"stage 2: world model, {STAGE2_STEPS} steps", "train",
+                  repo_file("recipes/egoagent_stage2_tiny.yaml"),
                   f"output_dir={stage2}", f"data.pose_dir={w / 'body_pose' / 'train'}",
-                  f"data.frames_root={data / 'egoexo4d' / 'processed_data'}", f"max_steps={STAGE2_STEPS}", f"save_steps={STAGE2_STEPS}",
+                  f"data.frames_root={data / 'egoexo4d' / 'processed_data'}", f"max_steps={STAGE2_STEPS}",
+                  f"save_steps={STAGE2_STEPS}",
                   expect=(stage2 / f"checkpoint-{STAGE2_STEPS}",), show=2)
     demo.egoforge("future-state retrieval and 3D motion prediction on the held-out takes", "egoagent", "world",
                   "--checkpoint", stage2 / f"checkpoint-{STAGE2_STEPS}", "--pose-dir", w / "body_pose" / "val",

@@ -12,7 +12,8 @@ from egoforge.tools.demo_runner import Demo, StageFailed, read_json, repo_file
 
 TOKENIZER_STEPS = 100
 MODEL_STEPS = 100
-TINY_TRAJECTORY = ["tokenizer.dim=64", "tokenizer.depth=2", "tokenizer.num_heads=4", "tokenizer.dead_code_threshold=0.5"]
+TINY_TRAJECTORY = ["tokenizer.dim=64", "tokenizer.depth=2", "tokenizer.num_heads=4",
+                   "tokenizer.dead_code_threshold=0.5"]
 TASKS = ("rgb2cam", "rgb2gaze")
 
 
@@ -35,8 +36,8 @@ def run(args) -> int:
                   "tokenizer.levels=[8,5,5]", "tokenizer.base_channels=8", "tokenizer.channel_mult=[1,1,2,2]", show=1)
     tokenizer_of = {"rgb": w / "video_tok", "depth": w / "video_tok", "gaze": w / "gaze_tok", "cam": w / "cam_tok"}
     for modality, tokenizer in tokenizer_of.items():
-        demo.egoforge(f"tokenize {modality} clips into WebDataset shards", "egom2p", "tokenize", clips, "--out", tokens,
-                      "--modality", modality, "--tokenizer", tokenizer)
+        demo.egoforge(f"tokenize {modality} clips into WebDataset shards", "egom2p", "tokenize", clips, "--out",
+                      tokens, "--modality", modality, "--tokenizer", tokenizer)
     demo.egoforge("what the trainer will read (checked clip by clip)", "egom2p", "stats", tokens, "--clips", clips,
                   show=8)
     model = w / "egom2p_tiny"

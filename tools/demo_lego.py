@@ -62,7 +62,8 @@ def run(args) -> int:
                       "--max-new-tokens", "10", "--batch-size", "4", "--shard-size", "8", "--quiet",
                       expect=(features[split],), show=1)
     ldm = w / "saves" / "ldm_tiny"
-    demo.egoforge(f"stage B: LDM on those features, {STAGE_B_STEPS} steps", "train", repo_file("recipes/lego_ldm_tiny.yaml"),
+    demo.egoforge(f"stage B: LDM on those features, {STAGE_B_STEPS} steps", "train",
+                  repo_file("recipes/lego_ldm_tiny.yaml"),
                   f"data.train_index={converted / 'ldm_ego4d_train.jsonl'}", f"data.media_root={media}",
                   f"data.train_features.dir={features['train']}", f"train.output_dir={ldm}",
                   f"train.max_steps={STAGE_B_STEPS}", "train.batch_size=4", "train.logging_steps=10",

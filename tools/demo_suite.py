@@ -32,8 +32,8 @@ def run(args) -> int:
         bench = results.get("benchmarks", {}).get(name)
         if not bench or not isinstance(bench.get("score"), (int, float)):
             raise StageFailed(f"evaluate suite: {out / 'results.json'} has no score for {name}")
-        rows[name] = {"metric": bench["metric"], "questions": bench.get("n"), "tiny Qwen3-VL (%)": float(bench["score"]),
-                      "chance (%)": CHANCE.get(name, "n/a (open answer)")}
+        rows[name] = {"metric": bench["metric"], "questions": bench.get("n"),
+                      "tiny Qwen3-VL (%)": float(bench["score"]), "chance (%)": CHANCE.get(name, "n/a (open answer)")}
     picture = {"tiny Qwen3-VL (random weights)": {n: r["tiny Qwen3-VL (%)"] for n, r in rows.items()},
                "chance": {n: CHANCE[n] for n in rows if n in CHANCE}}
     demo.finish("The six egocentric benchmarks on generated data: tiny random Qwen3-VL (CPU)", rows,

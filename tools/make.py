@@ -113,7 +113,6 @@ def _design_for_csm(path: Path) -> None:
     colour (the warm-start target). Only ever applied to a file this command has just written."""
     import json
     import os
-
     import shutil
 
     rows = []
