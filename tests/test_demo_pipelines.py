@@ -175,3 +175,14 @@ def test_ego3s_demo(tmp_path):
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["format"] <= 1 and row["reward std in group"] >= 0, row
     ecr_log = json.loads((tmp_path / "ego3s" / "saves" / "grpo" / "ecr_log.json").read_text())
     assert ecr_log, "ECR never checked"
+
+
+def test_failure_reason_is_the_line_that_says_why():
+    from egoforge.tools.demo_runner import _reason
+
+    listing = "loading\nerror: a.json, row 1, field 'path': file not found\nerror: a.json, row 2\n... and 6 more\n"
+    assert _reason(listing) == "error: a.json, row 1, field 'path': file not found (and 1 more error lines)"
+    assert _reason("x\negoforge train: r.yaml: missing `trainer:`\ntail noise\n") == \
+        "egoforge train: r.yaml: missing `trainer:`"
+    assert _reason("Traceback...\nValueError: boom\n") == "ValueError: boom"
+    assert _reason("") == "(no output)"

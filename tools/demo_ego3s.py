@@ -69,12 +69,15 @@ def run(args) -> int:
     text = demo.egoforge(
         f"TRL GRPO with IRL rewards and ECR on the CSM selection, {GRPO_STEPS} steps", "train",
         repo_file("recipes/ego3s_trl_grpo_qwen2_5_vl_3b.yaml"), f"model={sft}", f"output_dir={grpo}",
-        f"data.train={csm / 'selected.json'}", f"data.pool={data / 'train.json'}", "data.max_pixels=3136",
+        # selected.json keeps the source rows as they are: their media paths are relative to the data folder
+        f"data.train={csm / 'selected.json'}", f"data.pool={data / 'train.json'}", f"data.media_root={data}",
+        "data.max_pixels=3136",
         "data.min_pixels=784", "data.min_frames=2", "data.max_frames=4", f"reward.clip_model={clip}",
         "ecr.probe_size=4", "ecr.interval=2", "grpo.use_cpu=true", "grpo.bf16=false",
         "grpo.gradient_checkpointing=false", "grpo.per_device_train_batch_size=8", "grpo.num_generations=4",
         "grpo.max_completion_length=40", f"grpo.max_steps={GRPO_STEPS}", "grpo.learning_rate=1e-4",
-        "grpo.save_strategy=no", "grpo.seed=0", expect=(grpo / "ecr_log.json",), show=1)
+        "grpo.save_strategy='no'", "grpo.seed=0",  # 'no' quoted: override values are YAML, a bare no is false
+        expect=(grpo / "ecr_log.json",), show=1)
     steps = _logged_steps(text)
     if not steps:
         raise StageFailed(f"GRPO logged no reward; see {demo.logs}")

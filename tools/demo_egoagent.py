@@ -37,7 +37,8 @@ def run(args) -> int:
     stage2 = w / "stage2"
     demo.egoforge(f"stage 2: world model, {STAGE2_STEPS} steps", "train",
                   repo_file("recipes/egoagent_stage2_tiny.yaml"),
-                  f"output_dir={stage2}", f"data.pose_dir={w / 'body_pose' / 'train'}",
+                  f"output_dir={stage2}", f"stage2.init_from={stage1 / f'checkpoint-{STAGE1_STEPS}'}",
+                  f"data.pose_dir={w / 'body_pose' / 'train'}",
                   f"data.frames_root={data / 'egoexo4d' / 'processed_data'}", f"max_steps={STAGE2_STEPS}",
                   f"save_steps={STAGE2_STEPS}",
                   expect=(stage2 / f"checkpoint-{STAGE2_STEPS}",), show=2)

@@ -50,7 +50,7 @@ class Demo:
         # the demos are offline by definition; keep third-party caches inside the demo folder
         self.env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                         HF_DATASETS_CACHE=str(self.work / "cache" / "datasets"), TOKENIZERS_PARALLELISM="false",
-                        PYTHONWARNINGS="ignore")
+                        PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
         # tiny models on a few cores: one intra-op thread avoids oversubscription (the user's setting wins)
         self.env.setdefault("OMP_NUM_THREADS", "1")
         # llamafactory-cli and torchrun of this environment, activated or not
@@ -77,7 +77,7 @@ class Demo:
             code = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=self.work, env=self.env)
         text = log.read_text(errors="replace")
         if code != 0:
-            last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "(no output)")
+            last = _reason(text)
             raise StageFailed(f"stage {self.done} '{title}' failed (exit {code}): {last[:300]} -- full log: {log}")
         for path in expect:
             if not Path(path).exists():
@@ -114,6 +114,19 @@ class Demo:
         return paths
 
 
+def _reason(log_text: str) -> str:
+    """The line of a failed stage's output that says why: the command's own one-line message (``egoforge ...:``),
+    else the first ``error`` line of a list of problems (with how many there are), else the last line."""
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    own = [ln for ln in lines if ln.startswith("egoforge ") and ": " in ln]
+    if own:
+        return own[-1]
+    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    if errors:
+        return errors[0] + (f" (and {len(errors) - 1} more error lines)" if len(errors) > 1 else "")
+    return lines[-1] if lines else "(no output)"
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -122,7 +135,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:.3g}" if 0 < abs(value) < 1 else f"{value:.2f}"
     return "" if value is None else str(value)
 
 
