@@ -162,6 +162,9 @@ def bar_chart(rows: dict[str, dict], columns: list[str], out: Path, title: str, 
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles = {}
     for ax, column in zip(axes[0], numeric):
+        drawn = [float(r[column]) for r in rows.values() if isinstance(r.get(column), (int, float))]
+        if min(drawn) >= 0:  # non-negative numbers start at 0 (an all-zero panel shows 0 to 1, not -0.06 to 0.06)
+            ax.set_ylim(0, max(drawn) * 1.2 or 1.0)
         for i, (name, row) in enumerate(rows.items()):
             value = row.get(column)
             if not isinstance(value, (int, float)):
@@ -172,7 +175,6 @@ def bar_chart(rows: dict[str, dict], columns: list[str], out: Path, title: str, 
         ax.set_title(column, fontsize=8)
         ax.set_xticks([])
         ax.tick_params(labelsize=7)
-        ax.margins(y=0.15)
         if ylabel:
             ax.set_ylabel(ylabel, fontsize=8)
     fig.suptitle(title, fontsize=10)
