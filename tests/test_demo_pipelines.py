@@ -160,7 +160,7 @@ def test_lego_demo(tmp_path):
     _, summary = run_demo("lego", tmp_path / "lego")
     row = summary["rows"]["tiny LEGO"]
     assert row["generated frames"] > 0
-    assert -1 <= row["CLIP score (tiny random CLIP)"] <= 100 and 0 < row["PSNR (dB)"] < 100
+    assert 0 < row["PSNR (dB)"] < 100
     assert png_size(tmp_path / "lego" / "sample" / "examples.png")[0] > 0
 
 
