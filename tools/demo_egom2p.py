@@ -60,5 +60,5 @@ def run(args) -> int:
     metrics = [c for c in columns if c != "clips"]
     demo.finish("EgoM2P on generated recordings (tiny, CPU): ROAR generation scored against the clips", rows, columns,
                 extra={"clips": clips, "token shards": tokens, "model": model, **previews},
-                picture_columns=metrics, ylabel="metric value (units: see the metric names)")
+                picture_columns=metrics, ylabel=None)
     return 0
