@@ -90,6 +90,8 @@ def run(args) -> int:
             "grounded (IRL)": step.get("rewards/ego3s_grounded/mean"),
             "reward std in group": step.get("reward_std")}
     columns = ["reward (total)", "accuracy", "format", "grounded (IRL)", "reward std in group"]
+    print("\nformat is 0 by design here: the CoT-SFT warm start (the official data) never shows the <object> list "
+          "that the IRL format requires; GRPO has to discover it (the grounded reward stays 0 until it does)")
     demo.finish(f"Ego3S on generated data (tiny Qwen2.5-VL, CPU): CSM kept {kept} of {summary.get('samples')}, "
                 "GRPO rewards per step", rows, columns,
                 extra={"verl parquet (pool, val)": data / "pool.parquet", "warm-started policy": sft,
@@ -97,8 +99,6 @@ def run(args) -> int:
                        "CSM selection": csm / "selected.parquet", "GRPO model": grpo,
                        "ECR log": grpo / "ecr_log.json"},
                 ylabel="mean reward")
-    print("format is 0 by design here: the CoT-SFT warm start (the official data) never shows the <object> list that "
-          "the IRL format requires; GRPO has to discover it (the grounded reward stays 0 until it does)")
     return 0
 
 
