@@ -186,3 +186,22 @@ def test_failure_reason_is_the_line_that_says_why():
         "egoforge train: r.yaml: missing `trainer:`"
     assert _reason("Traceback...\nValueError: boom\n") == "ValueError: boom"
     assert _reason("") == "(no output)"
+
+
+def test_make_data_ego3s_for_csm(tmp_path, capsys):
+    from egoforge.tools.cli import main
+
+    out = tmp_path / "ego3s"
+    assert main(["make", "data", "ego3s", "--design", "csm", "--out", str(out)]) == 0
+    for name in ("train.json", "val.json"):
+        rows = json.loads((out / name).read_text())
+        assert rows and all(r["problem_type"] == "multiple choice" for r in rows)
+        for row in rows:
+            assert row["options"] == ["A. red", "B. green", "C. blue", "D. yellow"]
+            letter = row["solution"].removeprefix("<answer>").removesuffix("</answer>")
+            colour = row["options"]["ABCD".index(letter)].split(". ")[1]
+            assert row["process"] == f"<think>The camera wearer holds a {colour} object.</think>"
+            assert not row["path"].startswith("frames/") and (out / row["path"]).is_file()
+    assert not (out / "frames").exists() or not any((out / "frames").iterdir())
+    assert main(["make", "data", "lego", "--design", "csm", "--out", str(tmp_path / "lego")]) != 0
+    assert "--design csm exists for ego3s only" in capsys.readouterr().err
