@@ -13,11 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-HELP = "run the offline EgoCross demo: tiny Qwen3-VL, generated data, real llamafactory-cli train, CloseQA eval"
+HELP = ("run a pipeline's offline demo on CPU (default egocross: tiny Qwen3-VL, generated data, real llamafactory-cli "
+        "train, CloseQA eval; also ego3s, lego, suite, egoagent, egom2p)")
+
+# pipeline -> module under egoforge.tools with ``run(args) -> int`` (egocross is this module's own ``main``)
+PIPELINES = {"egocross": None, "ego3s": "demo_ego3s", "lego": "demo_lego", "suite": "demo_suite",
+             "egoagent": "demo_egoagent", "egom2p": "demo_egom2p"}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--workdir", default="runs/demo", help="everything the demo writes goes here")
+    parser.add_argument("pipeline", nargs="?", default="egocross", choices=list(PIPELINES),
+                        help="which pipeline to demonstrate (default: egocross)")
+    parser.add_argument("--workdir", default=None,
+                        help="everything the demo writes goes here (default runs/demo, runs/demo_PIPELINE)")
     parser.add_argument("--recipe", default="recipes/egocross_lora.yaml", help="recipe to copy (LoRA, as shipped)")
     parser.add_argument("--per-domain", type=int, default=100, help="support-set samples per domain (real: 20)")
     parser.add_argument("--test-per-domain", type=int, default=20, help="testbed questions per domain")
@@ -36,6 +44,24 @@ def _step(n: int, total: int, text: str) -> float:
 
 
 def main(args) -> int:
+    pipeline = getattr(args, "pipeline", "egocross")
+    if args.workdir is None:
+        args.workdir = "runs/demo" if pipeline == "egocross" else f"runs/demo_{pipeline}"
+    if pipeline != "egocross":
+        import importlib
+
+        from egoforge.tools.demo_runner import StageFailed
+
+        module = importlib.import_module(f"egoforge.tools.{PIPELINES[pipeline]}")
+        try:
+            return module.run(args)
+        except StageFailed as exc:
+            print(f"egoforge demo {pipeline}: {exc}", file=sys.stderr)
+            return 1
+    return _egocross(args)
+
+
+def _egocross(args) -> int:
     from egoforge.data.validate import validate_file
     from egoforge.eval.backends import GenerationSettings
     from egoforge.eval.egocross_run import generate_predictions, result_row, score_and_report

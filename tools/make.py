@@ -27,6 +27,10 @@ def add_arguments(parser) -> None:
     data.add_argument("pipeline", choices=PIPELINES)
     data.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
     data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--design", choices=["mixed", "csm"], default="mixed",
+                      help="ego3s only: mixed = all five problem types and media kinds (default); csm = colour "
+                      "questions whose answer only the video holds, fixed option order, a CoT `process` per row "
+                      "(what CSM's coarse test keeps once a model is warm-started on it)")
 
 
 def _refuse_existing(out: Path) -> str | None:
@@ -49,8 +53,10 @@ def build_model(kind: str, out: Path, seed: int = 0) -> Path:
     return build_tiny_model(kind, out, seed=seed)
 
 
-def build_data(pipeline: str, out: Path, seed: int = 0) -> list[str]:
+def build_data(pipeline: str, out: Path, seed: int = 0, design: str = "mixed") -> list[str]:
     """Generate ``pipeline``'s data under ``out``; returns one line per thing written, for the user."""
+    if design != "mixed" and pipeline != "ego3s":
+        raise ValueError(f"--design {design} exists for ego3s only, not {pipeline}")
     if pipeline == "egocross":
         from egoforge.testing.egocross_data import make_support_set, make_testbed
 
@@ -58,6 +64,16 @@ def build_data(pipeline: str, out: Path, seed: int = 0) -> list[str]:
         testbed, answers = make_testbed(out / "testbed", per_domain=12, seed=seed + 1)
         return [f"support set (ShareGPT, 4 domains x 20): {support}", f"testbed questions: {testbed}",
                 f"testbed answers: {answers}"]
+    if pipeline == "ego3s" and design == "csm":
+        from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+        kind = ("multiple choice",)
+        train = make_video_r1_dataset(out, n=32, seed=seed, frames=(4, 6), file_name="train.json", problem_types=kind)
+        val = make_video_r1_dataset(out, n=8, seed=seed + 1, frames=(4, 6), file_name="val.json", first_id=10_001,
+                                    problem_types=kind)
+        for path in (train, val):
+            _design_for_csm(path)
+        return [f"Video-R1 train split (colour questions, CoT process): {train}", f"Video-R1 val split: {val}"]
     if pipeline == "ego3s":
         from egoforge.testing.ego3s_data import make_video_r1_dataset
 
@@ -88,6 +104,35 @@ def build_data(pipeline: str, out: Path, seed: int = 0) -> list[str]:
     raise ValueError(f"unknown pipeline {pipeline!r}; choose one of {PIPELINES}")
 
 
+CSM_OPTIONS = ("red", "green", "blue", "yellow")
+
+
+def _design_for_csm(path: Path) -> None:
+    """Rewrite freshly generated multiple-choice colour rows in place: one fixed option order (so the question text
+    never tells the answer and the letter follows from the colour seen in the clip) and a CoT ``process`` naming that
+    colour (the warm-start target). Only ever applied to a file this command has just written."""
+    import json
+    import os
+    import shutil
+
+    rows = []
+    for row in json.loads(path.read_text()):
+        # LLaMA-Factory's video column cannot mix frame lists with file paths: keep clips as mp4 (and images)
+        if row["path"].startswith("frames/"):
+            shutil.rmtree(path.parent / row["path"])
+            continue
+        rows.append(row)
+    for row in rows:
+        letter = row["solution"].removeprefix("<answer>").removesuffix("</answer>")
+        colour = dict(option.split(". ", 1) for option in row["options"])[letter]
+        row["options"] = [f"{'ABCD'[i]}. {c}" for i, c in enumerate(CSM_OPTIONS)]
+        row["solution"] = f"<answer>{'ABCD'[CSM_OPTIONS.index(colour)]}</answer>"
+        row["process"] = f"<think>The camera wearer holds a {colour} object.</think>"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, path)
+
+
 def main(args) -> int:
     import sys
 
@@ -103,6 +148,6 @@ def main(args) -> int:
         path = build_model(args.kind, out, seed=args.seed)
         print(f"tiny random {args.kind} (random weights, built from a config) -> {path}")
         return 0
-    for line in build_data(args.pipeline, out, seed=args.seed):
+    for line in build_data(args.pipeline, out, seed=args.seed, design=args.design):
         print(line)
     return 0
