@@ -173,3 +173,22 @@ def test_loss_log_keeps_the_last_record_per_step_and_plots(tmp_path):
     assert plot_loss_log(tmp_path / "log.jsonl", tmp_path / "loss.png", "t").read_bytes()[:4] == b"\x89PNG"
     assert plot_loss_log(tmp_path / "none.jsonl", tmp_path / "none.png", "t") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_recipes_read_exponent_floats_as_numbers_and_stay_safe(tmp_path):
+    """PyYAML's YAML 1.1 reads ``1e-4`` as a string, which TRL's GRPOConfig then fails on (a TypeError): recipes and
+    overrides read it as the float every trainer's docs mean; Python tags are still refused."""
+    import yaml
+
+    from egoforge.train.recipe import load_recipe, parse_override
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("trainer: x\noptim:\n  learning_rate: 1e-4\n  name: 1e4x\n  steps: 5\n")
+    loaded = load_recipe(recipe, ["optim.weight_decay=5e-2", "optim.betas=[0.9, 0.99]"])
+    assert loaded["optim"] == {"learning_rate": 1e-4, "name": "1e4x", "steps": 5, "weight_decay": 0.05,
+                               "betas": [0.9, 0.99]}
+    assert parse_override("a=-2E+3") == (["a"], -2000.0)
+    recipe.write_text("trainer: !!python/object/apply:os.system [echo hi]\n")
+    with pytest.raises(Exception, match="not valid YAML|could not determine a constructor"):
+        load_recipe(recipe)
+    assert isinstance(yaml.safe_load("lr: 1e-4")["lr"], str)  # the PyYAML behaviour this guards against

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,13 +17,33 @@ class RecipeError(ValueError):
     """A recipe or override is malformed; the message names the file and the key."""
 
 
+class RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that ``1e-4`` (an exponent without a dot) is a float, as in YAML 1.2 and in
+    every trainer's docs; PyYAML's YAML 1.1 reads it as the string "1e-4", which a trainer then fails on."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as a recipe reads it (safe: no Python objects; ``1e-4`` is a float)."""
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - RecipeLoader is a SafeLoader
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=3`` -> (["a", "b"], 3): the value is read as YAML (numbers, booleans, null, lists)."""
+    """``a.b=3`` -> (["a", "b"], 3): the value is read as YAML (numbers, ``1e-4`` included, booleans, null, lists).
+
+    >>> parse_override("optim.lr=1e-4")
+    (['optim', 'lr'], 0.0001)
+    >>> parse_override("data.files=[a.json, b.json]")
+    (['data', 'files'], ['a.json', 'b.json'])
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"override {text!r} is not key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = read_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise RecipeError(f"override {text!r}: value is not valid YAML ({exc})") from None
     return key.strip().split("."), value
@@ -32,7 +53,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     """Read a recipe and apply overrides (nested keys with dots; unknown keys are kept for the trainer to check)."""
     path = Path(path)
     try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+        recipe = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe not found") from None
     except yaml.YAMLError as exc:

@@ -200,3 +200,25 @@ def test_trl_recipe_dry_run_checks_every_section(capsys):
                               ("reward.lamda_o=0.3", "reward: unknown key(s) ['lamda_o']")):
         assert main(["train", recipe, override, "--dry-run"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_trl_recipe_finds_the_media_of_csms_selected_json(tmp_path, monkeypatch):
+    """``select csm`` writes the source rows unchanged into csm/selected.json, so their media paths stay relative to
+    the source json's folder: the recipe's data paths, read from the repository root, must find every clip."""
+    import shutil
+    from pathlib import Path
+
+    from egoforge.testing.ego3s_data import make_video_r1_dataset
+    from egoforge.train.recipe import load_recipe
+    from egoforge.trl_grpo.train import _load_samples
+
+    repo = Path(__file__).resolve().parents[2]
+    recipe = load_recipe(repo / "recipes" / "ego3s_trl_grpo_qwen2_5_vl_3b.yaml")
+    source = make_video_r1_dataset(tmp_path / "data" / "ego3s", n=4, seed=2)
+    assert source == tmp_path / "data" / "ego3s" / "train.json"
+    (tmp_path / "data" / "ego3s" / "csm").mkdir()
+    shutil.copy(source, tmp_path / "data" / "ego3s" / "csm" / "selected.json")
+    monkeypatch.chdir(tmp_path)
+    for key in ("train", "pool"):
+        samples, root = _load_samples(recipe["data"][key], recipe["data"].get("media_root"))
+        assert len(samples) == 4 and root == Path("data/ego3s")
