@@ -155,11 +155,13 @@ def build_tiny_clip(out_dir: str | Path, seed: int = 0) -> Path:
         image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
         tokenizer=tokenizer,
     )
+    # projection_dim in the sub-configs too, as in the released openai/clip-vit-* config.json: a folder loaded as
+    # CLIPVisionModelWithProjection (LEGO's CLIP metric) reads the vision config's value
     text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, projection_dim=16)
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-                  patch_size=8)
+                  patch_size=8, projection_dim=16)
     torch.manual_seed(seed)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
     out_dir = Path(out_dir)

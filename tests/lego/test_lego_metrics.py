@@ -142,3 +142,17 @@ def test_evaluate_pairs_averages_per_pair_and_pools_fid(tmp_path, tiny_clip, ran
     assert list(row) == list(M.PAPER_COLUMNS) and row["EgoVLP"] is None and row["FID"] == result.values["fid"]
     table = M.results_markdown({"ours": row})
     assert table.splitlines()[0] == "| Method | EgoVLP | EgoVLP+ | CLIP | FID | PSNR | LPIPS | BLIP-B | BLIP-L |"
+
+
+def test_clip_metric_loads_the_full_clip_that_make_tiny_model_writes(tmp_path):
+    """``egoforge make tiny-model clip`` writes a full CLIPModel (as openai/clip-vit-large-patch14 is); the metric
+    loads its vision tower with projection from that folder (it failed on a projection size mismatch)."""
+    import torch
+
+    from egoforge.lego import metrics as M
+    from egoforge.testing.ego3s_data import build_tiny_clip
+
+    encoder = M.ClipImageEncoder(build_tiny_clip(tmp_path / "clip"))
+    embeddings = encoder(torch.rand(2, 3, 40, 56))
+    assert embeddings.shape == (2, 16)
+    assert torch.allclose(embeddings.norm(dim=-1), torch.ones(2), atol=1e-5)
