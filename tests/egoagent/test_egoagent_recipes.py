@@ -62,3 +62,24 @@ def test_300m_recipe_is_the_official_setting():
     _, stage2 = config_of(REPO / "recipes" / "egoagent_stage2_300m.yaml")
     assert stage2.optim.lr == 6e-4 and stage2.dino.teacher_temp == 0.04
     assert stage2.stage2.init_from.endswith(f"checkpoint-{config.max_steps}")
+
+
+def test_stage2_init_from_a_stage1_run_folder_takes_its_newest_complete_checkpoint(tmp_path):
+    """The tiny stage-2 recipe names the stage-1 run folder, not checkpoint-300: a shorter stage 1 (the demo's 150
+    steps) still initialises stage 2; an incomplete newest checkpoint (no trainer state) is skipped."""
+    from egoforge.egoagent.network import NETWORK_FILE
+    from egoforge.egoagent.train.checkpoint import STATE_FILE
+    from egoforge.egoagent.train.stage2 import resolve_init_source
+
+    run = tmp_path / "stage1"
+    for step, complete in ((50, True), (150, True), (200, False)):
+        folder = run / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / NETWORK_FILE).write_text("{}")
+        if complete:
+            (folder / STATE_FILE).write_text("{}")
+    assert resolve_init_source(run) == run / "checkpoint-150"
+    assert resolve_init_source(run / "checkpoint-50") == run / "checkpoint-50"
+    assert resolve_init_source(tmp_path / "missing") == tmp_path / "missing"  # initialise() names it
+    _, tiny = config_of(REPO / "recipes" / "egoagent_stage2_tiny.yaml")
+    assert tiny.stage2.init_from == "runs/egoagent_demo/stage1"

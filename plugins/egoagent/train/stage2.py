@@ -22,9 +22,10 @@ from safetensors.torch import load_file
 from egoforge.egoagent.data.sequences import JointSequenceDataset, SequenceSpec
 from egoforge.egoagent.losses import masked_mse, matched_dino_loss, mpjpe
 from egoforge.egoagent.network import NETWORK_FILE, STUDENT_FILE, TEACHER_FILE, network_spec, read_spec
-from egoforge.egoagent.train.checkpoint import CENTER_FILE
+from egoforge.egoagent.train.checkpoint import CENTER_FILE, STATE_FILE
 from egoforge.egoagent.train.config import Stage2Config
 from egoforge.egoagent.train.engine import EgoAgentTrainer
+from egoforge.train.checkpoints import latest_checkpoint
 
 
 def sequence_spec(config: Stage2Config) -> SequenceSpec:
@@ -42,6 +43,16 @@ def _check_compatible(spec: dict, stage1: dict, where: Path) -> None:
         raise ValueError(f"{where}: stage-1 network differs from this recipe's model in {mismatched} "
                          f"(recipe size {spec['size']!r}, checkpoint size {stage1.get('size')!r})")
 
+
+
+def resolve_init_source(source: str | Path) -> Path:
+    """``stage2.init_from`` -> the folder to load: a stage-1 checkpoint or HF export as given, or, for a stage-1 run
+    folder, its newest complete ``checkpoint-N`` (so a recipe need not hard-code the step count)."""
+    path = Path(source)
+    if (path / NETWORK_FILE).exists() or (path / "config.json").exists():
+        return path
+    latest = latest_checkpoint(path, STATE_FILE) if path.is_dir() else None
+    return latest if latest is not None else path
 
 class Stage2Trainer(EgoAgentTrainer):
     stage = "egoagent_stage2"
@@ -63,7 +74,7 @@ class Stage2Trainer(EgoAgentTrainer):
         if not source:
             self.accelerator.print("warning: stage2.init_from is not set; stage 2 starts from random weights")
             return
-        path = Path(source)
+        path = resolve_init_source(source)
         if (path / NETWORK_FILE).exists():
             _check_compatible(self.spec, read_spec(path), path)
             student_state = load_file(str(path / STUDENT_FILE))
@@ -82,8 +93,8 @@ class Stage2Trainer(EgoAgentTrainer):
             student.backbone.load_state_dict(backbone.state_dict())
             teacher.backbone.load_state_dict(backbone.state_dict())
         else:
-            raise FileNotFoundError(f"{path}: neither a stage-1 checkpoint ({NETWORK_FILE}) nor an HF export "
-                                    "(config.json)")
+            raise FileNotFoundError(f"{path}: neither a stage-1 checkpoint ({NETWORK_FILE}), a stage-1 run folder "
+                                    "with checkpoint-* folders, nor an HF export (config.json)")
         self.accelerator.print(f"stage 2 initialised from {path}")
 
     def compute_loss(self, student, teacher, batch: dict, step: int):
