@@ -185,8 +185,9 @@ def _convert(args) -> int:
 
 
 def _validate(args) -> int:
-    from egoforge.lego.formats import validate_lego_file
+    from egoforge.lego.formats import detect_kind, validate_lego_file
 
+    detect_kind(args.file)  # a missing / unreadable / non-JSON file: one line and exit 2, not "1 problem found"
     issues = validate_lego_file(args.file, args.frames_dir, decode=not args.no_decode)
     for issue in issues[:50]:
         print(issue)
