@@ -177,3 +177,17 @@ def test_depth_holes_stay_nan_but_infinity_is_refused(tmp_path):
     depth[1, 1, 1] = np.inf
     with pytest.raises(ClipDataError, match="depth.npy, field 'depth': 1 value"):
         check_finite(depth, tmp_path / "depth.npy", "depth")
+
+
+def test_tokenizer_training_refuses_a_nan_clip_before_training(m2p, capsys):
+    """NaN camera poses used to be trained on (every val metric NaN, exit 0); now the run stops before step 1,
+    naming the clip file. (`egoforge train`'s own exit code for it is the train tool's: not asserted here.)"""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = m2p["work"] / "tok_nan"
+    code, _, err = run_cli(["train", repo / "recipes" / "egom2p_cam_tokenizer.yaml",
+                            f"data.clips=[{m2p['clips_nan']}]", f"output_dir={out}", "max_steps=1",
+                            "progress=false"], capsys)
+    assert code != 0 and "Traceback" not in err
+    assert "cam.npy, field 'cam': 1 value(s) are NaN or infinity" in err and not out.exists()
