@@ -83,3 +83,16 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_lego(case, lego, capsys):
     check(case, lego, capsys)
+
+
+def test_recipe_pretrained_folder_missing_is_not_found(tmp_path):
+    """A lego_ldm recipe's ``model.pretrained`` goes through ``resolve_model_path``: a missing folder (or a hub id,
+    even online: the UNet is widened in place from local files) is "not found" at once."""
+    from egoforge.data.models import ModelNotFoundError
+    from egoforge.lego.config import ModelConfig
+    from egoforge.lego.model import LegoLDM
+
+    with pytest.raises(ModelNotFoundError, match="model.pretrained .*no_sd: model folder not found"):
+        LegoLDM.from_config(ModelConfig(pretrained=str(tmp_path / "no_sd")))
+    with pytest.raises(ModelNotFoundError, match="egoforge runs offline"):
+        LegoLDM.from_config(ModelConfig(pretrained="stable-diffusion-v1-5/stable-diffusion-v1-5"))
