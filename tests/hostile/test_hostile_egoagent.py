@@ -141,3 +141,15 @@ def test_non_finite_pose_fragment_is_refused(tmp_path, field, value):
     path.write_text(json.dumps({"0": entry}))
     with pytest.raises(DataFormatError, match=f"row 0, field '{field}'"):
         read_fragment(path)
+
+
+def test_stage2_init_from_missing_folder_is_not_found(tmp_path):
+    """The stage-2 recipe's ``stage2.init_from`` goes through ``resolve_model_path``: "not found" at once."""
+    from types import SimpleNamespace
+
+    from egoforge.data.models import ModelNotFoundError
+    from egoforge.egoagent.train.stage2 import Stage2Trainer
+
+    trainer = SimpleNamespace(config=SimpleNamespace(stage2=SimpleNamespace(init_from=str(tmp_path / "no_stage1"))))
+    with pytest.raises(ModelNotFoundError, match="stage2.init_from .*no_stage1: model folder not found"):
+        Stage2Trainer.initialise(trainer, None, None, None)
