@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from egoforge.data.errors import INPUT_ERROR_EXIT
 from egoforge.tools.argtypes import non_negative_int, positive_float, positive_int
 
 HELP = ("Ego3S: validate Video-R1 json, convert it to verl parquet (frame budget 2 fps, 4-16 frames), plan a verl "
@@ -85,13 +86,10 @@ def _plan(args) -> int:
 
     try:
         result = plan(compose_recipe(args.recipe, args.overrides), args.train_rows)
-    except PlanError as exc:
+    except PlanError as exc:  # every problem of the recipe, one per line; other input errors go to the CLI
         for problem in exc.problems:
             print(f"egoforge ego3s plan: {args.recipe}: {problem}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:
-        print(f"egoforge ego3s plan: {exc}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
     sched = result["schedule"]
     print(json.dumps(result, indent=1, default=str))
     print(f"{sched['total_steps']} steps ({sched['steps_per_epoch']}/epoch), {len(sched['ecr_checks'])} ECR checks, "
@@ -111,10 +109,7 @@ def main(args) -> int:
         except ConversionError as exc:
             _print_issues(exc.issues, 50)
             print(f"egoforge ego3s sft-data: {len(exc.issues)} problem(s); nothing written", file=sys.stderr)
-            return 1
-        except (OSError, ValueError) as exc:
-            print(f"egoforge ego3s sft-data: {exc}", file=sys.stderr)
-            return 1
+            return INPUT_ERROR_EXIT
         print(json.dumps({"out": str(out)}))
         return 0
     if args.ego3s_command == "validate":
@@ -122,11 +117,7 @@ def main(args) -> int:
 
         from egoforge.ego3s.schema import load_video_r1, validate_rows
 
-        try:
-            rows = load_video_r1(args.source)
-        except (OSError, ValueError) as exc:
-            print(f"egoforge ego3s validate: {exc}", file=sys.stderr)
-            return 1
+        rows = load_video_r1(args.source)  # an unreadable file: one line from the CLI, exit 2
         root = Path(args.media_dir) if args.media_dir else Path(args.source).parent
         issues = validate_rows(rows, args.source, root, decode=not args.no_decode)
         _print_issues(issues, args.max_print)
@@ -149,14 +140,11 @@ def main(args) -> int:
         out, skipped = convert_file(args.source, args.out, opts,
                                     progress=lambda rows: tqdm(rows, desc="converting", unit="row",
                                                                disable=args.quiet, file=sys.stderr))
-    except ConversionError as exc:
+    except ConversionError as exc:  # every bad row, one per line; other input errors go to the CLI (exit 2)
         _print_issues(exc.issues, 50)
         print(f"egoforge ego3s convert: {len(exc.issues)} problem(s); nothing written (--skip-invalid drops "
               "the bad rows)", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:
-        print(f"egoforge ego3s convert: {exc}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
     if skipped:
         _print_issues(skipped, 50)
     print(json.dumps({"out": str(out), "skipped_rows": len({i.row for i in skipped})}))

@@ -91,6 +91,24 @@ def _common_eval(parser) -> None:
     parser.add_argument("--num-workers", type=non_negative_int, default=0)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+
+
+def check_image_folder(root: str, flag: str) -> None:
+    """An ImageFolder root with at least one class folder holding an image; an empty one would score n=0 (or
+    chance) and exit 0."""
+    from egoforge.data.errors import InputError
+
+    path = Path(root)
+    if not path.is_dir():
+        raise InputError(root, "ImageFolder root not found" if not path.exists() else "is not a folder",
+                         fix=f"{flag} needs <root>/<class>/<image>")
+    classes = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if not any(f.suffix.lower() in IMAGE_SUFFIXES for d in classes for f in d.rglob("*") if f.is_file()):
+        raise InputError(root, f"no images ({len(classes)} class folders, none with an image)",
+                         fix=f"{flag} needs <root>/<class>/<image>")
+
+
 def _device(value: str | None) -> str:
     import torch
 
@@ -152,10 +170,14 @@ def _poses(args) -> int:
 
 
 def _knn(args) -> int:
+    from egoforge.data.models import resolve_model_path
     from egoforge.egoagent.eval.knn import evaluate_knn
     from egoforge.egoagent.network import load_backbone
 
-    backbone = load_backbone(args.model, args.weights)
+    model = resolve_model_path(args.model, what="--model")
+    for flag, root in (("--train", args.train), ("--val", args.val)):
+        check_image_folder(root, flag)
+    backbone = load_backbone(model, args.weights)
     size = args.image_size or backbone.config.image_size
     results = evaluate_knn(backbone, args.train, args.val, size, k=args.k, temperature=args.temperature,
                            batch_size=args.batch_size, device=_device(args.device), num_workers=args.num_workers)
@@ -170,13 +192,18 @@ def _knn(args) -> int:
 def _world(args) -> int:
     import yaml
 
+    from egoforge.data.errors import InputError
+    from egoforge.data.models import resolve_model_path
     from egoforge.egoagent.data.sequences import SequenceSpec
     from egoforge.egoagent.eval.world import evaluate_world
     from egoforge.egoagent.network import read_spec
 
-    checkpoint = Path(args.checkpoint)
+    checkpoint = Path(resolve_model_path(args.checkpoint, online=False, what="--checkpoint"))
     recipe_path = checkpoint / "recipe.yaml"
-    recipe = yaml.safe_load(recipe_path.read_text()) if recipe_path.exists() else {}
+    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) if recipe_path.exists() else {}
+    if not isinstance(recipe, dict) or not all(isinstance(recipe.get(k, {}), dict) for k in ("data", "stage2")):
+        raise InputError(recipe_path, "expected a mapping with 'data' and 'stage2' sections",
+                         fix="the recipe.yaml a stage-2 training run saved beside its checkpoints")
     data, options = recipe.get("data", {}), recipe.get("stage2", {})
     spec = SequenceSpec(history=args.history or data.get("history", 4), stride=args.stride or data.get("stride", 5),
                         action_frames=args.action_frames or data.get("action_frames", 1),
@@ -196,9 +223,11 @@ def _world(args) -> int:
 
 
 def _export(args) -> int:
+    from egoforge.data.models import resolve_model_path
     from egoforge.egoagent.export import export_backbone
 
-    out = export_backbone(args.checkpoint, args.out, args.weights)
+    checkpoint = resolve_model_path(args.checkpoint, online=False, what="--checkpoint")
+    out = export_backbone(checkpoint, args.out, args.weights)
     print(f"exported the {args.weights} backbone of {args.checkpoint} to {out} (AutoModel.from_pretrained after "
           "`import egoforge.egoagent.backbone`)")
     return 0
@@ -209,16 +238,9 @@ STEPS = {"synth": _synth, "frames": _frames, "undistort": _undistort, "poses": _
 
 
 def main(args) -> int:
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.egoagent.data.frames import VideoError
-    from egoforge.egoagent.data.undistort import MissingDependencyError
-
     if not getattr(args, "egoagent_command", None):
         print("egoforge egoagent: choose a step: " + ", ".join(STEPS), file=sys.stderr)
         return 2
-    try:
-        return STEPS[args.egoagent_command](args)
-    except (DataFormatError, VideoError, MissingDependencyError, FileNotFoundError, ValueError) as exc:
-        print(f"egoforge egoagent {args.egoagent_command}: {exc}", file=sys.stderr)
-        return 1
-
+    # input errors (DataFormatError, VideoError, a missing file or model folder ...) go through to the CLI: one line,
+    # exit 2; a missing optional package (MissingDependencyError) is a failure, exit 1
+    return STEPS[args.egoagent_command](args)

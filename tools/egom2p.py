@@ -121,6 +121,9 @@ def add_arguments(parser) -> None:
         p.add_argument("--out", help="output folder (generate: required; metrics: default <pred>)")
         if name == "metrics":
             p.add_argument("--pred", required=True, help="prediction folder")
+            p.add_argument("--allow-partial", action="store_true",
+                           help="score the clips that have a prediction and report the coverage (n of N) instead "
+                           "of refusing a missing prediction")
             continue
         p.add_argument("--model", required=True, help="trained EgoM2P folder (config.json + model.safetensors)")
         p.add_argument("--tokenizer", action="append", default=[], metavar="MODALITY=FOLDER",
@@ -208,68 +211,67 @@ def main(args) -> int:
         actions = "modalities,synth,prepare,convert,tokenizer,tokenize,stats,generate,metrics"
         print(f"usage: egoforge egom2p {{{actions}}} ...", file=sys.stderr)
         return 2
-    from egoforge.egom2p.clips import ClipDataError
-    from egoforge.egom2p.cosmos import CosmosMissingError
-    from egoforge.egom2p.shards import ShardFormatError
+    from egoforge.egom2p.clips import check_dataset_name
 
-    try:
-        if command == "modalities":
-            from egoforge.egom2p.modalities import describe
+    names = getattr(args, "dataset", None) or []  # prepare: one name; tokenize / stats: a list
+    for name in [names] if isinstance(names, str) else names:
+        check_dataset_name(name)
+    # input errors (ClipDataError, ShardFormatError, UnsafePathError, a missing file ...) go through to the CLI:
+    # one line, exit 2
+    if command == "modalities":
+        from egoforge.egom2p.modalities import describe
 
-            print(describe())
-            return 0
-        if command == "synth":
-            from egoforge.testing.egom2p_data import make_raw_dataset
+        print(describe())
+        return 0
+    if command == "synth":
+        from egoforge.testing.egom2p_data import make_raw_dataset
 
-            root = make_raw_dataset(args.raw, recordings=args.recordings, seed=args.seed, seconds=args.seconds)
-            print(f"wrote {args.recordings} recordings to {root}")
-            return 0
-        if command == "prepare":
-            from egoforge.egom2p.clips import ClipSettings, prepare_clips
+        root = make_raw_dataset(args.raw, recordings=args.recordings, seed=args.seed, seconds=args.seconds)
+        print(f"wrote {args.recordings} recordings to {root}")
+        return 0
+    if command == "prepare":
+        from egoforge.egom2p.clips import ClipSettings, prepare_clips
 
-            settings = ClipSettings(size=args.size, stride_s=args.stride, depth_resize=args.depth_resize)
-            counts = prepare_clips(args.raw, args.out, args.dataset, settings, progress=not args.quiet)
-            print(json.dumps(counts))
-            return 0
-        if command == "tokenizer":
-            if not getattr(args, "tokenizer_command", None):
-                print("usage: egoforge egom2p tokenizer {train,encode,decode,eval} ...", file=sys.stderr)
-                return 2
-            return _tokenizer_action(args)
-        if command == "tokenize":
-            from egoforge.egom2p.pretokenize import tokenize_clips
-            from egoforge.egom2p.tokenizers import load_tokenizer
+        settings = ClipSettings(size=args.size, stride_s=args.stride, depth_resize=args.depth_resize)
+        counts = prepare_clips(args.raw, args.out, args.dataset, settings, progress=not args.quiet)
+        print(json.dumps(counts))
+        return 0
+    if command == "tokenizer":
+        if not getattr(args, "tokenizer_command", None):
+            print("usage: egoforge egom2p tokenizer {train,encode,decode,eval} ...", file=sys.stderr)
+            return 2
+        return _tokenizer_action(args)
+    if command == "tokenize":
+        from egoforge.egom2p.pretokenize import tokenize_clips
+        from egoforge.egom2p.tokenizers import load_tokenizer
 
-            tokenizer = load_tokenizer(args.tokenizer, args.modality, args.device)
-            counts = tokenize_clips(tokenizer, args.modality, args.clips, args.out, args.dataset, args.batch_size,
-                                    args.samples_per_shard, progress=not args.quiet)
-            print(json.dumps(counts))
-            return 0
-        if command == "stats":
-            return _stats(args)
-        if command == "convert":
-            return _convert(args)
-        if command == "generate":
-            from egoforge.egom2p.generate import TASKS, GenerationConfig
-            from egoforge.egom2p.inference import load_pipeline, results_json, run_task
+        tokenizer = load_tokenizer(args.tokenizer, args.modality, args.device)
+        counts = tokenize_clips(tokenizer, args.modality, args.clips, args.out, args.dataset, args.batch_size,
+                                args.samples_per_shard, progress=not args.quiet)
+        print(json.dumps(counts))
+        return 0
+    if command == "stats":
+        return _stats(args)
+    if command == "convert":
+        return _convert(args)
+    if command == "generate":
+        from egoforge.data.models import resolve_model_path
+        from egoforge.egom2p.generate import TASKS, GenerationConfig
+        from egoforge.egom2p.inference import load_pipeline, results_json, run_task
 
-            if not args.out:
-                raise ValueError("--out is required")
-            gen = GenerationConfig(steps=args.steps or TASKS[args.task].steps, schedule=args.schedule,
-                                   temperature=args.temperature, cfg_scale=args.cfg_scale, top_p=args.top_p,
-                                   top_k=args.top_k)
-            model, tokenizers = load_pipeline(args.model, _pairs(args.tokenizer), args.task, args.device)
-            results = run_task(model, tokenizers, args.task, args.clips, args.out, gen, args.batch_size, args.seed,
-                               args.limit, progress=not args.quiet)
-            print(results_json(results))
-            return 0
-        if command == "metrics":
-            return _metrics(args)
-    except (ClipDataError, ShardFormatError, CosmosMissingError, FileNotFoundError, FileExistsError,
-            ValueError) as exc:
-        # (UnsafePathError is a ValueError)
-        print(f"egoforge egom2p {command}: {exc}", file=sys.stderr)
-        return 1
+        if not args.out:
+            raise ValueError("--out is required")
+        gen = GenerationConfig(steps=args.steps or TASKS[args.task].steps, schedule=args.schedule,
+                               temperature=args.temperature, cfg_scale=args.cfg_scale, top_p=args.top_p,
+                               top_k=args.top_k)
+        model_dir = resolve_model_path(args.model, what="--model")
+        model, tokenizers = load_pipeline(model_dir, _pairs(args.tokenizer), args.task, args.device)
+        results = run_task(model, tokenizers, args.task, args.clips, args.out, gen, args.batch_size, args.seed,
+                           args.limit, progress=not args.quiet)
+        print(results_json(results))
+        return 0
+    if command == "metrics":
+        return _metrics(args)
     return 2
 
 
@@ -294,8 +296,11 @@ def _convert(args) -> int:
         inputs = {"video": Path(args.video), "trajectory": args.trajectory, "eye_gaze": args.eye_gaze}
     cpf = None
     if args.t_device_cpf:
-        values = [float(v) for v in args.t_device_cpf.split(",")]
-        if len(values) != 7:
+        try:
+            values = [float(v) for v in args.t_device_cpf.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 7 or not np.isfinite(values).all():
             raise ValueError(f"--t-device-cpf {args.t_device_cpf!r}: expected tx,ty,tz,qx,qy,qz,qw")
         cpf = make_pose(quat_to_matrix(np.array(values[3:])), values[:3])
     clock = args.video_start_us
@@ -325,24 +330,45 @@ def _stats(args) -> int:
 
 
 def _metrics(args) -> int:
+    """Score every clip with a ground-truth target; a clip without a prediction is an error unless
+    ``--allow-partial``, which scores the rest and reports the coverage (n of N) in the printout and metrics.json."""
     import numpy as np
 
     from egoforge.data.atomic import atomic_write_json
-    from egoforge.egom2p.clips import list_clips
+    from egoforge.data.errors import InputError
+    from egoforge.egom2p.clips import check_finite, list_clips
     from egoforge.egom2p.generate import TASKS
     from egoforge.egom2p.inference import score
 
     target = TASKS[args.task].target
-    per_clip = {}
-    for clip in list_clips(args.clips):
+    if not Path(args.pred).is_dir():
+        raise InputError(args.pred, "prediction folder not found", fix="give the --out folder of `egom2p generate`")
+    expected = [c for c in list_clips(args.clips) if (c / f"{target}.npy").is_file()]
+    if not expected:
+        raise InputError(args.clips, f"no clips with a ground-truth {target}.npy (<dataset>/<clip>/meta.json)",
+                         fix="give the clip root written by `egom2p prepare`")
+    per_clip, missing = {}, []
+    for clip in expected:
         pred = Path(args.pred) / clip.parent.name / clip.name / f"{target}.npy"
-        if pred.is_file() and (clip / f"{target}.npy").is_file():
-            per_clip[f"{clip.parent.name}/{clip.name}"] = score(args.task, clip, np.load(pred, allow_pickle=False))
-    if not per_clip:
-        raise FileNotFoundError(f"{args.pred}: no <dataset>/<clip>/{target}.npy matching clips under {args.clips}")
+        if not pred.is_file():
+            missing.append(pred)
+            continue
+        prediction = check_finite(np.load(pred, allow_pickle=False), pred, target)
+        per_clip[f"{clip.parent.name}/{clip.name}"] = score(args.task, clip, prediction)
+    if missing and not (args.allow_partial and per_clip):
+        fix = ("predict every clip, or pass --allow-partial to score the predicted ones and report the coverage"
+               if not args.allow_partial else "no clip has a prediction: check --pred and --task")
+        raise InputError(args.pred, f"{len(missing)} of {len(expected)} clips have no prediction "
+                         f"(first: {missing[0]})", fix=fix)
     keys = sorted({k for m in per_clip.values() for k in m})
     mean = {k: float(np.mean([m[k] for m in per_clip.values() if k in m])) for k in keys}
-    result = {"task": args.task, "clips": len(per_clip), "mean": mean, "per_clip": per_clip}
+    coverage = {"scored": len(per_clip), "clips": len(expected), "missing": [str(p) for p in missing]}
+    result = {"task": args.task, "clips": len(per_clip), "coverage": coverage, "mean": mean, "per_clip": per_clip}
     atomic_write_json(Path(args.out or args.pred) / "metrics.json", result)
-    print(json.dumps({"task": args.task, "clips": len(per_clip), "mean": mean}, indent=2))
+    summary = {"task": args.task, "clips": len(per_clip), "mean": mean}
+    if missing:
+        summary["coverage"] = f"{len(per_clip)} of {len(expected)} clips (--allow-partial)"
+        print(f"egoforge egom2p metrics: scored {len(per_clip)} of {len(expected)} clips; {len(missing)} have no "
+              f"prediction (first: {missing[0]})", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
     return 0

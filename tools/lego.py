@@ -157,41 +157,37 @@ def convert_root(root: Path, out: Path, media_root: Path, prompt_key: str, fallb
 
 
 def _convert(args) -> int:
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.data.paths import UnsafePathError
+    from egoforge.data.errors import InputError
     from egoforge.lego.convert import convert_file
 
-    try:
-        if args.root:
-            root = Path(args.root)
-            media_root = Path(args.media_root) if args.media_root else root / "EgoGen"
-            out = Path(args.out) if args.out else root / "egoforge"
-            done = convert_root(root, out, media_root, args.prompt_key, args.fallback_to_action,
-                                not args.no_check_frames)
-            if not done:
-                print(f"egoforge lego convert: nothing found under {root} (expected EgoGen/<dataset>_<split>.json "
-                      "and curation_from_gpt/)", file=sys.stderr)
-                return 1
-        else:
-            if not (args.file and args.to and args.frames_dir and args.out):
-                print("egoforge lego convert: FILE needs --to, --frames-dir and --out (or use --root)",
-                      file=sys.stderr)
-                return 2
-            path, n = convert_file(args.file, args.to, args.frames_dir, args.media_root or args.frames_dir,
-                                   args.out, args.dataset, args.prompt_key, args.fallback_to_action,
-                                   not args.no_check_frames)
-            done = [{"source": args.file, "out": str(path), "rows": n}]
-    except (DataFormatError, UnsafePathError, ValueError) as exc:
-        print(f"egoforge lego convert: {exc}", file=sys.stderr)
-        return 1
+    # input errors (DataFormatError, UnsafePathError ...) go through to the CLI: one line, exit 2
+    if args.root:
+        root = Path(args.root)
+        media_root = Path(args.media_root) if args.media_root else root / "EgoGen"
+        out = Path(args.out) if args.out else root / "egoforge"
+        done = convert_root(root, out, media_root, args.prompt_key, args.fallback_to_action,
+                            not args.no_check_frames)
+        if not done:
+            raise InputError(root, "nothing found to convert", fix="expected EgoGen/<dataset>_<split>.json and "
+                             "curation_from_gpt/")
+    else:
+        if not (args.file and args.to and args.frames_dir and args.out):
+            print("egoforge lego convert: FILE needs --to, --frames-dir and --out (or use --root)",
+                  file=sys.stderr)
+            return 2
+        path, n = convert_file(args.file, args.to, args.frames_dir, args.media_root or args.frames_dir,
+                               args.out, args.dataset, args.prompt_key, args.fallback_to_action,
+                               not args.no_check_frames)
+        done = [{"source": args.file, "out": str(path), "rows": n}]
     for item in done:
         print(json.dumps(item))
     return 0
 
 
 def _validate(args) -> int:
-    from egoforge.lego.formats import validate_lego_file
+    from egoforge.lego.formats import detect_kind, validate_lego_file
 
+    detect_kind(args.file)  # a missing / unreadable / non-JSON file: one line and exit 2, not "1 problem found"
     issues = validate_lego_file(args.file, args.frames_dir, decode=not args.no_decode)
     for issue in issues[:50]:
         print(issue)
@@ -204,17 +200,13 @@ def _validate(args) -> int:
 
 
 def _features(args) -> int:
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.lego.convert import read_index
+    from egoforge.data.models import resolve_model_path
     from egoforge.lego.features import ExtractionSettings, extract_features, stage_a_pixel_budget, stage_a_template
 
-    try:
-        rows = read_index(args.index)[: args.limit]
-        min_pixels, max_pixels = stage_a_pixel_budget(args.recipe)
-        template = stage_a_template(args.recipe) if args.recipe else None
-    except (DataFormatError, FileNotFoundError, ValueError) as exc:
-        print(f"egoforge lego features: {exc}", file=sys.stderr)
-        return 1
+    model = resolve_model_path(args.model, what="--model")
+    rows = index_rows(args.index, args.limit)
+    min_pixels, max_pixels = stage_a_pixel_budget(args.recipe)
+    template = stage_a_template(args.recipe) if args.recipe else None
     min_pixels, max_pixels = args.min_pixels or min_pixels, args.max_pixels or max_pixels
     source = args.recipe or "LLaMA-Factory's defaults (pass --recipe with the stage-A recipe if it set others)"
     if not args.quiet:
@@ -230,13 +222,26 @@ def _features(args) -> int:
                                   save_dtype=args.save_dtype, template=template)
     try:
         progress = _progress(f"VLLM features (chunk {args.chunk})", args.quiet)
-        stats = extract_features(args.model, rows, args.media_root, args.out, settings, args.chunk,
+        stats = extract_features(model, rows, args.media_root, args.out, settings, args.chunk,
                                  args.num_chunks, progress=progress)
     except _input_errors() as exc:
-        print(f"egoforge lego features: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"egoforge lego features: {message}", file=sys.stderr)
         return INPUT_ERROR_EXIT
     print(json.dumps({"out": args.out, **stats}))
     return 0
+
+
+def index_rows(index: str, limit: int | None) -> list[dict]:
+    """The LDM index's rows (the first ``limit``); an index without rows is an error, not a run over nothing that
+    reports n=0 and exits 0."""
+    from egoforge.data.errors import InputError
+    from egoforge.lego.convert import read_index
+
+    rows = read_index(index)[:limit]
+    if not rows:
+        raise InputError(index, "the index has no rows", fix="build it with `egoforge lego convert --to ldm`")
+    return rows
 
 
 def _input_errors():
@@ -270,15 +275,16 @@ def _run_sample(args) -> int:
     import torch
 
     from egoforge.data.atomic import atomic_write_json
+    from egoforge.data.models import resolve_model_path
     from egoforge.lego.config import FeaturesConfig
-    from egoforge.lego.convert import read_index
     from egoforge.lego.dataset import open_features
     from egoforge.lego.model import LegoLDM
     from egoforge.lego.sampling import SamplingSettings, default_metadata_path, generate_index, load_clip_sizes
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rows = read_index(args.index)[: args.limit]
-    model, info = LegoLDM.load(args.model, use_ema=not args.no_ema, device=device,
+    rows = index_rows(args.index, args.limit)
+    model, info = LegoLDM.load(resolve_model_path(args.model, online=False, what="--model"), use_ema=not args.no_ema,
+                               device=device,
                                dtype=torch.float16 if args.fp16 else torch.float32)
     features = None
     if model.conditioner is not None or args.prompt == "description":
@@ -350,7 +356,6 @@ def _metrics(args) -> int:
 
 def _run_metrics(args) -> int:
     from egoforge.data.atomic import atomic_write_json, atomic_write_text
-    from egoforge.lego.convert import read_index
     from egoforge.lego.metrics import (
         ALL_METRICS,
         EGOVLP_METRICS,
@@ -358,7 +363,6 @@ def _run_metrics(args) -> int:
         METRICS,
         PAPER_COLUMNS,
         MetricWeights,
-        MissingWeights,
         egovlp_dataset_of,
         evaluate_pairs,
         missing_weights,
@@ -384,17 +388,12 @@ def _run_metrics(args) -> int:
         absent = {line.split(":")[0] for line in missing}
         weights.lpips_nets = tuple(n for n in weights.lpips_nets if f"lpips-{n}" not in absent)
         metrics = [m for m in metrics if m not in absent and not (m == "lpips" and not weights.lpips_nets)]
-    rows = read_index(args.index)[: args.limit]
+    rows = index_rows(args.index, args.limit)
     if set(EGOVLP_METRICS) & set(metrics) and weights.egovlp_dataset is None:
         weights.egovlp_dataset = egovlp_dataset_of(rows)
-    try:
-        pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir,
-                                 with_source="egovlp_plus" in metrics)
-        result = evaluate_pairs(pairs, metrics, weights, args.lpips_as_official,
-                                progress=_progress("metrics", args.quiet))
-    except MissingWeights as exc:
-        print(f"egoforge lego metrics: {exc}", file=sys.stderr)
-        return 1
+    # a missing weights file (MissingWeights) is a missing input: one line, exit 2
+    pairs = pairs_from_index(rows, args.generated, args.media_root, args.gt_dir, with_source="egovlp_plus" in metrics)
+    result = evaluate_pairs(pairs, metrics, weights, args.lpips_as_official, progress=_progress("metrics", args.quiet))
     out = Path(args.out)
     table = {args.name: result.paper_row(weights.lpips_nets[0] if weights.lpips_nets else "alex")}
     atomic_write_json(out / "results.json", {"n": result.n, "metrics": result.values, "table": table,

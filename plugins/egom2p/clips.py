@@ -48,6 +48,7 @@ import numpy as np
 from PIL import Image
 
 from egoforge.data.atomic import atomic_dir
+from egoforge.data.errors import InputError
 from egoforge.data.video import VideoError, duration_by_decoding, iter_nearest_frames, video_info
 from egoforge.egom2p.geometry import interpolate_poses, make_pose, quat_to_matrix
 from egoforge.egom2p.modalities import CLIP_SECONDS, MODALITIES
@@ -114,12 +115,16 @@ def read_gaze_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 t = float(record["timestamp_s"])
             except (TypeError, ValueError):
                 raise ClipDataError(path, row, "timestamp_s", f"not a number: {record['timestamp_s']!r}") from None
+            if not math.isfinite(t):  # a NaN time sorts anywhere and interpolates NaN into every clip
+                raise ClipDataError(path, row, "timestamp_s", f"not a finite number: {record['timestamp_s']!r}")
             point = []
             for field in ("x", "y"):
                 try:
                     point.append(float(record[field]) if record[field] not in ("", None) else math.nan)
                 except ValueError:
                     raise ClipDataError(path, row, field, f"not a number: {record[field]!r}") from None
+                if math.isinf(point[-1]):  # NaN / empty is the tracker's "no sample"; infinity is a broken file
+                    raise ClipDataError(path, row, field, f"infinite coordinate: {record[field]!r}")
             flag = record.get("valid")
             flagged = flag in (None, "") or flag.strip().lower() in ("1", "true", "yes")
             ok = flagged and all(map(math.isfinite, point))
@@ -484,6 +489,7 @@ def prepare_clips(raw_root: str | os.PathLike, out_root: str | os.PathLike, data
     from tqdm import tqdm
 
     settings = settings or ClipSettings()
+    check_dataset_name(dataset)
     raw_root, target = Path(raw_root), Path(out_root) / dataset
     if target.resolve() == raw_root.resolve() or raw_root.resolve() in target.resolve().parents:
         raise ValueError(f"output {target} lies inside the raw data {raw_root}: choose a separate folder")
@@ -524,7 +530,38 @@ def has_modality(folder: str | os.PathLike, modality: str) -> bool:
     return (Path(folder) / MODALITIES[modality].clip_file).is_file()
 
 
+def check_dataset_name(dataset: str) -> str:
+    """A dataset name is one plain folder name: ``--dataset ../../x`` (or ``a/b``, ``/abs``) would write clips
+    outside the output root."""
+    if (not isinstance(dataset, str) or not dataset.strip() or dataset in (".", "..") or "\x00" in dataset
+            or any(sep in dataset for sep in ("/", "\\")) or dataset != dataset.strip()):
+        raise InputError(None, f"--dataset {dataset!r}: not a plain name (no '/', '\\', '..', surrounding spaces "
+                         "or empty name)", fix="a dataset name becomes one folder under --out")
+    return dataset
+
+
+# modality -> values a clip array may hold besides finite numbers (depth holes are NaN by design)
+_ALLOWED_NON_FINITE = {"depth": "nan"}
+
+
+def check_finite(array: np.ndarray, path: str | os.PathLike, modality: str) -> np.ndarray:
+    """Refuse NaN / infinity in a float clip array before it is tokenized or trained on (a single NaN pose or gaze
+    sample turns every loss and metric into NaN, silently)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return array
+    bad = np.isinf(array) if _ALLOWED_NON_FINITE.get(modality) == "nan" else ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "infinity" if _ALLOWED_NON_FINITE.get(modality) == "nan" else "NaN or infinity"
+        raise ClipDataError(path, None, modality, f"{int(bad.sum())} value(s) are {kind} (first at index {first}); "
+                            "re-run `egoforge egom2p prepare` on fixed inputs")
+    return array
+
+
 def load_clip(folder: str | os.PathLike, modality: str) -> np.ndarray | None:
-    """One modality of one clip (None when the clip does not have it); refuses pickled arrays."""
+    """One modality of one clip (None when the clip does not have it); refuses pickled arrays and NaN / infinity
+    (depth: infinity; its holes are NaN)."""
     path = Path(folder) / MODALITIES[modality].clip_file
-    return np.load(path, allow_pickle=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return check_finite(np.load(path, allow_pickle=False), path, modality)

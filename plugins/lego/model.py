@@ -108,7 +108,10 @@ class LegoLDM:
         from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
         if cfg.pretrained:
-            root = Path(cfg.pretrained)
+            from egoforge.data.models import resolve_model_path
+
+            # a local folder: a missing one is "not found" at once (diffusers would take it for a hub id)
+            root = Path(resolve_model_path(cfg.pretrained, online=False, what="model.pretrained"))
             missing = [p for p in ("unet", "vae", "text_encoder", "tokenizer") if not (root / p).is_dir()]
             if missing:
                 raise ModelConfigError(

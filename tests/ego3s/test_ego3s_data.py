@@ -139,5 +139,5 @@ def test_cli_convert_and_validate(ego3s_data, tmp_path, capsys):
     assert main(["ego3s", "validate", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}, row 0, field 'solution'" in err and f"{bad}, row 0, field 'path'" in err
-    assert main(["ego3s", "convert", str(bad), "--out", str(tmp_path / "x.parquet")]) == 1
+    assert main(["ego3s", "convert", str(bad), "--out", str(tmp_path / "x.parquet")]) == 2
     assert not (tmp_path / "x.parquet").exists()

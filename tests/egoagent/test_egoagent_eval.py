@@ -52,8 +52,14 @@ def test_knn_on_the_hf_export_equals_the_checkpoint(stage1_run, egoagent_data, t
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert cli(["egoagent", "knn", "--model", str(tmp_path), "--train", "a", "--val", "b", "--out", "o"]) == 1
+    assert cli(["egoagent", "knn", "--model", str(tmp_path), "--train", "a", "--val", "b", "--out", "o"]) == 2
+    assert "a: ImageFolder root not found" in capsys.readouterr().err
+    images = tmp_path / "images" / "class_a"
+    images.mkdir(parents=True)
+    (images / "x.jpg").write_bytes(b"")
+    assert cli(["egoagent", "knn", "--model", str(tmp_path), "--train", str(images.parent), "--val",
+                str(images.parent), "--out", str(tmp_path / "o")]) == 2
     assert "not an EgoAgent trainer checkpoint" in capsys.readouterr().err
-    assert cli(["egoagent", "poses", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert cli(["egoagent", "poses", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no takes.json (looked in" in capsys.readouterr().err
     assert cli(["egoagent"]) == 2

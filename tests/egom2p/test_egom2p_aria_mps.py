@@ -97,10 +97,10 @@ def test_missing_cpf_warns_and_bad_rows_are_named(tmp_path, capsys):
         read_eye_gaze(bad)
     traj = take["take"] / "trajectory" / "closed_loop_trajectory.csv"
     traj.write_text(traj.read_text().replace("tx_world_device", "tx_world_odometry", 1))
-    assert _convert(take, tmp_path / "raw" / "c") == 1
+    assert _convert(take, tmp_path / "raw" / "c") == 2
     assert "closed_loop_trajectory.csv, row 1, field 'tx_world_device': missing column" in capsys.readouterr().err
     (take["take"] / "frame_aligned_videos" / "aria01_214-1.mp4").unlink()
-    assert _convert(take, tmp_path / "raw" / "d") == 1
+    assert _convert(take, tmp_path / "raw" / "d") == 2
     assert "expected one Aria RGB video" in capsys.readouterr().err
 
 
@@ -154,22 +154,22 @@ def test_egoexo4d_timesync_maps_device_time_frame_by_frame(tmp_path, capsys):
 
     # a column of another rate (or the wrong rows) is refused, not silently mis-timed
     _write_timesync(take, stamps=[start_us * 1000 + round(i / 10 * 1e9) for i in range(135)], blank=())
-    assert cli([*args[:5], str(tmp_path / "raw" / "b"), *args[6:]]) == 1
+    assert cli([*args[:5], str(tmp_path / "raw" / "b"), *args[6:]]) == 2
     assert "stamps advance 3.000 s per second of aria01_214-1.mp4 at 30 fps" in capsys.readouterr().err
     bad = list(stamps)
     bad[40] = bad[38]
     _write_timesync(take, stamps=bad, blank=())
-    assert cli([*args[:5], str(tmp_path / "raw" / "c"), *args[6:]]) == 1
+    assert cli([*args[:5], str(tmp_path / "raw" / "c"), *args[6:]]) == 2
     assert "timesync.csv, row 47, field 'aria01_214-1_capture_timestamp_ns': device time does not increase" in \
         capsys.readouterr().err
     _write_timesync(take, column="aria02_214-1")
-    assert cli([*args[:5], str(tmp_path / "raw" / "d"), *args[6:]]) == 1
+    assert cli([*args[:5], str(tmp_path / "raw" / "d"), *args[6:]]) == 2
     assert "field 'aria01_214-1_capture_timestamp_ns': missing column" in capsys.readouterr().err
     (take["take"].parent.parent / "takes.json").unlink()
-    assert cli([*args[:5], str(tmp_path / "raw" / "e"), *args[6:]]) == 1
+    assert cli([*args[:5], str(tmp_path / "raw" / "e"), *args[6:]]) == 2
     assert "takes.json not found" in capsys.readouterr().err
     assert cli(["egom2p", "convert", "aria", "--video", str(take["video"]), "--out", str(tmp_path / "raw" / "f"),
-                "--calibration", str(take["calibration"])]) == 1
+                "--calibration", str(take["calibration"])]) == 2
     assert "--video-start-us is required" in capsys.readouterr().err
 
 
@@ -188,12 +188,12 @@ def test_calibration_must_be_fisheye624_of_the_video_size(tmp_path, capsys):
         return code, capsys.readouterr().err
 
     code, err = convert_with(Projection={"Name": "KannalaBrandtK3", "Params": rgb["Projection"]["Params"]})
-    assert code == 1 and "CameraCalibrations[camera-rgb].Projection.Name" in err and "KannalaBrandtK3" in err
+    assert code == 2 and "CameraCalibrations[camera-rgb].Projection.Name" in err and "KannalaBrandtK3" in err
     code, err = convert_with(Projection={"Name": "FisheyeRadTanThinPrism", "Params": [20.0, 32.0, 32.0] + [0.0] * 11})
-    assert code == 1 and "Fisheye624 has 15 parameters (f, cx, cy, k0..k5, p0, p1, s0..s3) or 16" in err
+    assert code == 2 and "Fisheye624 has 15 parameters (f, cx, cy, k0..k5, p0, p1, s0..s3) or 16" in err
     assert "got 14" in err
     code, err = convert_with(ImageSize={"Width": 2880, "Height": 2880})
-    assert code == 1 and "2880x2880, but aria01_214-1.mp4 is 64x64" in err
+    assert code == 2 and "2880x2880, but aria01_214-1.mp4 is 64x64" in err
     code, err = convert_with(ImageSize={"Width": 64, "Height": 64},
                              Projection={"Name": "Fisheye624", "Params": rgb["Projection"]["Params"]})
     assert code == 0, err

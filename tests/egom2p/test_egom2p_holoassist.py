@@ -40,13 +40,13 @@ def test_holoassist_errors_name_file_and_row(tmp_path, capsys):
     rec = truth["recording"]
     eyes = rec / "Export_py" / "Eyes" / "Eyes_sync.txt"
     eyes.write_text("\n".join(eyes.read_text().splitlines()[:-1]) + "\n")
-    assert cli(["egom2p", "convert", "holoassist", str(rec), "--out", str(tmp_path / "o1")]) == 1
+    assert cli(["egom2p", "convert", "holoassist", str(rec), "--out", str(tmp_path / "o1")]) == 2
     assert "65 gaze rows for 66 poses" in capsys.readouterr().err
     pose = rec / "Export_py" / "Video" / "Pose_sync.txt"
     lines = pose.read_text().splitlines()
     lines[4] = lines[4].replace("\t", "\tx", 1)
     pose.write_text("\n".join(lines) + "\n")
-    assert cli(["egom2p", "convert", "holoassist", str(rec), "--out", str(tmp_path / "o2")]) == 1
+    assert cli(["egom2p", "convert", "holoassist", str(rec), "--out", str(tmp_path / "o2")]) == 2
     assert "Pose_sync.txt, row 5, field 'column 2': not a number" in capsys.readouterr().err
     (rec / "Export_py" / "Video_pitchshift.mp4").unlink()
     with pytest.raises(FileNotFoundError, match="Video_pitchshift.mp4"):

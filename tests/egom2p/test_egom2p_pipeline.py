@@ -34,15 +34,15 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys, egom2p_raw_and
     clips = str(egom2p_raw_and_clips / "clips")
     assert cli(["egom2p"]) == 2
     assert cli(["egom2p", "tokenize", clips, "--out", str(tmp_path / "t"), "--modality", "cam",
-                "--tokenizer", str(tmp_path / "none")]) == 1
+                "--tokenizer", str(tmp_path / "none")]) == 2
     assert "no tokenizer here" in capsys.readouterr().err
     (tmp_path / "cosmos").mkdir()
     (tmp_path / "cosmos" / "encoder.jit").write_bytes(b"")
     assert cli(["egom2p", "tokenize", clips, "--out", str(tmp_path / "t"), "--modality", "rgb",
-                "--tokenizer", str(tmp_path / "cosmos")]) == 1
+                "--tokenizer", str(tmp_path / "cosmos")]) == 2
     assert "huggingface.co/nvidia/Cosmos-0.1-Tokenizer-DV4x8x8" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert cli(["egom2p", "prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "c"), "--dataset", "x"]) == 1
+    assert cli(["egom2p", "prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "c"), "--dataset", "x"]) == 2
     assert "no recording folders" in capsys.readouterr().err
     assert cli(["train", str(REPO / "recipes" / "egom2p_cam_tokenizer.yaml"), f"data.clips=[{tmp_path}]"]) == 1
     assert "no clips with cam" in capsys.readouterr().err
@@ -76,7 +76,7 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
     assert np.load(tmp_path / "cam_decoded" / "synth__rec00_take__0000" / "cam.npy").shape == (60, 4, 4)
     np.savez(tmp_path / "evil.npz", **{"../../escaped": np.zeros(30, np.int32)})
     assert cli(["egom2p", "tokenizer", "decode", "--tokenizer", str(toks["cam"]), "--modality", "cam",
-                "--tokens", str(tmp_path / "evil.npz"), "--out", str(tmp_path / "sandbox" / "out")]) == 1
+                "--tokens", str(tmp_path / "evil.npz"), "--out", str(tmp_path / "sandbox" / "out")]) == 2
     assert "escapes" in capsys.readouterr().err and not (tmp_path / "escaped").exists()
     capsys.readouterr()
     assert cli(["egom2p", "tokenizer", "eval", "--tokenizer", str(toks["gaze"]), "--modality", "gaze",

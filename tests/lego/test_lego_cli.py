@@ -33,9 +33,9 @@ def test_convert_root_writes_every_output_and_validate_reports_rows(tmp_path, ca
     assert main(["lego", "validate", str(broken), "--frames-dir", str(layout.frames_dir("val"))]) == 1
     assert f"row 0, field '[{clip}][0].image_1': file not found" in capsys.readouterr().out
     assert main(["lego", "convert", str(broken), "--to", "ldm", "--frames-dir", str(layout.frames_dir("val")),
-                 "--media-root", str(layout.egogen), "--out", str(tmp_path / "x.jsonl")]) == 1
+                 "--media-root", str(layout.egogen), "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "row 0, field" in capsys.readouterr().err and not (tmp_path / "x.jsonl").exists()
-    assert main(["lego", "convert", "--root", str(tmp_path / "empty")]) == 1
+    assert main(["lego", "convert", "--root", str(tmp_path / "empty")]) == 2
 
 
 def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_features, trained_ldm, tiny_clip,
@@ -89,7 +89,7 @@ def test_features_sample_and_metrics_commands(lego_work, lego_vllm, lego_feature
                str(media), "--out", str(tmp_path / "scores"), "--limit", "2", "--clip-model", str(tiny_clip),
                "--lpips-nets", "alex", "--quiet"]
     capsys.readouterr()
-    assert main(metrics) == 1  # FID's Inception weights are absent: say which file, where
+    assert main(metrics) == 2  # FID's Inception weights are absent: say which file, where
     assert "weights-inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
     assert main([*metrics, "--skip-missing"]) == 0
     assert "skipping (weights missing): fid" in capsys.readouterr().err

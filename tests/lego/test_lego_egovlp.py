@@ -332,7 +332,7 @@ def test_metrics_command_fills_egovlp_from_the_checkpoint(released_checkpoint, t
     err = capsys.readouterr().err
     assert "Traceback" not in err and "is not an EgoVLP (FrozenInTime) checkpoint" in err
     assert "missing keys ['text_model.transformer.layer.1." in err
-    assert main([*base, "--egovlp-checkpoint", str(tmp_path / "none.pth")]) == 1
+    assert main([*base, "--egovlp-checkpoint", str(tmp_path / "none.pth")]) == 2  # a missing input file
     assert "egovlp: " + str(tmp_path / "none.pth") + " not found" in capsys.readouterr().err
     monkeypatch.setattr(E, "EgoVLPConfig", lambda: TINY)
     assert main([*base, "--metrics", "psnr,egovlp,egovlp_plus", "--egovlp-checkpoint", str(path)]) == 0

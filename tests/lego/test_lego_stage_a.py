@@ -209,8 +209,11 @@ def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setattr(features, "extract_features", fake_extract)
     index = tmp_path / "index.jsonl"
-    index.write_text("")
-    common = ["lego", "features", "--model", "m", "--index", str(index), "--media-root", ".", "--out", "o"]
+    index.write_text(json.dumps({"id": "r", "source": "s.jpg", "target": "t.jpg", "prompt": "p",
+                                 "feature_key": "s.jpg"}) + "\n")
+    (tmp_path / "m").mkdir()  # --model must be an existing folder (offline)
+    common = ["lego", "features", "--model", str(tmp_path / "m"), "--index", str(index), "--media-root", ".",
+              "--out", "o"]
     assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml")]) == 0
     assert seen["budget"] == (50176, 262144)
     assert main(common) == 0
@@ -218,7 +221,7 @@ def test_features_command_uses_the_stage_a_budget(monkeypatch, tmp_path, capsys)
     assert "pass --recipe" in capsys.readouterr().err
     assert main([*common, "--recipe", str(REPO / "recipes" / "lego_vllm_qwen.yaml"), "--max-pixels", "100000"]) == 0
     assert seen["budget"] == (50176, 100000)
-    assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 1
+    assert main([*common, "--recipe", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: stage-A recipe not found" in capsys.readouterr().err
     monkeypatch.undo()  # the real extraction: a narration without an action stops it before the model loads
     row = {"id": "ego4d/c/0", "source": "s.jpg", "target": "t.jpg", "prompt": "p", "action": "#C C #unsure",

@@ -124,6 +124,9 @@ def parse_skeleton(annotation: dict, path: Path, frame: int) -> tuple[np.ndarray
             joints[j] = [float(point["x"]), float(point["y"]), float(point["z"])]
         except (TypeError, KeyError, ValueError):
             raise DataFormatError(path, frame, f"annotation3D.{name}", "expected numbers x, y, z") from None
+        if not np.isfinite(joints[j]).all():  # a NaN joint would poison every MPJPE and loss it enters
+            raise DataFormatError(path, frame, f"annotation3D.{name}", "x, y, z must be finite (NaN or infinity "
+                                  "found; leave a missing joint out instead)")
         visible[j] = 1
     return joints, visible
 
@@ -287,6 +290,12 @@ def read_fragment(path: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         pose = np.asarray(entry.get("pose"), dtype=np.float32) if isinstance(entry.get("pose"), list) else None
         if pose is None or pose.shape != (len(JOINT_NAMES), 3):
             raise DataFormatError(path, frame, "pose", f"expected {len(JOINT_NAMES)} x 3 numbers")
+        if not np.isfinite(pose).all():
+            raise DataFormatError(path, frame, "pose", "NaN or infinity (missing joints are written as -1, -1, -1)")
+        trajectory = entry.get("trajectory")
+        if trajectory is not None and (not isinstance(trajectory, list)
+                                       or not np.isfinite(np.asarray(trajectory, dtype=np.float64)).all()):
+            raise DataFormatError(path, frame, "trajectory", "expected finite numbers")
         confidence = entry.get("confidence")
         if not isinstance(confidence, list) or len(confidence) != len(JOINT_NAMES) or \
                 any(c not in (0, 1) for c in confidence):

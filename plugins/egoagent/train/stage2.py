@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from egoforge.data.models import resolve_model_path
 from egoforge.egoagent.data.sequences import JointSequenceDataset, SequenceSpec
 from egoforge.egoagent.losses import masked_mse, matched_dino_loss, mpjpe
 from egoforge.egoagent.network import NETWORK_FILE, STUDENT_FILE, TEACHER_FILE, network_spec, read_spec
@@ -74,7 +75,9 @@ class Stage2Trainer(EgoAgentTrainer):
         if not source:
             self.accelerator.print("warning: stage2.init_from is not set; stage 2 starts from random weights")
             return
-        path = resolve_init_source(source)
+        # a local folder: a missing one is "not found" at once, never taken for a hub id; a stage-1 run folder
+        # stands for its newest complete checkpoint
+        path = resolve_init_source(resolve_model_path(source, online=False, what="stage2.init_from"))
         if (path / NETWORK_FILE).exists():
             _check_compatible(self.spec, read_spec(path), path)
             student_state = load_file(str(path / STUDENT_FILE))
