@@ -95,6 +95,10 @@ def _decode_problem(path: Path) -> str | None:
 def load_rows(path: str | os.PathLike) -> list:
     """Read a json list or a jsonl file; raises ValueError naming the file (and line) when unreadable."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a FIFO would block forever
+        from egoforge.data.errors import InputError
+
+        raise InputError(path, "is not a regular file (a FIFO or device)", fix="give the dataset file itself")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         rows = []
