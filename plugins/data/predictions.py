@@ -42,9 +42,9 @@ def read_predictions(path: str | os.PathLike, *, strict: bool = False) -> dict[s
                 break  # the run was killed mid-write; that question is simply redone
             torn = " (a torn last line: the run was interrupted; resume it to redo that question)" if (
                 lineno == len(lines)) else ""
-            raise InputError(path, f"line {lineno}: not valid JSON{torn}") from None
+            raise InputError(f"{path}, line {lineno}", f"not valid JSON{torn}") from None
         if not isinstance(record, dict) or "id" not in record:
-            raise InputError(path, f"line {lineno}: every prediction needs an id", field="id")
+            raise InputError(f"{path}, line {lineno}", "every prediction needs an id", field="id")
         key = str(record["id"])
         if strict and key in first_line:
             raise InputError(path, f"id {record['id']!r} is given twice, on lines {first_line[key]} and {lineno}",

@@ -27,7 +27,7 @@ from PIL import Image
 from egoforge.data.atomic import atomic_write_bytes, atomic_write_json
 from egoforge.data.errors import InputError
 from egoforge.data.paths import MediaRoot, UnsafePathError, resolve_under
-from egoforge.data.validate import load_rows
+from egoforge.data.validate import check_turn_types, load_rows
 
 MANIFEST = "egoforge_prepare.json"
 
@@ -95,7 +95,9 @@ def prepare_frames(
     # Frames written before the manifest recorded their source (or by an interrupted run) are not trusted: rebuilt.
     keys: dict[str, list[int]] = dict(manifest.get("frames") or {})
     stats = PrepareStats()
-    paths = media_paths(load_rows(dataset))
+    rows = load_rows(dataset)
+    check_turn_types(rows, dataset)
+    paths = media_paths(rows)
     sources = []
     for rel in paths:  # every frame checked before anything is written: a bad one fails fast and names itself
         source = media.resolve(rel)
