@@ -115,7 +115,6 @@ def prepare_frames(
             raise UnsafePathError(f"{dataset}: {rel!r} lies outside the data root {root.resolve()}: pass --media-dir "
                                   "with the folder that holds it, so the cache can mirror it") from None
         sources.append((source, mirrored, [info.st_size, info.st_mtime_ns]))
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     def save_manifest() -> None:
         atomic_write_json(manifest_path, {"budget": budget, "source_root": source_root, "frames": keys})
