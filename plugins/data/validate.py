@@ -224,22 +224,21 @@ def check_testbed_item(item: object, index: int, file: str, media: MediaCheck,
 
 
 def check_turn_types(rows: list, file: str | os.PathLike) -> None:
-    """Raise an error naming file, row and field at the first ShareGPT turn whose role (``role`` / ``from``) or
-    content (``content`` / ``value``) is not a string: commands that only read media paths would otherwise accept
-    rows that training then rejects."""
+    """Raise an error naming file, row and field at the first ShareGPT turn whose role (``role`` / curation
+    ``from``) is not a string: commands that only read media paths would otherwise accept rows that training then
+    rejects. (Content is left to ``validate``: OpenAI-style part lists are read by some tools.)"""
     from egoforge.data.errors import InputError
 
     for index, row in enumerate(rows):
         found = _messages(row) if isinstance(row, dict) else None
         if found is None:
             continue
-        key, messages, role_key, content_key = found
+        key, messages, role_key, _ = found
         for turn, message in enumerate(messages):
-            for name in (role_key, content_key):
-                value = message.get(name) if isinstance(message, dict) else None
-                if not isinstance(value, str):
-                    raise InputError(file, f"must be a string, got {type(value).__name__}", row=index,
-                                     field=f"{key}[{turn}].{name}")
+            value = message.get(role_key) if isinstance(message, dict) else None
+            if not isinstance(value, str):
+                raise InputError(file, f"must be a string, got {type(value).__name__}", row=index,
+                                 field=f"{key}[{turn}].{role_key}")
 
 
 def detect_format(rows: list) -> str:

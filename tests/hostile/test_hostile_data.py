@@ -58,6 +58,10 @@ def data(tmp_path) -> dict:
     role_list[0]["messages"][0]["role"] = ["user"]
     f["role_list"] = f["support"].parent / "role_list.json"
     f["role_list"].write_text(json.dumps(role_list))
+    from_list = [{"conversations": [{"from": {"who": "human"}, "value": "<image>What?"},
+                                    {"from": "gpt", "value": "A"}], "images": rows[0]["images"][:1]}]
+    f["from_list"] = f["support"].parent / "from_list.json"
+    f["from_list"].write_text(json.dumps(from_list))
     fifo_frame = json.loads(json.dumps(rows[:1]))
     fifo_frame[0]["images"][0] = "frames/pipe.jpg"
     f["fifo_frame"] = f["support"].parent / "fifo_frame.json"
@@ -104,6 +108,8 @@ CASES = [
     ("prepare torn", lambda f: _prepare(f, "torn"), 2, ["torn.json", "not valid JSON"], ["torn"]),
     ("prepare role list", lambda f: _prepare(f, "role_list"), 2,
      ["role_list.json, row 0, field 'messages[0].role': must be a string, got list"], ["role_list"]),
+    ("prepare curation from a dict", lambda f: _prepare(f, "from_list"), 2,
+     ["from_list.json, row 0, field 'conversations[0].from': must be a string, got dict"], ["from_list"]),
     ("prepare FIFO frame", lambda f: _prepare(f, "fifo_frame"), 2,
      ["fifo_frame.json", "'frames/pipe.jpg'", "is not a regular file"], ["fifo_frame"]),
     ("prepare FIFO dataset", lambda f: _prepare(f, "fifo_data"), 2, ["data_fifo.json: is not a regular file"], []),
@@ -180,6 +186,12 @@ def test_validate_reports_a_role_list_as_a_finding(data, capsys):
     exit_code, out, err = _run(["validate", data["role_list"], "--quiet", "--no-decode"], capsys)
     assert exit_code == 1, err
     assert f"{data['role_list']}, row 0, field 'messages[0].role': must be a string, got list" in out
+
+
+def test_validate_reports_a_curation_from_dict_as_a_finding(data, capsys):
+    exit_code, out, err = _run(["validate", data["from_list"], "--quiet", "--no-decode"], capsys)
+    assert exit_code == 1, err
+    assert "row 0, field 'conversations[0].from': must be a string, got dict" in out
 
 
 def test_validate_reports_a_testbed_dataset_list_as_a_finding(tmp_path, capsys):
