@@ -58,9 +58,13 @@ def test_real_call_without_network_fails_cleanly(tmp_path):
         dl.download("egocross-sft-animal", str(tmp_path), local_files_only=True)
 
 
-def test_unknown_source():
-    with pytest.raises(dl.DownloadError, match="unknown source"):
+def test_unknown_source(capsys):
+    from egoforge.data.errors import InputError
+
+    with pytest.raises(InputError, match="unknown source"):
         dl.download("nope", "x")
+    assert cli(["download", "nope", "--local-dir", "x"]) == 2  # bad input, not a failed download
+    assert "unknown source 'nope'" in capsys.readouterr().err
 
 
 # --- the EgoCross test set from the Hugging Face Hub ---------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_prepare_mirrors_the_testbed_so_the_cache_is_a_media_dir(real_testbed, t
     assert validate_file(real_testbed / TESTBED, media_dir=cache) == []
     # Without --media-dir the frames are not there: a clear error, not a crash.
     assert cli(["prepare", str(real_testbed / TESTBED), "--out", str(tmp_path / "c2"), "--max-pixels", "1024",
-                "--quiet"]) == 1
+                "--quiet"]) == 2
 
 
 # --- the official fps rule --------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_submit_cli(real_testbed, tmp_path, capsys):
     shutil.copy(real_testbed / TEMPLATE, other)
     other.write_text(json.dumps(template[1:]))
     assert cli(["evaluate", "egocross", "submit", "--predictions", str(preds_file), "--template", str(other),
-                "--out", str(tmp_path / "s2.json")]) == 1
+                "--out", str(tmp_path / "s2.json")]) == 2
     assert "ids the template does not list: 1" in capsys.readouterr().err
     assert not (tmp_path / "s2.json").exists()
 
@@ -339,7 +339,7 @@ def test_evaluate_real_testbed_then_submit(real_testbed, tiny_qwen3_vl, tmp_path
     out = tmp_path / "eval"
     base = ["evaluate", "egocross", "--model", str(tiny_qwen3_vl), "--testbed", str(real_testbed / TESTBED),
             "--answers", str(real_testbed / ANSWERS), "--out", str(out), *TINY, "--limit", "3"]
-    assert cli(base) == 1
+    assert cli(base) == 2
     assert f"--media-dir {real_testbed}" in capsys.readouterr().err
     assert cli([*base, "--media-dir", str(real_testbed / "egocross_testbed")]) == 0
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -347,12 +347,12 @@ def test_evaluate_real_testbed_then_submit(real_testbed, tiny_qwen3_vl, tmp_path
     assert all(r["question_id"] is None and r["protocol"] == "official" for r in records)
     assert "this run: official CloseQA" in (out / "results.md").read_text()
     # A resumed run under another protocol is refused rather than mixed into the same file.
-    assert cli([*base, "--media-dir", str(real_testbed), "--protocol", "sft"]) == 1
+    assert cli([*base, "--media-dir", str(real_testbed), "--protocol", "sft"]) == 2
     assert "protocol ['official']" in capsys.readouterr().err
     submission = tmp_path / "submission.json"
     args = ["evaluate", "egocross", "submit", "--predictions", str(out / "predictions.jsonl"), "--template",
             str(real_testbed / TEMPLATE), "--out", str(submission)]
-    assert cli(args) == 1 and "have no prediction" in capsys.readouterr().err
+    assert cli(args) == 2 and "have no prediction" in capsys.readouterr().err
     assert cli([*args, "--allow-missing"]) == 0
     rows = json.loads(submission.read_text())
     assert len(rows) == len(load_testbed(real_testbed / TESTBED)) and isinstance(rows[0]["question_id"], str)

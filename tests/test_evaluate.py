@@ -99,11 +99,11 @@ def test_missing_frame_and_escaping_path_fail_before_loading(egocross_work, tiny
     items = json.loads((testbed / "egocross_testbed_imgs.json").read_text())
     items[1]["video_path"][0] = "testbed/nowhere/frame_001.jpg"
     (testbed / "egocross_testbed_imgs.json").write_text(json.dumps(items))
-    assert _run(tiny_qwen3_vl, testbed, tmp_path / "o1") == 1
+    assert _run(tiny_qwen3_vl, testbed, tmp_path / "o1") == 2
     assert f"row 1 (id {items[1]['id']!r}), field 'video_path': file not found" in capsys.readouterr().err
     items[1]["video_path"][0] = "../../../etc/hostname"
     (testbed / "egocross_testbed_imgs.json").write_text(json.dumps(items))
-    assert _run(tiny_qwen3_vl, testbed, tmp_path / "o2") == 1
+    assert _run(tiny_qwen3_vl, testbed, tmp_path / "o2") == 2
     assert "escapes the data root" in capsys.readouterr().err
 
 

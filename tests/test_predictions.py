@@ -38,3 +38,22 @@ def test_records_need_an_id(tmp_path):
     path.write_text('{"prediction": "A"}\n')
     with pytest.raises(ValueError, match="field 'id'"):
         read_predictions(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "predictions file not found"),
+    ("", "holds no predictions"),
+    ('{"id": "a"}\n{"id": "b", "pre', "line 2: not valid JSON (a torn last line"),
+    ('{"id": "a"}\n{"id": "b"}\n{"id": "a"}\n', "id 'a' is given twice, on lines 1 and 3"),
+])
+def test_strict_reading_for_scoring_refuses_what_resuming_tolerates(tmp_path, text, message):
+    """Scoring must see every answer: the resume reader's tolerance (missing file, torn tail, last duplicate wins)
+    would score silently wrong."""
+    from egoforge.data.errors import InputError
+
+    path = tmp_path / "p.jsonl"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        read_predictions(path, strict=True)
+    read_predictions(path)  # resuming still reads it

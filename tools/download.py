@@ -3,6 +3,7 @@ Face Hub for the EgoCross test set)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -36,13 +37,17 @@ class DownloadError(RuntimeError):
 
 def download(name: str, local_dir: str, revision: str | None = None, local_files_only: bool = False) -> str:
     """Download ``name`` (a key of SOURCES or a raw ModelScope id with ``dataset:``/``model:`` prefix)."""
+    from egoforge.data.errors import InputError
+
     source = SOURCES.get(name)
     if source is None:
         kind, _, repo = name.partition(":")
         if kind not in ("dataset", "model") or not repo:
             known = ", ".join(SOURCES)
-            raise DownloadError(f"unknown source {name!r}: use one of {known}, or dataset:<id> / model:<id>")
+            raise InputError(None, f"unknown source {name!r}", fix=f"use one of {known}, or dataset:<id> / model:<id>")
         source = Source(repo, kind, repo)
+    if os.path.lexists(local_dir) and not os.path.isdir(local_dir):  # not "offline?": the hub was never asked
+        raise InputError(local_dir, "--local-dir is a file, not a folder", fix="give a folder to download into")
     if source.hub == "huggingface":
         return _download_hf(source, local_dir, revision, local_files_only)
     from modelscope.hub.snapshot_download import dataset_snapshot_download, snapshot_download
@@ -111,10 +116,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    try:
-        path = download(args.name, args.local_dir, args.revision, args.local_files_only)
-    except DownloadError as exc:
-        print(f"egoforge download: {exc}", file=sys.stderr)
-        return 1
+    # a DownloadError (the hub failed: exit 1) and input errors (exit 2) are reported by egoforge.tools.cli
+    path = download(args.name, args.local_dir, args.revision, args.local_files_only)
     print(path)
     return 0

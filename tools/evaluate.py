@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from egoforge.tools.argtypes import check_order_or_raise, non_negative_int, positive_float, positive_int
+
 HELP = ("evaluate a model on a benchmark (egocross: CloseQA generation + scoring, `egocross score` alone, "
         "`egocross submit` for Codabench, `egocross openqa` with an LLM judge; suite: the egocentric benchmarks "
         "through lmms-eval)")
@@ -20,6 +22,10 @@ def _add_score_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder for results.json, tables, chart, submission")
     parser.add_argument("--label", default="this run", help="row name of these predictions in the tables")
     parser.add_argument("--no-published", action="store_true", help="leave the seed's published rows out")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="score a run that lacks predictions for some questions: they count as wrong (the "
+                             "denominator stays every question) and every table prints the coverage 'n of N'; "
+                             "without it a partial run is refused")
 
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
@@ -38,22 +44,22 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                              "options, one letter, 16 tokens), to compare with its published rows")
     parser.add_argument("--frames-as", choices=["video", "images"],
                         help="override the protocol's choice (official: video; sft: images)")
-    parser.add_argument("--max-new-tokens", type=int, help="override the protocol's (official 2048, sft 16)")
-    parser.add_argument("--max-pixels", type=int, help="per-frame pixel cap (official 480*360, sft 360000)")
-    parser.add_argument("--min-pixels", type=int, help="per-frame minimum (official 32*32, sft 50176)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--fps", type=float, default=0.5, help="rate the frames are fed at (official 0.5)")
+    parser.add_argument("--max-new-tokens", type=positive_int, help="override the protocol's (official 2048, sft 16)")
+    parser.add_argument("--max-pixels", type=positive_int, help="per-frame pixel cap (official 480*360, sft 360000)")
+    parser.add_argument("--min-pixels", type=non_negative_int, help="per-frame minimum (official 32*32, sft 50176)")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--fps", type=positive_float, default=0.5, help="rate the frames are fed at (official 0.5)")
     parser.add_argument("--true-fps", action="store_true",
                         help="deviation from the official protocol: give EgoSurgery and CholecTrack20 .png clips "
                              "their true 1.0 fps in the prompt and the video timing (official: the prompt says 1.0 "
                              "only for CholecTrack20 .png, and every clip is fed at --fps)")
     parser.add_argument("--strict-json", action="store_true",
                         help="score exactly like the benchmark script: no bare-letter fallback, no <think> dropping")
-    parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--limit", type=positive_int, help="only the first N questions")
     parser.add_argument("--device", help="transformers backend device (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                         help="weights' dtype for either backend (auto: bfloat16 on GPU; transformers on CPU: float32)")
-    parser.add_argument("--max-model-len", type=int, help="vLLM backend: context length (default 32768)")
+    parser.add_argument("--max-model-len", type=positive_int, help="vLLM backend: context length (default 32768)")
     parser.add_argument("--label", default="this run")
     parser.add_argument("--quiet", action="store_true")
 
@@ -75,20 +81,20 @@ def _add_openqa_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-model", required=True, help="judge model name (official: gpt-4.1)")
     parser.add_argument("--judge-key-env", default="OPENAI_API_KEY",
                         help="environment variable holding the judge's API key (unset: no key is sent)")
-    parser.add_argument("--judge-retries", type=int, default=3)
-    parser.add_argument("--judge-timeout", type=float, default=120.0)
+    parser.add_argument("--judge-retries", type=non_negative_int, default=3)
+    parser.add_argument("--judge-timeout", type=positive_float, default=120.0)
     parser.add_argument("--model", help="model folder to answer the open questions (or give --predictions)")
     parser.add_argument("--predictions", help="existing OpenQA predictions.jsonl to judge instead of generating")
     parser.add_argument("--media-dir", help="folder holding the testbed's frames (see `evaluate egocross run`)")
     parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
     parser.add_argument("--frames-as", choices=["video", "images"], help="default: video (as for CloseQA)")
-    parser.add_argument("--max-new-tokens", type=int, help="default 2048")
-    parser.add_argument("--max-pixels", type=int, help="per-frame pixel cap (default 480*360)")
-    parser.add_argument("--min-pixels", type=int)
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--fps", type=float, default=0.5)
+    parser.add_argument("--max-new-tokens", type=positive_int, help="default 2048")
+    parser.add_argument("--max-pixels", type=positive_int, help="per-frame pixel cap (default 480*360)")
+    parser.add_argument("--min-pixels", type=non_negative_int)
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--fps", type=positive_float, default=0.5)
     parser.add_argument("--true-fps", action="store_true", help="per-domain true rates (a deviation)")
-    parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--limit", type=positive_int, help="only the first N questions")
     parser.add_argument("--device", help="transformers backend device")
     parser.add_argument("--label", default="this run")
     parser.add_argument("--quiet", action="store_true")
@@ -122,7 +128,9 @@ def _openqa(opts) -> int:
     judge = JudgeClient(opts.judge_url, opts.judge_model, api_key=os.environ.get(opts.judge_key_env) or None,
                         timeout=opts.judge_timeout, retries=opts.judge_retries)
     cache = JudgeCache(out / "judgments.jsonl")
-    results = judge_predictions(items, answers, read_predictions(predictions), judge, cache,
+    # a given --predictions file is scored as it is (strict); a generated one was just completed by the run
+    results = judge_predictions(items, answers, read_predictions(predictions, strict=bool(opts.predictions)), judge,
+                                cache,
                                 progress=lambda it: tqdm(it, desc="judging", unit="q", disable=opts.quiet),
                                 answers_file=opts.answers)
     atomic_write_json(out / "openqa_results.json", results.as_dict() | {"label": opts.label,
@@ -159,13 +167,14 @@ def _submit(opts) -> int:
     from egoforge.data.predictions import read_predictions
     from egoforge.eval.egocross_submit import fill_template, load_template
 
-    result = fill_template(load_template(opts.template), read_predictions(opts.predictions),
+    result = fill_template(load_template(opts.template), read_predictions(opts.predictions, strict=True),
                            allow_missing=opts.allow_missing)
     atomic_write_json(opts.out, result.rows)
     if result.unparsed:
         print(f"warning: {len(result.unparsed)} predictions are not one option letter and are submitted as \"\": "
               f"{', '.join(result.unparsed[:10])}", file=sys.stderr)
-    print(f"{opts.out}: {len(result.rows)} rows, {result.answered} answered")
+    print(f"{opts.out}: {len(result.rows)} rows, {result.answered} answered; coverage: predictions for "
+          f"{result.coverage} template questions")
     return 0
 
 
@@ -183,14 +192,14 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
                         help="lmms-eval model name (default egoforge's; any installed lmms-eval model works)")
     parser.add_argument("--model-args", default="", help="extra lmms-eval model_args, k=v,k2=v2")
     parser.add_argument("--device", help="transformers device (default: cuda if available)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--limit", type=int, help="only the first N docs of every task (smoke runs)")
-    parser.add_argument("--max-new-tokens", type=int, help="override every task's generation length")
-    parser.add_argument("--video-fps", type=float, default=2.0, help="video sampling rate (Ego3S: 2)")
-    parser.add_argument("--max-frames", type=int, default=16, help="frames per video at most (Ego3S: 16)")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--limit", type=positive_int, help="only the first N docs of every task (smoke runs)")
+    parser.add_argument("--max-new-tokens", type=positive_int, help="override every task's generation length")
+    parser.add_argument("--video-fps", type=positive_float, default=2.0, help="video sampling rate (Ego3S: 2)")
+    parser.add_argument("--max-frames", type=positive_int, default=16, help="frames per video at most (Ego3S: 16)")
     parser.add_argument("--frames-as", default="video", choices=["video", "images"])
-    parser.add_argument("--video-max-pixels", type=int, default=128 * 28 * 28, help="per video frame (Ego3S)")
-    parser.add_argument("--image-max-pixels", type=int, default=401408, help="per image (Ego3S)")
+    parser.add_argument("--video-max-pixels", type=positive_int, default=128 * 28 * 28, help="per video frame (Ego3S)")
+    parser.add_argument("--image-max-pixels", type=positive_int, default=401408, help="per image (Ego3S)")
     parser.add_argument("--judge", default="none", choices=["none", "openai"],
                         help="openai: the benchmarks' GPT judges (EgoTextVQA, EgoThink; needs OPENAI_API_KEY and "
                              "the network) instead of egoforge's local metrics")
@@ -249,35 +258,27 @@ def _suite(rest: list[str]) -> int:
     _add_suite_args(parser)
     opts = parser.parse_args(rest)
 
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.data.paths import UnsafePathError
     from egoforge.eval.report import markdown_table
-    from egoforge.lmms.lmms_runner import LmmsEvalError
-    from egoforge.lmms.suite import SuiteConfig, SuiteError, data_dirs, parse_benchmarks, run_suite
+    from egoforge.lmms.suite import SuiteConfig, data_dirs, parse_benchmarks, run_suite
     from egoforge.lmms.taskgen import TaskOptions
 
-    try:
-        benchmarks = parse_benchmarks(opts.benchmarks)
-        judge = _judge_config(opts)
-        model_args = _parse_pairs([opts.model_args], "--model-args")
-        if opts.lmms_model == "egoforge_vl":
-            model_args = {"frames_as": opts.frames_as, "video_max_pixels": opts.video_max_pixels,
-                          "image_max_pixels": opts.image_max_pixels, "video_fps": opts.video_fps,
-                          "max_frames": opts.max_frames, **({"device": opts.device} if opts.device else {}),
-                          **({"progress": "false"} if opts.quiet else {}), **model_args}
-        config = SuiteConfig(
-            model=opts.model, out=Path(opts.out).resolve(), benchmarks=benchmarks,
-            data=data_dirs(benchmarks, opts.data_root, _parse_pairs(opts.data, "--data")), backend=opts.backend,
-            lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
-            options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
-                                max_new_tokens=opts.max_new_tokens, judge=judge is not None,
-                                strict_json=opts.strict_json, true_fps=opts.true_fps),
-            label=opts.label, published=not opts.no_published, echo=not opts.quiet, judge=judge)
-        results = run_suite(config, prepare_only=opts.prepare_only)
-    except (SuiteError, DataFormatError, UnsafePathError, FileNotFoundError, LmmsEvalError, ValueError,
-            RuntimeError) as exc:
-        print(f"egoforge evaluate suite: {exc}", file=sys.stderr)
-        return 1
+    benchmarks = parse_benchmarks(opts.benchmarks)
+    judge = _judge_config(opts)
+    model_args = _parse_pairs([opts.model_args], "--model-args")
+    if opts.lmms_model == "egoforge_vl":
+        model_args = {"frames_as": opts.frames_as, "video_max_pixels": opts.video_max_pixels,
+                      "image_max_pixels": opts.image_max_pixels, "video_fps": opts.video_fps,
+                      "max_frames": opts.max_frames, **({"device": opts.device} if opts.device else {}),
+                      **({"progress": "false"} if opts.quiet else {}), **model_args}
+    config = SuiteConfig(
+        model=opts.model, out=Path(opts.out).resolve(), benchmarks=benchmarks,
+        data=data_dirs(benchmarks, opts.data_root, _parse_pairs(opts.data, "--data")), backend=opts.backend,
+        lmms_model=opts.lmms_model, model_args=model_args, batch_size=opts.batch_size, limit=opts.limit,
+        options=TaskOptions(video_fps=opts.video_fps, max_frames=opts.max_frames,
+                            max_new_tokens=opts.max_new_tokens, judge=judge is not None,
+                            strict_json=opts.strict_json, true_fps=opts.true_fps),
+        label=opts.label, published=not opts.no_published, echo=not opts.quiet, judge=judge)
+    results = run_suite(config, prepare_only=opts.prepare_only)
     if opts.prepare_only:
         print(f"tasks: {results['tasks']}\nrun it with:\n{results['command']}")
         return 0
@@ -303,47 +304,46 @@ def main(args) -> int:
     parser = argparse.ArgumentParser(prog=f"egoforge evaluate {args.benchmark} {action}")
     ACTIONS[action](parser)
     opts = parser.parse_args(rest)
+    check_order_or_raise(opts, ("min_pixels", "max_pixels"))
     if action == "run":  # a missing folder fails now, not after minutes of hub retries
         from egoforge.data.models import resolve_model_path
 
         opts.model = resolve_model_path(opts.model)
 
-    from egoforge.data.jsonio import DataFormatError
-    from egoforge.data.paths import UnsafePathError
-    from egoforge.eval.egocross_openqa import JudgeError
+    # errors (bad input: exit 2; a failed run: exit 1) go through egoforge.tools.cli, one line each
     from egoforge.eval.egocross_run import generate_predictions, score_and_report
-    from egoforge.eval.egocross_submit import SubmissionError
 
-    try:
-        if action == "submit":
-            return _submit(opts)
-        if action == "openqa":
-            return _openqa(opts)
-        if action == "score":
-            results = score_and_report(opts.testbed, opts.answers, opts.predictions, opts.out, label=opts.label,
-                                       published=not opts.no_published)
-        else:
-            kwargs: dict = {"dtype": opts.dtype}
-            if opts.backend == "transformers" and opts.device:
-                kwargs["device"] = opts.device
-            if opts.backend == "vllm" and opts.max_model_len:
-                kwargs["max_model_len"] = opts.max_model_len
-            predictions = generate_predictions(
-                opts.model, opts.testbed, opts.out, media_dir=opts.media_dir, backend=opts.backend,
-                settings=_settings(opts), fps=opts.fps, true_fps=opts.true_fps, protocol=opts.protocol,
-                allow_bare_letter=not opts.strict_json, limit=opts.limit, progress=not opts.quiet,
-                backend_kwargs=kwargs)
-            print(f"predictions: {predictions}")
-            if not opts.answers:
-                return 0
-            results = score_and_report(opts.testbed, opts.answers, predictions, opts.out, label=opts.label)
-    except (DataFormatError, FileNotFoundError, UnsafePathError, SubmissionError, JudgeError, ValueError) as exc:
-        print(f"egoforge evaluate: {exc}", file=sys.stderr)
-        return 1
+    if action == "submit":
+        return _submit(opts)
+    if action == "openqa":
+        return _openqa(opts)
+    if action == "score":
+        results = score_and_report(opts.testbed, opts.answers, opts.predictions, opts.out, label=opts.label,
+                                   published=not opts.no_published, allow_partial=opts.allow_partial)
+    else:
+        kwargs: dict = {"dtype": opts.dtype}
+        if opts.backend == "transformers" and opts.device:
+            kwargs["device"] = opts.device
+        if opts.backend == "vllm" and opts.max_model_len:
+            kwargs["max_model_len"] = opts.max_model_len
+        predictions = generate_predictions(
+            opts.model, opts.testbed, opts.out, media_dir=opts.media_dir, backend=opts.backend,
+            settings=_settings(opts), fps=opts.fps, true_fps=opts.true_fps, protocol=opts.protocol,
+            allow_bare_letter=not opts.strict_json, limit=opts.limit, progress=not opts.quiet,
+            backend_kwargs=kwargs)
+        print(f"predictions: {predictions}")
+        if not opts.answers:
+            return 0
+        results = score_and_report(opts.testbed, opts.answers, predictions, opts.out, label=opts.label,
+                                   limit=opts.limit)
     from egoforge.eval.report import markdown_table
 
     rows = {opts.label: {d: t.accuracy for d, t in results.per_domain.items() if t.total}
-            | {"micro": results.micro, "macro": results.macro}}
-    print(markdown_table(rows, [*(d for d, t in results.per_domain.items() if t.total), "micro", "macro"]), end="")
+            | {"micro": results.micro, "macro": results.macro, "coverage": results.coverage}}
+    print(markdown_table(rows, [*(d for d, t in results.per_domain.items() if t.total), "micro", "macro",
+                                "coverage"]), end="")
+    if results.missing_predictions:
+        print(f"warning: partial run: predictions for {results.coverage} questions; the "
+              f"{len(results.missing_predictions)} missing ones are counted wrong", file=sys.stderr)
     print(f"results: {opts.out}/results.json (+ results.md, results.csv, results.png, submission.json)")
     return 0

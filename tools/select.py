@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from egoforge.tools.argtypes import check_order_or_raise, non_negative_float, positive_int, probability, top_p
+
 HELP = "select training samples: `csm` = Ego3S counterfactual selection (question only / video / masked video)"
 
 
@@ -19,8 +21,10 @@ def add_arguments(parser) -> None:
     csm.add_argument("--preset", choices=["paper", "official"], default="paper",
                      help="paper: lambda_c 0.1 + fine filter lambda_f 0.5; official: csm_selection.py, coarse 0.12 "
                      "only")
-    csm.add_argument("--lambda-c", type=float, help="coarse threshold (overrides the preset)")
-    csm.add_argument("--lambda-f", type=float, help="fine threshold (overrides the preset)")
+    csm.add_argument("--lambda-c", type=probability,
+                     help="coarse threshold on an accuracy deviation, in [0, 1] (overrides the preset)")
+    csm.add_argument("--lambda-f", type=probability,
+                     help="fine threshold on an accuracy drop, in [0, 1] (overrides the preset)")
     csm.add_argument("--coarse-side", choices=["both", "positive"], help="keep |deviation| (both, official) or "
                      "only video-helps deviations")
     csm.add_argument("--no-fine", action="store_true", help="coarse filter only")
@@ -30,14 +34,15 @@ def add_arguments(parser) -> None:
     csm.add_argument("--missing-roi", choices=["default", "keep"], default="default",
                      help="clips without roi_box: mask a lower-centre box (default) or keep them untested")
     csm.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
-    csm.add_argument("-G", "--num-generations", type=int, default=5, help="responses per condition (paper: 5)")
-    csm.add_argument("--temperature", type=float, default=0.7)
-    csm.add_argument("--top-p", type=float, default=1.0)
-    csm.add_argument("--max-new-tokens", type=int, default=768)
-    csm.add_argument("--batch-size", type=int, default=4, help="requests per generate call")
+    csm.add_argument("-G", "--num-generations", type=positive_int, default=5,
+                     help="responses per condition (paper: 5)")
+    csm.add_argument("--temperature", type=non_negative_float, default=0.7)
+    csm.add_argument("--top-p", type=top_p, default=1.0)
+    csm.add_argument("--max-new-tokens", type=positive_int, default=768)
+    csm.add_argument("--batch-size", type=positive_int, default=4, help="requests per generate call")
     csm.add_argument("--seed", type=int, default=0)
-    csm.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
-    csm.add_argument("--max-model-len", type=int, default=32768, help="vllm only: context length")
+    csm.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vllm only")
+    csm.add_argument("--max-model-len", type=positive_int, default=32768, help="vllm only: context length")
     csm.add_argument("--quiet", action="store_true")
     from egoforge.tools.ego3s import _budget_arguments
 
@@ -56,6 +61,7 @@ def main(args) -> int:
     from egoforge.ego3s.generation import SamplingSettings, make_sampler
     from egoforge.tools.ego3s import budget_from
 
+    check_order_or_raise(args, ("min_frames", "max_frames"), ("min_pixels", "max_pixels"))
     args.model = resolve_model_path(args.model)
     csm = CSMConfig.preset(args.preset, lambda_c=args.lambda_c, lambda_f=args.lambda_f,
                            coarse_side=args.coarse_side, fine_rule=args.fine_rule)
@@ -76,14 +82,14 @@ def main(args) -> int:
         result = run_csm(args.source, args.out, sampler, opts,
                          progress=None if args.quiet else lambda it, desc: tqdm(it, desc=desc, unit="batch",
                                                                               file=sys.stderr))
-    except ConversionError as exc:
+    except ConversionError as exc:  # bad input rows: listed, then exit 2 like every input error
+        from egoforge.data.errors import INPUT_ERROR_EXIT
+
         for issue in exc.issues[:50]:
             print(issue, file=sys.stderr)
         print(f"egoforge select csm: {len(exc.issues)} problem(s) in {args.source}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"egoforge select csm: {exc}", file=sys.stderr)
-        return 1
+        return INPUT_ERROR_EXIT
+    # other input errors (exit 2) and failures (exit 1) are reported by egoforge.tools.cli, one line each
     s = result.summary
     print(f"CSM kept {s['kept']} of {s['samples']} samples ({100 * s['kept_fraction']:.1f}%); coarse filter kept "
           f"{s['coarse_kept']}; {s['generations_per_sample']:.1f} generations per sample", file=sys.stderr)

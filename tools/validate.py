@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from egoforge.tools.argtypes import non_negative_int
+
 HELP = "check a dataset (LLaMA-Factory ShareGPT json/jsonl or EgoCross testbed) row by row; never modifies it"
 
 
@@ -18,11 +20,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--answers", help="EgoCross answers file: also check each correct letter is an option")
     parser.add_argument("--no-decode", action="store_true", help="only check that media files exist")
     parser.add_argument("--json", dest="json_out", help="also write the issues as JSON to this path")
-    parser.add_argument("--max-print", type=int, default=50, help="print at most this many issues (default 50)")
+    parser.add_argument("--max-print", type=non_negative_int, default=50,
+                        help="print at most this many issues (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(args) -> int:
+    """Exit 0 clean, 1 when the dataset has problems (listed), 2 when it cannot be read at all (one line)."""
     from tqdm.auto import tqdm
 
     from egoforge.data.atomic import atomic_write_json
@@ -32,7 +36,7 @@ def main(args) -> int:
         return tqdm(rows, desc=f"validating {args.file}", unit="row", disable=args.quiet, file=sys.stderr)
 
     issues = validate_file(args.file, media_dir=args.media_dir, fmt=args.format, answers=args.answers,
-                           decode=not args.no_decode, progress=progress)
+                           decode=not args.no_decode, progress=progress, raise_unreadable=True)
     errors = [i for i in issues if i.severity == "error"]
     for issue in issues[: args.max_print]:
         print(issue)

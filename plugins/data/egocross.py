@@ -28,6 +28,8 @@ DEFAULT_SAMPLING_FPS = 0.5
 
 def domain_of(dataset: str) -> str:
     """Map a testbed ``dataset`` value to its EgoCross domain, with a clear error for unknown sources."""
+    if not isinstance(dataset, str):  # a list or number would crash the lookup (unhashable) or match nothing
+        raise ValueError(f"must be a string naming the source dataset, got {type(dataset).__name__} {dataset!r}")
     try:
         return DATASET_TO_DOMAIN[dataset]
     except KeyError:
@@ -103,6 +105,15 @@ def load_testbed(path: str | os.PathLike) -> list[dict]:
             raise DataFormatError(path, row, "video_path", "must be a non-empty list of frame paths")
         if not isinstance(item["options"], list) or len(item["options"]) < 2:
             raise DataFormatError(path, row, "options", "must be a list of at least two 'A: ...' strings")
+        for i, option in enumerate(item["options"]):
+            if not isinstance(option, str):
+                raise DataFormatError(path, row, f"options[{i}]", f"must be a string, got {type(option).__name__}")
+        for j, frame in enumerate(item["video_path"]):
+            if not isinstance(frame, str):
+                raise DataFormatError(path, row, f"video_path[{j}]", f"must be a path string, got "
+                                      f"{type(frame).__name__}")
+        if not isinstance(item["question_text"], str):
+            raise DataFormatError(path, row, "question_text", "must be a string")
         try:
             domain_of(item["dataset"])
         except ValueError as exc:

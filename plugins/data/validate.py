@@ -95,6 +95,10 @@ def _decode_problem(path: Path) -> str | None:
 def load_rows(path: str | os.PathLike) -> list:
     """Read a json list or a jsonl file; raises ValueError naming the file (and line) when unreadable."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a FIFO would block forever
+        from egoforge.data.errors import InputError
+
+        raise InputError(path, "is not a regular file (a FIFO or device)", fix="give the dataset file itself")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         rows = []
@@ -144,7 +148,11 @@ def check_sharegpt_row(row: object, index: int, file: str, media: MediaCheck) ->
         if not isinstance(message, dict) or not isinstance(message.get(content_key), str):
             yield Issue(file, index, f"{key}[{turn}].{content_key}", "must be a string")
             return
-        roles.append(_ROLE_ALIASES.get(message.get(role_key), message.get(role_key)))
+        role = message.get(role_key)
+        if not isinstance(role, str):  # a list or number here used to crash the alias lookup
+            yield Issue(file, index, f"{key}[{turn}].{role_key}", f"must be a string, got {type(role).__name__}")
+            return
+        roles.append(_ROLE_ALIASES.get(role, role))
     body = roles[1:] if roles and roles[0] == "system" else roles
     expected = ["user", "assistant"] * (len(body) // 2 + 1)
     if not body or len(body) % 2 or body != expected[: len(body)]:
@@ -215,6 +223,24 @@ def check_testbed_item(item: object, index: int, file: str, media: MediaCheck,
                         f"answer {truth!r} is not among the options {''.join(sorted(letters))}")
 
 
+def check_turn_types(rows: list, file: str | os.PathLike) -> None:
+    """Raise an error naming file, row and field at the first ShareGPT turn whose role (``role`` / curation
+    ``from``) is not a string: commands that only read media paths would otherwise accept rows that training then
+    rejects. (Content is left to ``validate``: OpenAI-style part lists are read by some tools.)"""
+    from egoforge.data.errors import InputError
+
+    for index, row in enumerate(rows):
+        found = _messages(row) if isinstance(row, dict) else None
+        if found is None:
+            continue
+        key, messages, role_key, _ = found
+        for turn, message in enumerate(messages):
+            value = message.get(role_key) if isinstance(message, dict) else None
+            if not isinstance(value, str):
+                raise InputError(file, f"must be a string, got {type(value).__name__}", row=index,
+                                 field=f"{key}[{turn}].{role_key}")
+
+
 def detect_format(rows: list) -> str:
     first = next((r for r in rows if isinstance(r, dict)), {})
     if "question_text" in first and "video_path" in first:
@@ -229,13 +255,21 @@ def validate_file(
     answers: str | os.PathLike | None = None,
     decode: bool = True,
     progress: Callable[[Iterable], Iterable] | None = None,
+    *,
+    raise_unreadable: bool = False,
 ) -> list[Issue]:
-    """Validate a dataset file; returns the issues (empty when clean). Never writes anything."""
+    """Validate a dataset file; returns the issues (empty when clean). Never writes anything.
+
+    A file (or answers file) that cannot be read at all is one issue, or with ``raise_unreadable`` the error itself
+    (the CLI reports it as bad input, exit 2, rather than as a finding, exit 1).
+    """
     path = Path(path)
     file = str(path)
     try:
         rows = load_rows(path)
     except (OSError, ValueError) as exc:
+        if raise_unreadable:
+            raise
         return [Issue(file, None, None, str(exc))]
     media = MediaCheck(MediaRoot.for_file(path, media_dir), decode=decode)
     fmt = detect_format(rows) if fmt == "auto" else fmt
@@ -250,6 +284,8 @@ def validate_file(
             try:
                 answer_map = load_answers(answers)
             except DataFormatError as exc:
+                if raise_unreadable:
+                    raise
                 return [Issue(exc.path, exc.row, exc.field, exc.reason)]
         seen: set[str] = set()
         for index, item in enumerate(iterate(rows)):

@@ -11,7 +11,7 @@ from egoforge.data.paths import MediaRoot, UnsafePathError
 from egoforge.data.predictions import PredictionWriter, read_predictions
 from egoforge.eval.backends import GenerationSettings, VisualRequest, make_backend
 from egoforge.eval.egocross_protocol import PROTOCOLS, build_prompt, parse_response
-from egoforge.eval.egocross_score import EgoCrossResults, score_egocross, submission
+from egoforge.eval.egocross_score import EgoCrossResults, check_coverage, score_egocross, submission
 from egoforge.eval.published import EGOCROSS_ROWS
 from egoforge.eval.report import write_tables
 
@@ -141,26 +141,40 @@ def score_and_report(
     label: str = "this run",
     extra_rows: dict[str, dict] | None = None,
     published: bool = True,
+    *,
+    allow_partial: bool = False,
+    limit: int | None = None,
 ) -> EgoCrossResults:
     """Score predictions and write results.json, results.{md,csv,png} and submission.json into ``out_dir``.
 
-    results.md ends with the protocol behind every row: the published rows are the SFT repository's, this run's
-    is read from its prediction records (``protocol``; records from before that field existed are "official").
+    The predictions are read strictly (a missing or empty file, a torn line, an id given twice are errors) and must
+    cover the testbed (its first ``limit`` questions when given): a partial run is refused unless
+    ``allow_partial``, and then scored over all N questions, the missing ones counted wrong, with the coverage
+    "n of N" in every table. results.md ends with the protocol behind every row: the published rows are the SFT
+    repository's, this run's is read from its prediction records (``protocol``; records from before that field
+    existed are "official").
     """
-    items = load_testbed(testbed)
-    preds = read_predictions(predictions)
+    all_items = load_testbed(testbed)
+    items = all_items[:limit] if limit else all_items
+    preds = read_predictions(predictions, strict=True)
+    check_coverage(items, preds, predictions, allow_partial=allow_partial)
     results = score_egocross(items, load_answers(answers), preds)
     protocols = sorted({_protocol_of(r) for r in preds.values()}) or ["official"]
     if any(p.startswith("openqa") for p in protocols):
         raise ValueError(f"{predictions} holds OpenQA answers: score them with `egoforge evaluate egocross openqa "
                          "--predictions ...` (the LLM judge), not the CloseQA scorer")
     out_dir = Path(out_dir)
-    atomic_write_json(out_dir / "results.json", results.as_dict() | {"label": label, "protocol": protocols})
+    scope = f" (--limit: the first {len(items)} of the testbed's {len(all_items)} questions)" if (
+        len(items) < len(all_items)) else ""
+    coverage = f"{label}: predictions for {results.coverage} questions{scope}" + (
+        "; the missing ones are counted wrong" if results.missing_predictions else "")
+    atomic_write_json(out_dir / "results.json", results.as_dict() | {"label": label, "protocol": protocols,
+                                                                     "testbed_questions": len(all_items)})
     rows = dict(EGOCROSS_ROWS) if published else {}
     rows.update(extra_rows or {})
-    rows[label] = result_row(results)
-    columns = [*DOMAINS, "micro", "macro"]
-    tables = write_tables(rows, columns, out_dir, "results", "EgoCross CloseQA accuracy (%)")
+    rows[label] = result_row(results) | {"coverage": results.coverage}
+    columns = [*DOMAINS, "micro", "macro", "coverage"]
+    tables = write_tables(rows, columns, out_dir, "results", "EgoCross CloseQA accuracy (%)", note=coverage)
     notes = [f"- {label}: " + "; ".join(_describe(p) for p in protocols)]
     if published:
         notes += [f"- {name}: published by the EgoCross SFT repository, with its own inference (protocol sft)"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from egoforge.data.egocross import DOMAINS, answer_for, domain_of
+from egoforge.data.errors import InputError
 from egoforge.eval.egocross_protocol import is_correct
 
 
@@ -32,6 +34,21 @@ class EgoCrossResults:
     missing_answers: list[str] = field(default_factory=list)
 
     @property
+    def questions(self) -> int:
+        """N: every scored question (the denominator; a question without a prediction counts as wrong)."""
+        return sum(t.total for t in self.per_domain.values())
+
+    @property
+    def predicted(self) -> int:
+        """n: the scored questions that have a prediction."""
+        return self.questions - len(self.missing_predictions)
+
+    @property
+    def coverage(self) -> str:
+        """``"n of N"``, printed beside every table of a run."""
+        return f"{self.predicted} of {self.questions}"
+
+    @property
     def micro(self) -> float:
         """Accuracy over all questions (the SFT repository's "Overall" since commit 7a539ab)."""
         correct = sum(t.correct for t in self.per_domain.values())
@@ -48,7 +65,9 @@ class EgoCrossResults:
         return {
             "micro": round(self.micro, 2),
             "macro": round(self.macro, 2),
-            "n_questions": sum(t.total for t in self.per_domain.values()),
+            "n_questions": self.questions,
+            "coverage": {"predicted": self.predicted, "questions": self.questions,
+                         "missing_counted_wrong": len(self.missing_predictions)},
             "per_domain": {d: t.as_dict() for d, t in self.per_domain.items()},
             "per_category": {c: t.as_dict() for c, t in sorted(self.per_category.items())},
             "per_question_type": {q: t.as_dict() for q, t in sorted(self.per_question_type.items())},
@@ -91,6 +110,37 @@ def score_egocross(items: list[dict], answers: dict[str, str], predictions: dict
     results.per_category = dict(per_category)
     results.per_question_type = dict(per_type)
     return results
+
+
+def _named(ids: list[str], limit: int = 5) -> str:
+    return ", ".join(ids[:limit]) + (f" ... ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def check_coverage(items: list[dict], predictions: dict[str, dict], predictions_file: str | os.PathLike,
+                   *, allow_partial: bool = False) -> None:
+    """Refuse predictions that do not cover the testbed: the scores would be silently wrong.
+
+    An :class:`InputError` naming the file and how many ids matched when no prediction matches a testbed id or some
+    prediction has an id the testbed lacks (another testbed's file); and, unless ``allow_partial``, when some
+    question has no prediction (an unfinished run). A partial run allowed through is scored over all N questions,
+    the missing ones counted wrong, and every table prints its coverage "n of N".
+    """
+    ids = [str(item["id"]) for item in items]
+    known = set(ids)
+    matched = sum(key in predictions for key in ids)
+    where = f"{matched} of the testbed's {len(ids)} ids have a prediction"
+    if not matched:
+        raise InputError(predictions_file, f"no prediction matches a testbed id ({where}; its ids: "
+                         f"{_named(list(predictions))})", fix="is it the predictions file of this testbed?")
+    extra = [key for key in predictions if key not in known]
+    if extra:
+        raise InputError(predictions_file, f"{len(extra)} predictions have ids the testbed lacks: {_named(extra)} "
+                         f"({where})", fix="it belongs to another testbed")
+    missing = [key for key in ids if key not in predictions]
+    if missing and not allow_partial:
+        raise InputError(predictions_file, f"partial run: {where}; without a prediction: {_named(missing)}",
+                         fix="finish the run (it resumes), or pass --allow-partial to score the missing questions "
+                         "as wrong with the coverage in every table")
 
 
 def submission_letter(prediction: object) -> str:

@@ -26,6 +26,12 @@ class Submission:
     rows: list[dict]
     answered: int = 0
     unparsed: list[str] = field(default_factory=list)  # ids whose prediction is not one letter: answer ""
+    predicted_ids: set[str] = field(default_factory=set)  # template ids that have a prediction (the coverage)
+
+    @property
+    def coverage(self) -> str:
+        """``"n of N"``: template questions with a prediction, of all of them."""
+        return f"{len(self.predicted_ids)} of {len(self.rows)}"
 
 
 def load_template(path: str | os.PathLike) -> list[dict]:
@@ -74,7 +80,7 @@ def fill_template(template: list[dict], predictions: dict[str, dict], *, allow_m
     if missing and not allow_missing:
         raise SubmissionError(f"{len(missing)} template ids have no prediction: {_named(missing)} "
                               "(finish the run, or pass --allow-missing to submit them unanswered)")
-    result = Submission(rows=[])
+    result = Submission(rows=[], predicted_ids=set(by_id) & set(predictions))
     for row in template:
         key = str(row["id"])
         letter = submission_letter(predictions.get(key, {}).get("prediction"))

@@ -154,7 +154,7 @@ def build_report(
     try:
         answer_map = load_answers(answers) if answers else None
         fmt, samples = load_dataset(data, fmt, fps=fps, answers=answer_map)
-        preds = read_predictions(predictions) if predictions else None
+        preds = read_predictions(predictions, strict=True) if predictions else None
     except DataFormatError as exc:
         raise ReportError(str(exc)) from None
     except ValueError as exc:

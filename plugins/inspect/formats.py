@@ -148,6 +148,10 @@ def _turns(messages: list, role_key: str, content_key: str, field: str, file: st
             issues.append(Issue(file, index, f"{field}[{t}].{content_key}", "must be a string"))
             continue
         role = message.get(role_key)
+        if not isinstance(role, str):  # a list here used to crash the alias lookup
+            issues.append(Issue(file, index, f"{field}[{t}].{role_key}",
+                                f"must be a string, got {type(role).__name__}"))
+            continue
         turns.append((_ROLE.get(role, role), content))
     return turns
 

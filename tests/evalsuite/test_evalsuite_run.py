@@ -130,11 +130,11 @@ def test_prepare_only_prints_the_lmms_eval_command(suite_cli, bench_root, tiny_q
     (["--data", "qaego4d"], "expected KEY=VALUE"),
 ])
 def test_bad_arguments(suite_cli, bench_root, tiny_qwen3_vl, tmp_path, capsys, args, message):
-    assert suite_cli(tiny_qwen3_vl, bench_root, tmp_path / "o", *args, "--prepare-only") == 1
+    assert suite_cli(tiny_qwen3_vl, bench_root, tmp_path / "o", *args, "--prepare-only") == 2
     assert message in capsys.readouterr().err
 
 
 def test_missing_model_folder(bench_root, tmp_path, capsys):
     assert cli(["evaluate", "suite", "--model", str(tmp_path / "nope"), "--data-root", str(bench_root),
-                "--benchmarks", "qaego4d", "--out", str(tmp_path / "o")]) == 1
+                "--benchmarks", "qaego4d", "--out", str(tmp_path / "o")]) == 2
     assert "model folder not found" in capsys.readouterr().err
