@@ -29,7 +29,7 @@ from omegaconf import ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum, RescoreFile
-from egoforge.ego3s.media import FrameBudget, load_clip
+from egoforge.ego3s.media import FrameBudget, load_one_clip, sampling_fps
 
 _BUDGET_KEYS = {"fps", "min_frames", "max_frames", "frames_fps"}
 
@@ -42,12 +42,19 @@ def _as_list(files) -> list[str]:
     return [str(files)]
 
 
-def decode_video_items(messages: list[dict]) -> list[dict]:
-    """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by sampled frames.
+def family_of_patch(image_patch_size) -> str:
+    """The Qwen-VL grid verl's processor uses (patch 16: Qwen3-VL; 14: Qwen2-VL / Qwen2.5-VL, same grid)."""
+    return "qwen3_vl" if int(image_patch_size or 14) == 16 else "qwen2_5_vl"
+
+
+def decode_clips(messages: list[dict], image_patch_size=14) -> tuple[list[dict], list]:
+    """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by the frames of
+    :func:`egoforge.data.clip.load_clip` (sampled, padded, resized to the model's grid), and those clips in order.
 
     The input is not modified (verl keeps ``raw_prompt`` for logging and the reward loop).
     """
-    out = []
+    family = family_of_patch(image_patch_size)
+    out, clips = [], []
     for message in messages:
         content = message.get("content")
         if not isinstance(content, list) or not any(
@@ -59,12 +66,30 @@ def decode_video_items(messages: list[dict]) -> list[dict]:
         for item in content:
             if isinstance(item, dict) and item.get("type") == "video" and isinstance(item.get("video"), str):
                 fields = {k: item[k] for k in _BUDGET_KEYS if item.get(k) is not None}
-                frames, sample_fps = load_clip(item["video"], FrameBudget(**fields), resize=False)
+                fields.update({k: item[k] for k in ("min_pixels", "max_pixels") if item.get(k) is not None})
+                clip = load_one_clip(item["video"], FrameBudget(**fields, family=family))
+                clips.append(clip)
                 item = {k: v for k, v in item.items() if k not in _BUDGET_KEYS}
-                item.update(video=frames, sample_fps=sample_fps)
+                item.update(video=clip.frames, sample_fps=sampling_fps(clip))
             items.append(item)
         out.append({**message, "content": items})
-    return out
+    return out, clips
+
+
+def decode_video_items(messages: list[dict], image_patch_size=14) -> list[dict]:
+    """:func:`decode_clips` without the clips."""
+    return decode_clips(messages, image_patch_size)[0]
+
+
+def with_clip_metadata(videos, clips: list) -> list:
+    """qwen-vl-utils' ``(tensor, metadata)`` per video with each clip's own metadata (its true frame indices on its
+    timeline: Qwen3-VL's ``<t seconds>``) instead of the ``0..n-1`` indices it makes up for a frame list."""
+    if not clips:
+        return videos
+    if videos is None or len(videos) != len(clips):
+        raise ValueError(f"egoforge: {len(clips)} decoded clips but {0 if videos is None else len(videos)} videos "
+                         "from qwen-vl-utils; the prompt's videos and the decoded clips do not line up")
+    return [(tensor, clip.video_metadata()) for (tensor, _), clip in zip(videos, clips)]
 
 
 def split_of(data_files, data_config) -> str | None:
@@ -105,15 +130,18 @@ class Ego3SDataset(RLHFDataset):
 
     @classmethod
     def _process_multi_modal_info(cls, messages, image_patch_size, config):
-        return super()._process_multi_modal_info(decode_video_items(messages), image_patch_size, config)
+        decoded, clips = decode_clips(messages, image_patch_size)
+        images, videos, audios = super()._process_multi_modal_info(decoded, image_patch_size, config)
+        return images, with_clip_metadata(videos, clips), audios
 
     @classmethod
     async def process_vision_info(cls, messages, image_patch_size, config):
         import asyncio
 
         loop = asyncio.get_running_loop()
-        decoded = await loop.run_in_executor(None, decode_video_items, messages)
-        return await super().process_vision_info(decoded, image_patch_size, config)
+        decoded, clips = await loop.run_in_executor(None, decode_clips, messages, image_patch_size)
+        images, videos = await super().process_vision_info(decoded, image_patch_size, config)
+        return images, with_clip_metadata(videos, clips)
 
     def __getitem__(self, item):
         row = super().__getitem__(item)
