@@ -26,6 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+_MODEL_TYPES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "qwen3_vl_moe": "qwen3_vl"}
 FRAMES_AS = ("video", "images")
 TEMPORAL_PATCH = 2  # Qwen-VL packs frames in pairs
 MERGE_SIZE = 2  # 2x2 patches make one visual token
@@ -39,13 +40,28 @@ def patch_size_of(family: str) -> int:
     return 16 if family == "qwen3_vl" else 14
 
 
+def family_of(model_type: str) -> str:
+    """The family of a config's ``model_type`` (``qwen3_vl_moe`` is Qwen3-VL); anything else is an error."""
+    try:
+        return _MODEL_TYPES[model_type]
+    except KeyError:
+        raise ValueError(f"egoforge knows the frame grid of {', '.join(_MODEL_TYPES)}, not model_type "
+                         f"{model_type!r}") from None
+
+
+def family_of_patch(patch_size) -> str:
+    """The grid family of a processor's patch size (16: Qwen3-VL; 14: Qwen2-VL / Qwen2.5-VL, the same grid)."""
+    return "qwen3_vl" if int(patch_size or 14) == 16 else "qwen2_5_vl"
+
+
 @dataclass(frozen=True)
 class ClipSettings:
     """How a clip becomes model input; one object shared by SFT, RL and evaluation recipes.
 
     ``fps`` / ``min_frames`` / ``max_frames``: the sampling of video files and frame folders; ``frames_fps``: the rate
     of a frame folder or frame list (they carry no timing); ``min_pixels`` / ``max_pixels``: per video frame;
-    ``image_*``: per image (a single image, or a frame when ``frames_as="images"``).
+    ``image_*``: per single image. A clip's frames take the video budget also when ``frames_as="images"`` (the same
+    pixels, only packed differently).
     """
 
     fps: float = 2.0
@@ -252,8 +268,7 @@ def load_clip(source, settings: ClipSettings, *, sample: bool = True, resize: bo
     else:
         padded = 0
     if resize:
-        kind = "video" if settings.frames_as == "video" else "image"
-        frames = [resize_frame(f, settings, kind) for f in frames]
+        frames = [resize_frame(f, settings, "video") for f in frames]
     return Clip(frames, keep, timeline, name, padded)
 
 

@@ -7,9 +7,9 @@ given to the model as one video with its true rate (official CloseQA) or as sepa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from egoforge.data.frames import load_frames
+from egoforge.data.clip import ClipSettings, family_of, family_of_patch, load_clip
 from egoforge.vlm import GenerationRequest, Sampling, Visual
 
 
@@ -29,6 +29,7 @@ class GenerationSettings:
     max_pixels: int = 480 * 360  # per frame, official per-video cap
     min_pixels: int = 32 * 32
     batch_size: int = 1
+    family: str = "qwen3_vl"  # the model's patch grid; the backends set it from the checkpoint's model_type
 
     def __post_init__(self) -> None:
         if self.frames_as not in ("video", "images"):
@@ -37,9 +38,14 @@ class GenerationSettings:
 
 def to_generation_request(request: VisualRequest, settings: GenerationSettings) -> GenerationRequest:
     """The frames loaded and fitted to the pixel budget (an even count for a video), as one clip or as images."""
-    as_video = settings.frames_as == "video"
-    frames = load_frames(request.frames, settings.min_pixels, settings.max_pixels, even=as_video)
-    visuals = [Visual.clip(frames, request.fps)] if as_video else [Visual("image", [f]) for f in frames]
+    clip_settings = ClipSettings(min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
+                                 frames_as=settings.frames_as, family=settings.family)
+    # Every testbed frame is kept (the official protocol samples them beforehand); odd counts repeat the last.
+    clip = load_clip(list(request.frames), clip_settings, sample=False, native_fps=request.fps)
+    if settings.frames_as == "video":
+        visuals = [Visual("video", clip.frames, clip.fps, clip.indices)]
+    else:
+        visuals = [Visual("image", [f]) for f in clip.frames]
     return GenerationRequest(request.prompt, visuals, Sampling(max_new_tokens=settings.max_new_tokens))
 
 
@@ -57,8 +63,8 @@ class TransformersBackend(EgoCrossBackend):
     def __init__(self, model: str, settings: GenerationSettings, device: str | None = None, dtype: str = "auto"):
         from egoforge.vlm.transformers_engine import TransformersEngine
 
-        self.settings = settings
         self.engine = TransformersEngine(model, device=device, dtype=dtype)
+        self.settings = replace(settings, family=family_of(self.engine.model_type))
         self.model, self.processor, self.device = self.engine.model, self.engine.processor, self.engine.device
         self.model_type = self.engine.model_type
 
@@ -81,6 +87,7 @@ class VLLMBackend(EgoCrossBackend):
         self.engine = VLLMEngine(model, what="the vLLM backend", instead="use --backend transformers here",
                                  **arguments)
         self.llm = self.engine.llm
+        self.settings = replace(settings, family=family_of_patch(self.engine.processor.image_processor.patch_size))
 
 
 def make_backend(name: str, model: str, settings: GenerationSettings, **kwargs) -> EgoCrossBackend:

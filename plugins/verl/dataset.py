@@ -28,6 +28,7 @@ import datasets
 from omegaconf import ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from egoforge.data.clip import family_of_patch
 from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum, RescoreFile
 from egoforge.ego3s.media import FrameBudget, load_one_clip, sampling_fps
 
@@ -40,11 +41,6 @@ def _as_list(files) -> list[str]:
     if isinstance(files, (list, tuple, ListConfig)):
         return [str(f) for f in files]
     return [str(files)]
-
-
-def family_of_patch(image_patch_size) -> str:
-    """The Qwen-VL grid verl's processor uses (patch 16: Qwen3-VL; 14: Qwen2-VL / Qwen2.5-VL, same grid)."""
-    return "qwen3_vl" if int(image_patch_size or 14) == 16 else "qwen2_5_vl"
 
 
 def decode_clips(messages: list[dict], image_patch_size=14) -> tuple[list[dict], list]:
