@@ -17,6 +17,7 @@ rewarded and evaluated on the same frames, the same pixels and the same ``<t sec
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -225,8 +226,13 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _open_rgb(item) -> Image.Image:
+    """A frame as RGB: a PIL image, a path, raw bytes, or a datasets-style ``{"bytes", "path"}`` dict."""
     if isinstance(item, Image.Image):
         return item.convert("RGB") if item.mode != "RGB" else item
+    if isinstance(item, dict):
+        item = item.get("bytes") or item.get("path")
+    if isinstance(item, (bytes, bytearray)):
+        item = io.BytesIO(item)
     with Image.open(item) as img:
         return img.convert("RGB")
 

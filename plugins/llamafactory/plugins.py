@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from llamafactory.data.mm_plugin import Qwen2VLPlugin, Qwen3VLPlugin
 
+from egoforge.data.clip import ClipSettings, load_clip
 from egoforge.llamafactory.frames import (
     FramesLayoutError,
     batch_frames_to_videos,
@@ -22,9 +23,27 @@ class _FramesAsVideoMixin:
     ``video_max_pixels`` / ``video_min_pixels``.
     """
 
+    family = "qwen2_5_vl"  # the patch grid frames are resized to (Qwen2-VL and Qwen2.5-VL share it)
+
     def process_messages(self, messages, images, videos, audios, processor):
         messages, images, videos = frames_to_video(messages, images, videos)
         return super().process_messages(messages, images, videos, audios, processor)
+
+    def _regularize_videos(self, videos, **kwargs):
+        """Frame lists through :func:`egoforge.data.clip.load_clip` (every frame kept, the last repeated to an even
+        count, one resize onto the model's grid), the frames and timing RL rollouts and evaluation also use;
+        video files keep LLaMA-Factory's own sampling."""
+        if not videos or not all(isinstance(v, (list, tuple)) for v in videos):
+            if any(isinstance(v, (list, tuple)) for v in videos):
+                raise FramesLayoutError("a batch mixing frame-list videos and video files: give one kind")
+            return super()._regularize_videos(videos, **kwargs)
+        fps = float(kwargs.get("video_fps", 2.0))
+        settings = ClipSettings(min_pixels=int(kwargs["image_min_pixels"]), max_pixels=int(kwargs["image_max_pixels"]),
+                                frames_fps=fps, family=self.family)
+        clips = [load_clip(list(video), settings, sample=False) for video in videos]
+        return {"videos": [c.frames for c in clips], "fps_per_video": [fps] * len(clips),
+                "durations": [(max(c.indices) + 1) / fps for c in clips],
+                "frames_indices": [list(c.indices) for c in clips]}
 
     def process_token_ids(self, input_ids, labels, images, videos, audios, tokenizer, processor):
         if images:
@@ -49,6 +68,8 @@ class EgoFramesQwen3VLPlugin(_FramesAsVideoMixin, Qwen3VLPlugin):
     Samples whose video layout LLaMA-Factory 0.9.5 would expand with another clip's metadata are refused by name
     (see :func:`qwen3_video_layout_problem`) instead of being trained on with wrong timestamps.
     """
+
+    family = "qwen3_vl"
 
     def process_messages(self, messages, images, videos, audios, processor):
         converted, images, videos = frames_to_video(messages, images, videos)
