@@ -6,8 +6,9 @@ rewarded and evaluated on the same frames, the same pixels and the same ``<t sec
 
 - :func:`select_indices`: the one frame rule (qwen-vl-utils' ``smart_nframes``: ``fps`` sampling clamped to
   ``[min_frames, max_frames]``, even counts, evenly spaced, optionally inside a ``[start, end]`` window);
-- :func:`frame_size` / :func:`resize_frame`: the one resize (LLaMA-Factory's per-frame pixel budget, then the Qwen
-  grid, so no later step - the HF processor, qwen-vl-utils - resizes again);
+- :func:`frame_size` / :func:`resize_frame`: the one resize (LLaMA-Factory's per-frame pixel budget, step by step);
+  the HF processor then snaps frames to its patch grid identically in every pipeline (the verl path hands it the
+  frames as they are, not qwen-vl-utils' re-resized float tensor);
 - :func:`load_clip`: a video file, a frame folder or a list of frames -> :class:`Clip` (frames, native-timeline
   indices, the timeline's rate), padded to Qwen's temporal patch of 2 by repeating the last frame and its index
   (what the Qwen processors and LLaMA-Factory do);
@@ -124,26 +125,42 @@ def select_indices(n_total: int, native_fps: float, settings: ClipSettings, *, s
 # -- what size -----------------------------------------------------------------------------------------------
 
 
-def fit_area(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """LLaMA-Factory's ``Qwen2VLPlugin._preprocess_image`` size: one scale into [min, max] pixels, truncated, then
-    each side at least 28 and the aspect ratio capped at 200 (as 180:1)."""
+def _scaled(width: int, height: int, pixels: int) -> tuple[int, int]:
+    scale = math.sqrt(pixels / (width * height))
+    return int(width * scale), int(height * scale)
+
+
+def fit_steps(width: int, height: int, min_pixels: int, max_pixels: int) -> list[tuple[int, int]]:
+    """The sizes LLaMA-Factory's ``Qwen2VLPlugin._preprocess_image`` resizes a frame to, in order (often none):
+    down into ``max_pixels``, up to ``min_pixels`` (sides truncated), each side at least 28, aspect at most 200:1
+    (cut to 180:1). Replaying every step, not only the last, gives LLaMA-Factory's pixels exactly."""
+    steps = []
     if width * height > max_pixels:
-        scale = math.sqrt(max_pixels / (width * height))
-        width, height = int(width * scale), int(height * scale)
+        width, height = _scaled(width, height, max_pixels)
+        steps.append((width, height))
     if width * height < min_pixels:
-        scale = math.sqrt(min_pixels / (width * height))
-        width, height = int(width * scale), int(height * scale)
+        width, height = _scaled(width, height, min_pixels)
+        steps.append((width, height))
     if min(width, height) < 28:
         width, height = max(width, 28), max(height, 28)
+        steps.append((width, height))
     if width / height > 200:
         width = height * 180
+        steps.append((width, height))
     if height / width > 200:
         height = width * 180
-    return max(1, width), max(1, height)
+        steps.append((width, height))
+    return steps
+
+
+def fit_area(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Final size of :func:`fit_steps` (the frame's size before the processor snaps it to its patch grid)."""
+    steps = fit_steps(width, height, min_pixels, max_pixels)
+    return steps[-1] if steps else (width, height)
 
 
 def snap_to_grid(width: int, height: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """The Qwen processors' ``smart_resize``: sides rounded to multiples of ``factor`` within the pixel budget."""
+    """The Qwen processors' per-frame ``smart_resize``: sides rounded to multiples of ``factor`` within the budget."""
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:
@@ -157,24 +174,23 @@ def snap_to_grid(width: int, height: int, factor: int, min_pixels: int, max_pixe
     return w_bar, h_bar
 
 
+def _budget(settings: ClipSettings, kind: str) -> tuple[int, int]:
+    if kind == "video":
+        return settings.min_pixels, settings.max_pixels
+    return settings.image_min_pixels, settings.image_max_pixels
+
+
 def frame_size(width: int, height: int, settings: ClipSettings, kind: str = "video") -> tuple[int, int]:
-    """Final (width, height) of a frame: LLaMA-Factory's budget fit, then the model's patch grid."""
-    lo, hi = ((settings.min_pixels, settings.max_pixels) if kind == "video"
-              else (settings.image_min_pixels, settings.image_max_pixels))
-    width, height = fit_area(width, height, lo, hi)
-    return snap_to_grid(width, height, settings.grid_factor, lo, hi)
+    """(width, height) a frame is handed to the processor at: LLaMA-Factory's fit of the per-frame budget."""
+    return fit_area(width, height, *_budget(settings, kind))
 
 
 def resize_frame(frame: Image.Image, settings: ClipSettings, kind: str = "video") -> Image.Image:
-    """``frame`` as RGB at :func:`frame_size` (two bicubic steps, the ones LLaMA-Factory and the processor take)."""
-    frame = frame.convert("RGB") if frame.mode != "RGB" else frame
-    lo, hi = ((settings.min_pixels, settings.max_pixels) if kind == "video"
-              else (settings.image_min_pixels, settings.image_max_pixels))
-    fitted = fit_area(frame.width, frame.height, lo, hi)
-    if fitted != frame.size:
-        frame = frame.resize(fitted, Image.Resampling.BICUBIC)
-    final = snap_to_grid(frame.width, frame.height, settings.grid_factor, lo, hi)
-    return frame.resize(final, Image.Resampling.BICUBIC) if final != frame.size else frame.copy()
+    """``frame`` as RGB at :func:`frame_size`, by LLaMA-Factory's own steps (PIL bicubic). The processor then snaps
+    it to its patch grid, the same way in every pipeline (so no pipeline resizes a second time on its own)."""
+    for size in fit_steps(frame.width, frame.height, *_budget(settings, kind)):
+        frame = frame.resize(size, Image.Resampling.BICUBIC)
+    return frame.convert("RGB") if frame.mode != "RGB" else frame
 
 
 # -- the clip ------------------------------------------------------------------------------------------------
@@ -288,16 +304,17 @@ def qwen3_timestamps(indices: Sequence[int], fps: float) -> list[float]:
     return [(times[k] + times[k + TEMPORAL_PATCH - 1]) / 2 for k in range(0, len(times), TEMPORAL_PATCH)]
 
 
-def grid_thw(clip: Clip, family: str) -> tuple[int, int, int]:
-    """(temporal patches, height patches, width patches) of a resized clip."""
+def grid_thw(clip: Clip, family: str, min_pixels: int, max_pixels: int) -> tuple[int, int, int]:
+    """(temporal patches, height patches, width patches) the processor makes of a resized clip, when its own
+    per-frame budget is ``[min_pixels, max_pixels]`` (Qwen3-VL budgets the whole clip; give it per frame here)."""
     patch = patch_size_of(family)
-    width, height = clip.frames[0].size
+    width, height = snap_to_grid(*clip.frames[0].size, patch * MERGE_SIZE, min_pixels, max_pixels)
     return math.ceil(len(clip.frames) / TEMPORAL_PATCH), height // patch, width // patch
 
 
-def video_prompt(clip: Clip, family: str) -> str:
+def video_prompt(clip: Clip, family: str, min_pixels: int, max_pixels: int) -> str:
     """The expanded text of one video placeholder, as the family's processor writes it."""
-    t, h, w = grid_thw(clip, family)
+    t, h, w = grid_thw(clip, family, min_pixels, max_pixels)
     per_patch = h * w // (MERGE_SIZE * MERGE_SIZE)
     if family == "qwen3_vl":
         return "".join(f"<{s:.1f} seconds><|vision_start|>{'<|video_pad|>' * per_patch}<|vision_end|>"

@@ -77,15 +77,21 @@ def decode_video_items(messages: list[dict], image_patch_size=14) -> list[dict]:
     return decode_clips(messages, image_patch_size)[0]
 
 
-def with_clip_metadata(videos, clips: list) -> list:
-    """qwen-vl-utils' ``(tensor, metadata)`` per video with each clip's own metadata (its true frame indices on its
-    timeline: Qwen3-VL's ``<t seconds>``) instead of the ``0..n-1`` indices it makes up for a frame list."""
+def with_clip_videos(videos, clips: list) -> list:
+    """verl's ``(tensor, metadata)`` per video, made from each clip itself: its frames as they are (uint8, the
+    tensor the processor builds from PIL frames; qwen-vl-utils' copy is resized again and turned to float) and its
+    metadata (its true frame indices on its timeline, Qwen3-VL's ``<t seconds>``, instead of the ``0..n-1``
+    qwen-vl-utils makes up for a frame list)."""
     if not clips:
         return videos
     if videos is None or len(videos) != len(clips):
         raise ValueError(f"egoforge: {len(clips)} decoded clips but {0 if videos is None else len(videos)} videos "
                          "from qwen-vl-utils; the prompt's videos and the decoded clips do not line up")
-    return [(tensor, clip.video_metadata()) for (tensor, _), clip in zip(videos, clips)]
+    import numpy as np
+    import torch
+
+    return [(torch.from_numpy(np.stack([np.asarray(f) for f in clip.frames])).permute(0, 3, 1, 2).contiguous(),
+             clip.video_metadata()) for clip in clips]
 
 
 def split_of(data_files, data_config) -> str | None:
@@ -128,7 +134,7 @@ class Ego3SDataset(RLHFDataset):
     def _process_multi_modal_info(cls, messages, image_patch_size, config):
         decoded, clips = decode_clips(messages, image_patch_size)
         images, videos, audios = super()._process_multi_modal_info(decoded, image_patch_size, config)
-        return images, with_clip_metadata(videos, clips), audios
+        return images, with_clip_videos(videos, clips), audios
 
     @classmethod
     async def process_vision_info(cls, messages, image_patch_size, config):
@@ -137,7 +143,7 @@ class Ego3SDataset(RLHFDataset):
         loop = asyncio.get_running_loop()
         decoded, clips = await loop.run_in_executor(None, decode_clips, messages, image_patch_size)
         images, videos = await super().process_vision_info(decoded, image_patch_size, config)
-        return images, with_clip_metadata(videos, clips)
+        return images, with_clip_videos(videos, clips)
 
     def __getitem__(self, item):
         row = super().__getitem__(item)
