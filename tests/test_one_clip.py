@@ -24,7 +24,8 @@ QUESTION = "What did the camera wearer do?"
 LF_TEMPLATES = {  # frames as video: egoforge's ego_frames plugins; frames as images: the stock templates
     ("qwen2_vl", "video"): "qwen2_vl_ego_frames", ("qwen2_5_vl", "video"): "qwen2_vl_ego_frames",
     ("qwen3_vl", "video"): "qwen3_vl_nothink_ego_frames",
-    ("qwen2_vl", "images"): "qwen2_vl", ("qwen2_5_vl", "images"): "qwen2_vl", ("qwen3_vl", "images"): "qwen3_vl_nothink",
+    ("qwen2_vl", "images"): "qwen2_vl", ("qwen2_5_vl", "images"): "qwen2_vl",
+    ("qwen3_vl", "images"): "qwen3_vl_nothink",
 }
 
 

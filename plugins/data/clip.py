@@ -83,6 +83,10 @@ class ClipSettings:
         patch_size_of(self.family)
         if self.fps <= 0 or self.frames_fps <= 0:
             raise ValueError(f"fps and frames_fps must be positive (got {self.fps}, {self.frames_fps})")
+        for kind, lo, hi in (("", self.min_pixels, self.max_pixels),
+                             ("image_", self.image_min_pixels, self.image_max_pixels)):
+            if lo > hi:  # LLaMA-Factory's fit would shrink into max then grow past it to min
+                raise ValueError(f"{kind}min_pixels {lo} > {kind}max_pixels {hi}: the pixel budget is empty")
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError(f"need 1 <= min_frames <= max_frames (got {self.min_frames}, {self.max_frames})")
 

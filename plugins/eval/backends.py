@@ -1,8 +1,9 @@
 """EgoCross CloseQA / OpenQA generation: a testbed question (frame paths, prompt, frame rate) through an
 :mod:`egoforge.vlm` engine, greedy, one reply per question.
 
-The frames are loaded and fitted to the per-frame pixel budget here (:func:`egoforge.data.frames.load_frames`) and
-given to the model as one video with its true rate (official CloseQA) or as separate images (the SFT protocol).
+The frames are loaded and fitted to the per-frame pixel budget by :func:`egoforge.data.clip.load_clip` (every frame
+kept) and given to the model as one video with its true rate (official CloseQA) or as separate images (the SFT
+protocol).
 """
 
 from __future__ import annotations
