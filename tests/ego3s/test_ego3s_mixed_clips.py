@@ -74,3 +74,18 @@ def test_a_batch_mixing_clip_lengths_is_processed_in_one_call(mixed_parquet, tin
     pad = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     for row, alone in enumerate(per_sample):
         assert int((together["input_ids"][row] == pad).sum()) == int((alone["input_ids"] == pad).sum())
+
+
+@pytest.mark.parametrize("size", ["7b", "3b"])
+def test_recipes_pin_vllms_multimodal_cache_off(size, tmp_path, tiny_qwen2_5_vl, tiny_clip, ego3s_parquet):
+    """The value verl's Hydra composition hands vLLM, and the vLLM fact that makes it the safe one."""
+    from test_ego3s_verl import RECIPES, compose_recipe  # this folder is on sys.path under pytest
+    from vllm.multimodal.parse import VideoProcessorItems
+
+    job = compose_recipe(RECIPES[size], tmp_path, MODEL=tiny_qwen2_5_vl, CLIP_MODEL=tiny_clip,
+                         TRAIN_FILES=ego3s_parquet, POOL_FILES=ego3s_parquet, VAL_FILES=ego3s_parquet)
+    assert job["actor_rollout_ref"]["rollout"]["engine_kwargs"]["vllm"]["mm_processor_cache_gb"] == 0
+    # vLLM 0.24 hashes a video item without its metadata: equal frames at another fps share one cache key.
+    frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8).numpy()
+    items = VideoProcessorItems([frames, frames], metadata=[{"fps": 2.0}, {"fps": 0.5}])
+    assert items.get_item_for_hash(0) is items.get_item_for_hash(1)
