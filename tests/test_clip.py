@@ -102,7 +102,7 @@ def test_bad_settings_and_sources_are_named(tmp_path):
     with pytest.raises(ValueError, match="min_pixels 5000 > max_pixels 4000"):
         one_clip.ClipSettings(min_pixels=5000, max_pixels=4000)
     with pytest.raises(ValueError, match="model family 'llava'"):
-        one_clip.ClipSettings(family="llava")
+        one_clip.patch_size_of("llava")
     with pytest.raises(ValueError, match="frames_as"):
         one_clip.ClipSettings(frames_as="gif")
     with pytest.raises(ValueError, match="model_type 'llava'"):

@@ -125,15 +125,14 @@ def _lmms_path(processor, arch, frames_as, folder):
 
     frames = sample_frame_folder(folder, FPS, clip="c", sample_fps=FPS, max_frames=16)
     settings = InputSettings(frames_as=frames_as, image_max_pixels=MAX_PIXELS, video_max_pixels=MAX_PIXELS,
-                             min_pixels=MIN_PIXELS, family=one_clip.family_of(arch))
+                             min_pixels=MIN_PIXELS)
     return _engine_summary(processor, arch, GenerationRequest(QUESTION, to_visuals(frames, settings)))
 
 
 def _egocross_path(processor, arch, frames_as, files):
     from egoforge.eval.backends import GenerationSettings, VisualRequest, to_generation_request
 
-    settings = GenerationSettings(frames_as=frames_as, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS,
-                                  family=one_clip.family_of(arch))
+    settings = GenerationSettings(frames_as=frames_as, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
     request = to_generation_request(VisualRequest(tuple(str(f) for f in files), QUESTION, FPS), settings)
     return _engine_summary(processor, arch, request)
 
@@ -160,8 +159,7 @@ def test_four_paths_give_the_model_the_same_clip(tmp_path, processors, arch, fra
     _assert_same(lmms, egocross, "lmms-eval vs EgoCross")
     _assert_same(verl, egocross, "verl vs EgoCross")
     if frames_as == "video":
-        clip = one_clip.load_clip(folder, one_clip.ClipSettings(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS,
-                                                                family=one_clip.family_of(arch)))
+        clip = one_clip.load_clip(folder, one_clip.ClipSettings(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS))
         assert clip.indices == list(range(8))
         # the builder writes the same expanded text the processors wrote
         assert one_clip.video_prompt(clip, one_clip.family_of(arch), MIN_PIXELS, MAX_PIXELS) == egocross["span"]

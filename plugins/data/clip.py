@@ -51,11 +51,6 @@ def family_of(model_type: str) -> str:
                          f"{model_type!r}") from None
 
 
-def family_of_patch(patch_size) -> str:
-    """The grid family of a processor's patch size (16: Qwen3-VL; 14: Qwen2-VL / Qwen2.5-VL, the same grid)."""
-    return "qwen3_vl" if int(patch_size or 14) == 16 else "qwen2_5_vl"
-
-
 @dataclass(frozen=True)
 class ClipSettings:
     """How a clip becomes model input; one object shared by SFT, RL and evaluation recipes.
@@ -75,12 +70,10 @@ class ClipSettings:
     image_max_pixels: int = 401408
     frames_fps: float = 2.0
     frames_as: str = "video"
-    family: str = "qwen3_vl"
 
     def __post_init__(self) -> None:
         if self.frames_as not in FRAMES_AS:
             raise ValueError(f"frames_as must be 'video' or 'images', not {self.frames_as!r}")
-        patch_size_of(self.family)
         if self.fps <= 0 or self.frames_fps <= 0:
             raise ValueError(f"fps and frames_fps must be positive (got {self.fps}, {self.frames_fps})")
         for kind, lo, hi in (("", self.min_pixels, self.max_pixels),
@@ -89,10 +82,6 @@ class ClipSettings:
                 raise ValueError(f"{kind}min_pixels {lo} > {kind}max_pixels {hi}: the pixel budget is empty")
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError(f"need 1 <= min_frames <= max_frames (got {self.min_frames}, {self.max_frames})")
-
-    @property
-    def grid_factor(self) -> int:
-        return patch_size_of(self.family) * MERGE_SIZE
 
 
 # -- which frames --------------------------------------------------------------------------------------------

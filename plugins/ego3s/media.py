@@ -8,7 +8,7 @@ video readers (torchvision.io, torchcodec) are missing or unusable in many envir
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -31,22 +31,18 @@ class FrameBudget:
     image_max_pixels: int = 401408
     image_min_pixels: int = 3136
     frames_fps: float = 2.0  # sampling rate assumed for folders of frames (they carry no timing)
-    family: str = "qwen2_5_vl"  # the paper's policy; decides the patch grid frames are resized to
 
     def video_fields(self) -> dict:
         """qwen-vl-utils keys for a video file entry (the reader samples at ``fps`` within the frame bounds)."""
         return {"fps": self.fps, "min_frames": self.min_frames, "max_frames": self.max_frames,
                 "max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
 
-    def clip_settings(self, family: str | None = None) -> ClipSettings:
+    def clip_settings(self) -> ClipSettings:
         """The same budget as :class:`egoforge.data.clip.ClipSettings` (the one sampler every pipeline uses)."""
         return ClipSettings(fps=self.fps, min_frames=self.min_frames, max_frames=self.max_frames,
                             min_pixels=self.min_pixels, max_pixels=self.max_pixels,
                             image_min_pixels=self.image_min_pixels, image_max_pixels=self.image_max_pixels,
-                            frames_fps=self.frames_fps, family=family or self.family)
-
-    def for_family(self, family: str) -> FrameBudget:
-        return replace(self, family=family)
+                            frames_fps=self.frames_fps)
 
 
 def sample_indices(total_frames: int, source_fps: float, budget: FrameBudget) -> list[int]:

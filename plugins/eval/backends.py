@@ -8,9 +8,9 @@ protocol).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from egoforge.data.clip import ClipSettings, family_of, family_of_patch, load_clip
+from egoforge.data.clip import ClipSettings, load_clip
 from egoforge.vlm import GenerationRequest, Sampling, Visual
 
 
@@ -30,7 +30,6 @@ class GenerationSettings:
     max_pixels: int = 480 * 360  # per frame, official per-video cap
     min_pixels: int = 32 * 32
     batch_size: int = 1
-    family: str = "qwen3_vl"  # the model's patch grid; the backends set it from the checkpoint's model_type
 
     def __post_init__(self) -> None:
         if self.frames_as not in ("video", "images"):
@@ -40,7 +39,7 @@ class GenerationSettings:
 def to_generation_request(request: VisualRequest, settings: GenerationSettings) -> GenerationRequest:
     """The frames loaded and fitted to the pixel budget (an even count for a video), as one clip or as images."""
     clip_settings = ClipSettings(min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
-                                 frames_as=settings.frames_as, family=settings.family)
+                                 frames_as=settings.frames_as)
     # Every testbed frame is kept (the official protocol samples them beforehand); odd counts repeat the last.
     clip = load_clip(list(request.frames), clip_settings, sample=False, native_fps=request.fps)
     if settings.frames_as == "video":
@@ -64,8 +63,8 @@ class TransformersBackend(EgoCrossBackend):
     def __init__(self, model: str, settings: GenerationSettings, device: str | None = None, dtype: str = "auto"):
         from egoforge.vlm.transformers_engine import TransformersEngine
 
+        self.settings = settings
         self.engine = TransformersEngine(model, device=device, dtype=dtype)
-        self.settings = replace(settings, family=family_of(self.engine.model_type))
         self.model, self.processor, self.device = self.engine.model, self.engine.processor, self.engine.device
         self.model_type = self.engine.model_type
 
@@ -88,7 +87,6 @@ class VLLMBackend(EgoCrossBackend):
         self.engine = VLLMEngine(model, what="the vLLM backend", instead="use --backend transformers here",
                                  **arguments)
         self.llm = self.engine.llm
-        self.settings = replace(settings, family=family_of_patch(self.engine.processor.image_processor.patch_size))
 
 
 def make_backend(name: str, model: str, settings: GenerationSettings, **kwargs) -> EgoCrossBackend:

@@ -23,8 +23,6 @@ class _FramesAsVideoMixin:
     ``video_max_pixels`` / ``video_min_pixels``.
     """
 
-    family = "qwen2_5_vl"  # the patch grid frames are resized to (Qwen2-VL and Qwen2.5-VL share it)
-
     def process_messages(self, messages, images, videos, audios, processor):
         messages, images, videos = frames_to_video(messages, images, videos)
         return super().process_messages(messages, images, videos, audios, processor)
@@ -39,7 +37,7 @@ class _FramesAsVideoMixin:
             return super()._regularize_videos(videos, **kwargs)
         fps = float(kwargs.get("video_fps", 2.0))
         settings = ClipSettings(min_pixels=int(kwargs["image_min_pixels"]), max_pixels=int(kwargs["image_max_pixels"]),
-                                frames_fps=fps, family=self.family)
+                                frames_fps=fps)
         clips = [load_clip(list(video), settings, sample=False) for video in videos]
         return {"videos": [c.frames for c in clips], "fps_per_video": [fps] * len(clips),
                 "durations": [(max(c.indices) + 1) / fps for c in clips],
@@ -68,8 +66,6 @@ class EgoFramesQwen3VLPlugin(_FramesAsVideoMixin, Qwen3VLPlugin):
     Samples whose video layout LLaMA-Factory 0.9.5 would expand with another clip's metadata are refused by name
     (see :func:`qwen3_video_layout_problem`) instead of being trained on with wrong timestamps.
     """
-
-    family = "qwen3_vl"
 
     def process_messages(self, messages, images, videos, audios, processor):
         converted, images, videos = frames_to_video(messages, images, videos)

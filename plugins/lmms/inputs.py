@@ -27,7 +27,6 @@ class InputSettings:
     min_pixels: int = 3136
     video_fps: float = 2.0  # for video paths from stock tasks
     max_frames: int = 16
-    family: str = "qwen3_vl"  # the model's grid (the model sets it from its config's model_type)
 
     def __post_init__(self) -> None:
         if self.frames_as not in ("video", "images"):
@@ -37,7 +36,7 @@ class InputSettings:
         """The one resize of :mod:`egoforge.data.clip` under these budgets."""
         return ClipSettings(min_pixels=self.min_pixels, max_pixels=video_max_pixels or self.video_max_pixels,
                             image_min_pixels=self.min_pixels, image_max_pixels=self.image_max_pixels,
-                            frames_as=self.frames_as, family=self.family)
+                            frames_as=self.frames_as)
 
 
 def _even(visual: Visual) -> Visual:

@@ -10,12 +10,9 @@ with PyAV, and the same class runs transformers on CPU/GPU or vLLM on GPU (``bac
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from lmms_eval.api.model import lmms
 from tqdm.auto import tqdm
 
-from egoforge.data.clip import family_of_patch
 from egoforge.lmms.engines import Prompt, grouped
 from egoforge.lmms.inputs import InputSettings, to_visuals
 
@@ -71,9 +68,6 @@ class EgoforgeVL(lmms):
             self._device = "cpu" if self.engine.on_cpu else "cuda"
         else:
             raise ValueError(f"egoforge_vl: backend must be 'transformers' or 'vllm', not {backend!r}")
-        # Frames are resized once, onto this model's patch grid (egoforge.data.clip), as in SFT and RL.
-        patch = self.engine.processor.image_processor.patch_size
-        self.settings = replace(self.settings, family=family_of_patch(patch))
 
     @property
     def device(self):

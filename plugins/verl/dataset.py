@@ -28,7 +28,6 @@ import datasets
 from omegaconf import ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from egoforge.data.clip import family_of_patch
 from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum, RescoreFile
 from egoforge.ego3s.media import FrameBudget, load_one_clip, sampling_fps
 
@@ -45,11 +44,11 @@ def _as_list(files) -> list[str]:
 
 def decode_clips(messages: list[dict], image_patch_size=14) -> tuple[list[dict], list]:
     """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by the frames of
-    :func:`egoforge.data.clip.load_clip` (sampled, padded, resized to the model's grid), and those clips in order.
+    :func:`egoforge.data.clip.load_clip` (sampled, padded, fitted to the per-frame budget), and those clips in order.
 
     The input is not modified (verl keeps ``raw_prompt`` for logging and the reward loop).
     """
-    family = family_of_patch(image_patch_size)
+    del image_patch_size  # the processor snaps frames to its patch grid itself, as in every other path
     out, clips = [], []
     for message in messages:
         content = message.get("content")
@@ -63,7 +62,7 @@ def decode_clips(messages: list[dict], image_patch_size=14) -> tuple[list[dict],
             if isinstance(item, dict) and item.get("type") == "video" and isinstance(item.get("video"), str):
                 fields = {k: item[k] for k in _BUDGET_KEYS if item.get(k) is not None}
                 fields.update({k: item[k] for k in ("min_pixels", "max_pixels") if item.get(k) is not None})
-                clip = load_one_clip(item["video"], FrameBudget(**fields, family=family))
+                clip = load_one_clip(item["video"], FrameBudget(**fields))
                 clips.append(clip)
                 item = {k: v for k, v in item.items() if k not in _BUDGET_KEYS}
                 item.update(video=clip.frames, sample_fps=sampling_fps(clip))
