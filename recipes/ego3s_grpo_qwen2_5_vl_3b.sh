@@ -48,6 +48,9 @@ N_GPUS=${N_GPUS:-8}
 # Before a launch (not when `--cfg` only composes the config): this environment's lock, egoforge's verl plugin as
 # verl loads it (verl only logs a failed plugin at DEBUG) and every input above; exits here naming what is missing.
 case " $* " in *" --cfg "*) ;; *) egoforge doctor "$0" ;; esac
+# vLLM 0.24's multimodal processor cache is off (mm_processor_cache_gb=0): its key hashes a video's frames but not
+# their metadata (vllm/multimodal/parse.py, VideoProcessorItems), so the same frames with other timestamps / fps would
+# reuse another request's processed video. verl 0.9.1 turns it off only below vLLM 0.22 (the sleep/wake desync).
 
 python3 -m verl.trainer.main_ppo \
     algorithm.adv_estimator=grpo \
@@ -92,6 +95,7 @@ python3 -m verl.trainer.main_ppo \
     actor_rollout_ref.rollout.gpu_memory_utilization=0.6 \
     actor_rollout_ref.rollout.max_num_batched_tokens=24576 \
     actor_rollout_ref.rollout.val_kwargs.n=1 \
+    +actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb=0 \
     reward.custom_reward_function.path=pkg://egoforge.rewards.ego3s \
     reward.custom_reward_function.name=compute_score \
     +reward.custom_reward_function.reward_kwargs.preset=paper \

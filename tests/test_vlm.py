@@ -49,10 +49,11 @@ def engines(tiny_model_dir):
 def test_clip_timing_and_even_frame_count():
     clip = Visual("video", _frames(3), 6.0, [0, 4, 8])
     evened = even_clip(clip)
-    assert evened.indices == [0, 4, 8, 12] and evened.frames[-1] is clip.frames[-1]
+    # the repeated frame keeps its index (its own time), as the Qwen processors and LLaMA-Factory pad
+    assert evened.indices == [0, 4, 8, 8] and evened.frames[-1] is clip.frames[-1]
     assert even_clip(Visual.clip(_frames(2), 1.0)).indices == [0, 1]
-    assert video_metadata(evened) == {"fps": 6.0, "frames_indices": [0, 4, 8, 12], "total_num_frames": 13,
-                                      "duration": 13 / 6.0}
+    assert video_metadata(evened) == {"fps": 6.0, "frames_indices": [0, 4, 8, 8], "total_num_frames": 9,
+                                      "duration": 9 / 6.0}
 
 
 def test_bad_requests_are_errors():

@@ -7,7 +7,8 @@ Which frames a pipeline keeps is still its own rule (a later step unifies the sa
 named function so the choice stays exactly what that pipeline did:
 
 - :func:`decode_first_frame` — dataset validation: does the file decode at all.
-- :func:`decode_all` — Ego3S clips: every frame, the caller samples indices afterwards.
+- :func:`decode_all` — every frame of the stream (Qwen-VL clips go through :mod:`egoforge.data.clip`, which
+  decodes only the frames it keeps).
 - :func:`decode_indices` / :func:`decode_indices_seeking` — lmms-eval tasks: frames at native-timeline indices,
   sequentially or by seeking to keyframes (constant frame rate).
 - :func:`iter_every_nth` — EgoAgent extraction: every ``every``-th frame, errors as :class:`VideoError`.

@@ -7,18 +7,16 @@ video readers (torchvision.io, torchcodec) are missing or unusable in many envir
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from egoforge.data.frames import fit_pixels  # floor: a frame never exceeds max_pixels
-from egoforge.data.video import decode_all
+from egoforge.data import clip as one_clip
+from egoforge.data.clip import IMAGE_SUFFIXES, ClipSettings, list_frame_files
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-FRAME_FACTOR = 2  # Qwen-VL's temporal patch: frame counts are kept even
+FRAME_FACTOR = one_clip.TEMPORAL_PATCH  # Qwen-VL's temporal patch: frame counts are kept even
 
 
 @dataclass(frozen=True)
@@ -39,70 +37,48 @@ class FrameBudget:
         return {"fps": self.fps, "min_frames": self.min_frames, "max_frames": self.max_frames,
                 "max_pixels": self.max_pixels, "min_pixels": self.min_pixels}
 
+    def clip_settings(self) -> ClipSettings:
+        """The same budget as :class:`egoforge.data.clip.ClipSettings` (the one sampler every pipeline uses)."""
+        return ClipSettings(fps=self.fps, min_frames=self.min_frames, max_frames=self.max_frames,
+                            min_pixels=self.min_pixels, max_pixels=self.max_pixels,
+                            image_min_pixels=self.image_min_pixels, image_max_pixels=self.image_max_pixels,
+                            frames_fps=self.frames_fps)
+
 
 def sample_indices(total_frames: int, source_fps: float, budget: FrameBudget) -> list[int]:
-    """Indices of the frames to keep: ``budget.fps`` sampling, clamped to [min_frames, max_frames] and to the clip.
-
-    Same arithmetic as qwen-vl-utils' ``smart_nframes`` (even counts), then evenly spaced indices.
-    """
-    if total_frames <= 0:
-        return []
-    duration = total_frames / source_fps if source_fps > 0 else total_frames / budget.fps
-    wanted = duration * budget.fps
-    lo = FRAME_FACTOR * math.ceil(budget.min_frames / FRAME_FACTOR)
-    hi = FRAME_FACTOR * math.floor(budget.max_frames / FRAME_FACTOR)
-    n = min(max(wanted, lo), hi, total_frames)
-    n = max(1, FRAME_FACTOR * math.floor(n / FRAME_FACTOR)) if total_frames >= FRAME_FACTOR else 1
-    if n == 1:
-        return [0]
-    return [round(i * (total_frames - 1) / (n - 1)) for i in range(n)]
-
-
-def _resize(img: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
-    size = fit_pixels(img.width, img.height, min_pixels, max_pixels)
-    return img.resize(size, Image.Resampling.BICUBIC) if size != img.size else img
+    """Indices of the frames to keep: :func:`egoforge.data.clip.select_indices` (qwen-vl-utils' ``smart_nframes``);
+    a stream without a stated rate counts at the budget's rate."""
+    return one_clip.select_indices(total_frames, source_fps if source_fps > 0 else budget.fps, budget.clip_settings())
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
     """Image files of a frame folder, in natural order of their names."""
-    return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+    return list_frame_files(folder)
 
 
-def decode_video(path: str | os.PathLike, budget: FrameBudget) -> tuple[list[Image.Image], float]:
-    """Decode and sample a video file; returns (frames as RGB, sampling fps of the kept frames)."""
-    frames, source_fps = decode_all(path)
-    source_fps = source_fps or budget.fps  # a stream without a stated rate counts at the budget's rate
-    if not frames:
-        raise ValueError(f"video has no frames: {path}")
-    keep = sample_indices(len(frames), source_fps, budget)
-    sample_fps = len(keep) / (len(frames) / source_fps)
-    return [frames[i].convert("RGB") for i in keep], sample_fps
+def sampling_fps(clip: one_clip.Clip) -> float:
+    """Frames per second of the kept frames (their count over the span of the clip they cover)."""
+    real = len(clip.indices) - clip.padded
+    return real / ((max(clip.indices) + 1) / clip.fps) if clip.indices else clip.fps
+
+
+def load_one_clip(path: str | os.PathLike, budget: FrameBudget = FrameBudget(), resize: bool = True,
+                  ) -> one_clip.Clip:
+    """A video file or frame folder as a :class:`egoforge.data.clip.Clip` under the budget."""
+    return one_clip.load_clip(path, budget.clip_settings(), resize=resize)
 
 
 def load_clip(path: str | os.PathLike, budget: FrameBudget = FrameBudget(), resize: bool = True,
               ) -> tuple[list[Image.Image], float]:
     """Frames of a clip (video file, frame folder or single image) within the budget, and their sampling fps."""
     path = Path(path)
-    if path.is_dir():
-        files = list_frames(path)
-        if not files:
-            raise ValueError(f"frame folder has no images: {path}")
-        keep = sample_indices(len(files), budget.frames_fps, budget)
-        frames = []
-        for i in keep:
-            with Image.open(files[i]) as img:
-                frames.append(img.convert("RGB"))
-        sample_fps = len(keep) / (len(files) / budget.frames_fps)
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir():
         with Image.open(path) as img:
             frame = img.convert("RGB")
-        image = _resize(frame, budget.image_min_pixels, budget.image_max_pixels) if resize else frame
-        return [image], budget.fps
-    else:
-        frames, sample_fps = decode_video(path, budget)
-    if resize:
-        frames = [_resize(f, budget.min_pixels, budget.max_pixels) for f in frames]
-    return frames, sample_fps
+        settings = budget.clip_settings()
+        return [one_clip.resize_frame(frame, settings, "image") if resize else frame], budget.fps
+    clip = load_one_clip(path, budget, resize)
+    return clip.frames, sampling_fps(clip)
 
 
 def mask_region(frames: list[Image.Image], boxes: list[list[float]] | list[float],

@@ -1,15 +1,16 @@
 """EgoCross CloseQA / OpenQA generation: a testbed question (frame paths, prompt, frame rate) through an
 :mod:`egoforge.vlm` engine, greedy, one reply per question.
 
-The frames are loaded and fitted to the per-frame pixel budget here (:func:`egoforge.data.frames.load_frames`) and
-given to the model as one video with its true rate (official CloseQA) or as separate images (the SFT protocol).
+The frames are loaded and fitted to the per-frame pixel budget by :func:`egoforge.data.clip.load_clip` (every frame
+kept) and given to the model as one video with its true rate (official CloseQA) or as separate images (the SFT
+protocol).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from egoforge.data.frames import load_frames
+from egoforge.data.clip import ClipSettings, load_clip
 from egoforge.vlm import GenerationRequest, Sampling, Visual
 
 
@@ -37,9 +38,14 @@ class GenerationSettings:
 
 def to_generation_request(request: VisualRequest, settings: GenerationSettings) -> GenerationRequest:
     """The frames loaded and fitted to the pixel budget (an even count for a video), as one clip or as images."""
-    as_video = settings.frames_as == "video"
-    frames = load_frames(request.frames, settings.min_pixels, settings.max_pixels, even=as_video)
-    visuals = [Visual.clip(frames, request.fps)] if as_video else [Visual("image", [f]) for f in frames]
+    clip_settings = ClipSettings(min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
+                                 frames_as=settings.frames_as)
+    # Every testbed frame is kept (the official protocol samples them beforehand); odd counts repeat the last.
+    clip = load_clip(list(request.frames), clip_settings, sample=False, native_fps=request.fps)
+    if settings.frames_as == "video":
+        visuals = [Visual("video", clip.frames, clip.fps, clip.indices)]
+    else:
+        visuals = [Visual("image", [f]) for f in clip.frames]
     return GenerationRequest(request.prompt, visuals, Sampling(max_new_tokens=settings.max_new_tokens))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from llamafactory.data.mm_plugin import Qwen2VLPlugin, Qwen3VLPlugin
 
+from egoforge.data.clip import ClipSettings, load_clip
 from egoforge.llamafactory.frames import (
     FramesLayoutError,
     batch_frames_to_videos,
@@ -27,6 +28,22 @@ class _FramesAsVideoMixin:
     def process_messages(self, messages, images, videos, audios, processor):
         messages, images, videos = frames_to_video(messages, images, videos)
         return super().process_messages(messages, images, videos, audios, processor)
+
+    def _regularize_videos(self, videos, **kwargs):
+        """Frame lists through :func:`egoforge.data.clip.load_clip` (every frame kept, the last repeated to an even
+        count, one resize onto the model's grid), the frames and timing RL rollouts and evaluation also use;
+        video files keep LLaMA-Factory's own sampling."""
+        if not videos or not all(isinstance(v, (list, tuple)) for v in videos):
+            if any(isinstance(v, (list, tuple)) for v in videos):
+                raise FramesLayoutError("a batch mixing frame-list videos and video files: give one kind")
+            return super()._regularize_videos(videos, **kwargs)
+        fps = float(kwargs.get("video_fps", 2.0))
+        settings = ClipSettings(min_pixels=int(kwargs["image_min_pixels"]), max_pixels=int(kwargs["image_max_pixels"]),
+                                frames_fps=fps)
+        clips = [load_clip(list(video), settings, sample=False) for video in videos]
+        return {"videos": [c.frames for c in clips], "fps_per_video": [fps] * len(clips),
+                "durations": [(max(c.indices) + 1) / fps for c in clips],
+                "frames_indices": [list(c.indices) for c in clips]}
 
     def process_token_ids(self, input_ids, labels, images, videos, audios, tokenizer, processor):
         if images:

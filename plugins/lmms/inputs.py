@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from egoforge.data.frames import fit_pixels
+from egoforge.data.clip import ClipSettings, pad_even, resize_frame
 from egoforge.lmms.media import is_image_path, is_video_path, read_mark, sample_video
-from egoforge.vlm.request import Visual, even_clip
+from egoforge.vlm.request import Visual
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,16 @@ class InputSettings:
         if self.frames_as not in ("video", "images"):
             raise ValueError(f"frames_as must be 'video' or 'images', not {self.frames_as!r}")
 
+    def clip_settings(self, video_max_pixels: int | None = None) -> ClipSettings:
+        """The one resize of :mod:`egoforge.data.clip` under these budgets."""
+        return ClipSettings(min_pixels=self.min_pixels, max_pixels=video_max_pixels or self.video_max_pixels,
+                            image_min_pixels=self.min_pixels, image_max_pixels=self.image_max_pixels,
+                            frames_as=self.frames_as)
 
-def _resize(frame: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
-    frame = frame.convert("RGB") if frame.mode != "RGB" else frame
-    size = fit_pixels(frame.width, frame.height, min_pixels, max_pixels)
-    return frame.resize(size, Image.Resampling.BICUBIC) if size != frame.size else frame
+
+def _even(visual: Visual) -> Visual:
+    frames, indices, _ = pad_even(visual.frames, visual.indices)
+    return Visual("video", frames, visual.fps, indices)
 
 
 def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
@@ -57,11 +62,11 @@ def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
             raise TypeError(f"egoforge_vl cannot read a visual of type {type(item).__name__} ({str(item)[:80]!r})")
         mark = read_mark(item)
         if mark is None:
-            visuals.append(Visual("image", [_resize(item, settings.min_pixels, settings.image_max_pixels)]))
+            visuals.append(Visual("image", [resize_frame(item, settings.clip_settings(), "image")]))
             current_clip = None
             continue
         budget = min(settings.video_max_pixels, mark.max_pixels or settings.video_max_pixels)
-        frame = _resize(item, settings.min_pixels, budget)
+        frame = resize_frame(item, settings.clip_settings(budget), "video")
         if current_clip == mark.clip and visuals and visuals[-1].kind == "video":
             visuals[-1].frames.append(frame)
             visuals[-1].indices.append(mark.index)
@@ -70,4 +75,4 @@ def to_visuals(raw: object, settings: InputSettings) -> list[Visual]:
             current_clip = mark.clip
     if settings.frames_as == "images":
         return [Visual("image", [f]) for v in visuals for f in v.frames]
-    return [even_clip(v) if v.kind == "video" else v for v in visuals]
+    return [_even(v) if v.kind == "video" else v for v in visuals]

@@ -29,7 +29,7 @@ from omegaconf import ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from egoforge.ego3s.ecr import ECRConfig, ECRCurriculum, RescoreFile
-from egoforge.ego3s.media import FrameBudget, load_clip
+from egoforge.ego3s.media import FrameBudget, load_one_clip, sampling_fps
 
 _BUDGET_KEYS = {"fps", "min_frames", "max_frames", "frames_fps"}
 
@@ -42,12 +42,14 @@ def _as_list(files) -> list[str]:
     return [str(files)]
 
 
-def decode_video_items(messages: list[dict]) -> list[dict]:
-    """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by sampled frames.
+def decode_clips(messages: list[dict], image_patch_size=14) -> tuple[list[dict], list]:
+    """Messages whose ``{"type": "video", "video": <file or folder>}`` items are replaced by the frames of
+    :func:`egoforge.data.clip.load_clip` (sampled, padded, fitted to the per-frame budget), and those clips in order.
 
     The input is not modified (verl keeps ``raw_prompt`` for logging and the reward loop).
     """
-    out = []
+    del image_patch_size  # the processor snaps frames to its patch grid itself, as in every other path
+    out, clips = [], []
     for message in messages:
         content = message.get("content")
         if not isinstance(content, list) or not any(
@@ -59,12 +61,36 @@ def decode_video_items(messages: list[dict]) -> list[dict]:
         for item in content:
             if isinstance(item, dict) and item.get("type") == "video" and isinstance(item.get("video"), str):
                 fields = {k: item[k] for k in _BUDGET_KEYS if item.get(k) is not None}
-                frames, sample_fps = load_clip(item["video"], FrameBudget(**fields), resize=False)
+                fields.update({k: item[k] for k in ("min_pixels", "max_pixels") if item.get(k) is not None})
+                clip = load_one_clip(item["video"], FrameBudget(**fields))
+                clips.append(clip)
                 item = {k: v for k, v in item.items() if k not in _BUDGET_KEYS}
-                item.update(video=frames, sample_fps=sample_fps)
+                item.update(video=clip.frames, sample_fps=sampling_fps(clip))
             items.append(item)
         out.append({**message, "content": items})
-    return out
+    return out, clips
+
+
+def decode_video_items(messages: list[dict], image_patch_size=14) -> list[dict]:
+    """:func:`decode_clips` without the clips."""
+    return decode_clips(messages, image_patch_size)[0]
+
+
+def with_clip_videos(videos, clips: list) -> list:
+    """verl's ``(tensor, metadata)`` per video, made from each clip itself: its frames as they are (uint8, the
+    tensor the processor builds from PIL frames; qwen-vl-utils' copy is resized again and turned to float) and its
+    metadata (its true frame indices on its timeline, Qwen3-VL's ``<t seconds>``, instead of the ``0..n-1``
+    qwen-vl-utils makes up for a frame list)."""
+    if not clips:
+        return videos
+    if videos is None or len(videos) != len(clips):
+        raise ValueError(f"egoforge: {len(clips)} decoded clips but {0 if videos is None else len(videos)} videos "
+                         "from qwen-vl-utils; the prompt's videos and the decoded clips do not line up")
+    import numpy as np
+    import torch
+
+    return [(torch.from_numpy(np.stack([np.asarray(f) for f in clip.frames])).permute(0, 3, 1, 2).contiguous(),
+             clip.video_metadata()) for clip in clips]
 
 
 def split_of(data_files, data_config) -> str | None:
@@ -105,15 +131,18 @@ class Ego3SDataset(RLHFDataset):
 
     @classmethod
     def _process_multi_modal_info(cls, messages, image_patch_size, config):
-        return super()._process_multi_modal_info(decode_video_items(messages), image_patch_size, config)
+        decoded, clips = decode_clips(messages, image_patch_size)
+        images, videos, audios = super()._process_multi_modal_info(decoded, image_patch_size, config)
+        return images, with_clip_videos(videos, clips), audios
 
     @classmethod
     async def process_vision_info(cls, messages, image_patch_size, config):
         import asyncio
 
         loop = asyncio.get_running_loop()
-        decoded = await loop.run_in_executor(None, decode_video_items, messages)
-        return await super().process_vision_info(decoded, image_patch_size, config)
+        decoded, clips = await loop.run_in_executor(None, decode_clips, messages, image_patch_size)
+        images, videos = await super().process_vision_info(decoded, image_patch_size, config)
+        return images, with_clip_videos(videos, clips)
 
     def __getitem__(self, item):
         row = super().__getitem__(item)

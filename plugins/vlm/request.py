@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from egoforge.data.clip import pad_even
+
 KINDS = ("image", "video")
 
 
@@ -41,11 +43,10 @@ class Visual:
 
 
 def even_clip(visual: Visual) -> Visual:
-    """Qwen-VL packs frames in pairs (temporal patch 2): repeat the last frame of an odd-length clip."""
-    if len(visual.frames) % 2 == 0:
-        return visual
-    step = visual.indices[-1] - visual.indices[-2] if len(visual.indices) > 1 else 1
-    frames, indices = [*visual.frames, visual.frames[-1]], [*visual.indices, visual.indices[-1] + step]
+    """Qwen-VL packs frames in pairs (temporal patch 2): an odd-length clip repeats its last frame *and its index*
+    (:func:`egoforge.data.clip.pad_even`, as the Qwen processors and LLaMA-Factory pad), so the repeated frame keeps
+    its own timestamp in every pipeline."""
+    frames, indices, _ = pad_even(visual.frames, visual.indices)
     return Visual("video", frames, visual.fps, indices)
 
 

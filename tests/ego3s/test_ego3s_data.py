@@ -29,6 +29,11 @@ def test_frame_budget_sampling(total, fps, expected_n):
     assert len(set(indices)) == len(indices)
 
 
+def test_an_empty_pixel_budget_is_an_error(ego3s_data):
+    with pytest.raises(ValueError, match="min_pixels 3136 > max_pixels 1536"):
+        load_clip(ego3s_data / load_video_r1(ego3s_data / "train.json")[0]["path"], FrameBudget(max_pixels=48 * 32))
+
+
 def test_clips_load_within_the_pixel_budget(ego3s_data):
     rows = load_video_r1(ego3s_data / "train.json")
     kinds = {}
@@ -36,7 +41,7 @@ def test_clips_load_within_the_pixel_budget(ego3s_data):
         kind = "image" if row["data_type"] == "image" else ("folder" if "." not in row["path"] else "mp4")
         kinds[kind] = row
     assert set(kinds) == {"mp4", "folder", "image"}
-    budget = FrameBudget(max_pixels=48 * 32, image_max_pixels=48 * 32)
+    budget = FrameBudget(max_pixels=48 * 32, image_max_pixels=48 * 32, min_pixels=1024, image_min_pixels=1024)
     for row in kinds.values():
         frames, fps = load_clip(ego3s_data / row["path"], budget)
         assert all(f.width * f.height <= 48 * 32 * 1.05 for f in frames)

@@ -28,8 +28,9 @@ def test_tagged_frames_become_one_video_untagged_stay_images(tmp_path):
     assert [v.kind for v in visuals] == ["image", "video"]
     image, video = visuals
     assert image.frames[0].width * image.frames[0].height <= SETTINGS.image_max_pixels
-    # Odd clip padded to an even length (Qwen's temporal patch of 2), the padding continues the timeline.
-    assert len(video.frames) == 4 and video.indices == [0, 1, 2, 3] and video.fps == 0.5
+    # Odd clip padded to an even length (Qwen's temporal patch of 2): the repeated frame keeps its index, as the
+    # Qwen processors and LLaMA-Factory pad (egoforge.data.clip.pad_even), so the last timestamp is the frame's.
+    assert len(video.frames) == 4 and video.indices == [0, 1, 2, 2] and video.fps == 0.5
     assert all(f.width * f.height <= SETTINGS.video_max_pixels for f in video.frames)
     as_images = to_visuals(clip, InputSettings(frames_as="images"))
     assert [v.kind for v in as_images] == ["image"] * 3

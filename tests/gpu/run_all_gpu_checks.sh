@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 make setup setup-rl || exit 1
+# Both environments are checked before any GPU time is spent (hooks, plugins, entry points, locks).
+.venv/bin/egoforge doctor && .venv-rl/bin/egoforge doctor || exit 1
 status=0
 for script in tests/gpu/run_gpu_checks.sh tests/ego3s/run_ego3s_gpu.sh tests/evalsuite/run_gpu_evalsuite.sh \
               tests/egoagent/run_gpu_checks.sh tests/egom2p/run_gpu_checks.sh tests/lego/run_lego_gpu_checks.sh; do

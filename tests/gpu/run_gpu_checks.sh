@@ -8,5 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 nvidia-smi -L
 make setup setup-rl
+# Both environments are checked before any GPU time is spent (hooks, plugins, entry points, locks).
+.venv/bin/egoforge doctor
+.venv-rl/bin/egoforge doctor
 .venv/bin/python -m pytest tests/gpu -m gpu -v -k "not vllm" "$@"
 .venv-rl/bin/python -m pytest tests/gpu -m gpu -v -k vllm "$@"
