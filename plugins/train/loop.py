@@ -5,11 +5,15 @@ optimizer step from ``start_step`` to ``total_steps`` it runs the subclass's :me
 then at logging steps (every ``logging_steps`` and the last) writes :meth:`log_record` to the log, then writes any
 :meth:`extra_records` (evaluations), then at save steps (every ``save_steps`` and the last) calls
 :meth:`save_checkpoint` and keeps the ``save_total_limit`` newest checkpoints. A subclass sets these attributes in
-:meth:`setup` (model, optimizer, resume position: everything pipeline-specific) and finishes in :meth:`finish`.
+:meth:`setup` (model, optimizer, resume position: everything pipeline-specific) and finishes in :meth:`finish`;
+then the main process prints one :func:`summary_line` (steps, final loss, time, output folder), the last line of
+every egoforge trainer.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,13 @@ from egoforge.train.loss_log import LossLog
 def due(done: int, every: int, total: int) -> bool:
     """True on every ``every``-th step and on the last one (``every`` < 1 counts as 1)."""
     return done % max(1, every) == 0 or done == total
+
+
+def summary_line(name: str, start: int, done: int, loss: Any, seconds: float, output: Path) -> str:
+    """``NAME finished: N steps, final loss L, M s -> OUTPUT``: what a finished run did and where it wrote."""
+    ran = f"{done - start} steps" if start == 0 else f"{done - start} steps (resumed at step {start})"
+    final = f"final loss {loss:.4g}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "no loss logged"
+    return f"{name} finished: {ran}, {final}, {seconds:.1f} s -> {output}"
 
 
 class StepTrainer:
@@ -69,6 +80,7 @@ class StepTrainer:
     def fit(self) -> Any:
         from tqdm import tqdm
 
+        started = time.perf_counter()
         self.setup()
         main = self.accelerator.is_main_process
         log = LossLog(self.log_path, enabled=main)
@@ -76,6 +88,7 @@ class StepTrainer:
                    disable=not (self.progress and self.accelerator.is_local_main_process))
         window: list = []
         record: dict = {}
+        done = self.start_step
         for step in range(self.start_step, self.total_steps):
             window.append(self.optimizer_step(step))
             done = step + 1
@@ -91,4 +104,8 @@ class StepTrainer:
                 if main:
                     rotate_checkpoints(self.output_dir, self.save_total_limit)
         bar.close()
-        return self.finish(record)
+        result = self.finish(record)
+        if main:
+            print(summary_line(self.name, self.start_step, done, record.get("loss"),
+                               time.perf_counter() - started, self.output_dir), flush=True)
+        return result
