@@ -218,3 +218,12 @@ def test_loss_plot_png_is_large_enough_to_read(tmp_path):
     png = plot_loss_log(tmp_path / "log.jsonl", tmp_path / "loss.png", "t", units={"loss_a": "metres (m)"})
     width, height = Image.open(png).size
     assert width >= 700 and height >= 500
+
+
+def test_steps_plan_says_both_step_counts_when_max_steps_stops_the_schedule_early():
+    from egoforge.train.loop import steps_plan
+
+    assert steps_plan(175, None) == "175 steps" and steps_plan(175, 200) == "175 steps"
+    line = steps_plan(175, 100, lambda step: 1.0 - step / 174)
+    assert line.startswith("100 steps (max_steps) of a 175-step learning-rate schedule")
+    assert "last lr 0.431, schedule's final 0" in line

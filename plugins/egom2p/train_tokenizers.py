@@ -24,6 +24,7 @@ from egoforge.data.atomic import atomic_write_json
 from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.loop import OptimConfig, Pipeline, RunConfig, Schedule, fit
 from egoforge.egom2p.schedule import absolute_lr
+from egoforge.train.loop import steps_plan
 from egoforge.train.recipe import build_config
 from egoforge.train.steps import epochs_to_steps, global_batch
 
@@ -163,7 +164,8 @@ class TrajJob:
 
     def summary(self, batch: int, schedule: Schedule) -> str:
         return (f"{self.modality} tokenizer: {len(self.train_dirs)} train / {len(self.val_dirs)} val clips, global "
-                f"batch {batch}, lr {schedule.peak_lr:.3g}, {schedule.total_steps} steps")
+                f"batch {batch}, lr {schedule.peak_lr:.3g}, "
+                f"{steps_plan(schedule.total_steps, self.cfg.max_steps, schedule.lr)}")
 
     def _features(self, dirs: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         from egoforge.egom2p.traj_tokenizer import clip_features
@@ -247,7 +249,7 @@ class VideoJob:
     def summary(self, batch: int, schedule: Schedule) -> str:
         return (f"video tokenizer: {len(self.items)} train clips ({', '.join(self.cfg.modalities)}), grid "
                 f"{self.tcfg.token_grid}, vocabulary {self.tcfg.vocab_size}, global batch {batch}, "
-                f"{schedule.total_steps} steps")
+                f"{steps_plan(schedule.total_steps, self.cfg.max_steps, schedule.lr)}")
 
     def load(self) -> None:
         from egoforge.egom2p.video_tokenizer import FSQVideoAutoencoder

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,17 @@ def summary_line(name: str, start: int, done: int, loss: Any, seconds: float, ou
     ran = f"{done - start} steps" if start == 0 else f"{done - start} steps (resumed at step {start})"
     final = f"final loss {loss:.4g}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "no loss logged"
     return f"{name} finished: {ran}, {final}, {seconds:.1f} s -> {output}"
+
+
+def steps_plan(schedule_steps: int, max_steps: int | None, lr: Callable[[int], float] | None = None) -> str:
+    """The steps a run will really take, for a trainer's header: ``N steps``, or, when ``max_steps`` stops the run
+    before the learning-rate schedule ends, both numbers and why the last learning rate (``lr(step)``) is not the
+    schedule's final one."""
+    if not max_steps or max_steps >= schedule_steps:
+        return f"{schedule_steps} steps"
+    rates = f" (last lr {lr(max_steps - 1):.3g}, schedule's final {lr(schedule_steps - 1):.3g})" if lr else ""
+    return (f"{max_steps} steps (max_steps) of a {schedule_steps}-step learning-rate schedule, which it stops before "
+            f"the decay ends{rates}")
 
 
 class StepTrainer:

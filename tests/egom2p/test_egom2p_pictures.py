@@ -76,3 +76,18 @@ def test_results_table_has_units_and_the_static_camera_baseline(tmp_path):
     assert table[2].startswith("| model | rgb2cam | 2 | 0.1000 | 2.0000 |")
     assert table[3].startswith("| static camera (baseline) | rgb2cam | 2 |")
     assert len(results_table("rgb2gaze", 2, {"gaze_l2": 0.1}).splitlines()) == 3  # no baseline row
+
+
+def test_tokenizer_header_says_max_steps_and_the_schedule_when_they_differ(tmp_path, capsys):
+    from pathlib import Path
+
+    from egoforge.tools.cli import main as cli
+
+    write_clip_folders(tmp_path / "clips", "synth", {"cam": random_camera_clips(40, seed=3)})
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "egom2p_cam_tokenizer.yaml"
+    args = ["train", str(recipe), f"data.clips=[{tmp_path / 'clips'}]", "batch_size=4", f"output_dir={tmp_path}/o"]
+    assert cli([*args, "max_steps=3", "--dry-run"]) == 0
+    header = capsys.readouterr().out
+    assert "3 steps (max_steps) of a " in header and "-step learning-rate schedule" in header and "last lr" in header
+    assert cli([*args, "--dry-run"]) == 0
+    assert "max_steps" not in capsys.readouterr().out.splitlines()[0]
