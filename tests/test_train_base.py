@@ -227,3 +227,19 @@ def test_steps_plan_says_both_step_counts_when_max_steps_stops_the_schedule_earl
     line = steps_plan(175, 100, lambda step: 1.0 - step / 174)
     assert line.startswith("100 steps (max_steps) of a 175-step learning-rate schedule")
     assert "last lr 0.431, schedule's final 0" in line
+
+
+def test_a_cpu_run_prints_no_deepspeed_accelerator_notice():
+    pytest.importorskip("deepspeed")
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom egoforge.train.accelerator import make_accelerator\n"
+            "a = make_accelerator('no'); m = a.prepare(torch.nn.Linear(2, 2)); a.unwrap_model(m)\n"
+            "import logging; logging.getLogger('DeepSpeed').warning('other DeepSpeed warnings stay')\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Setting accelerator to CPU" not in out.stdout + out.stderr
+    assert "other DeepSpeed warnings stay" in out.stdout + out.stderr
