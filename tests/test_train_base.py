@@ -192,3 +192,73 @@ def test_recipes_read_exponent_floats_as_numbers_and_stay_safe(tmp_path):
     with pytest.raises(Exception, match="not valid YAML|could not determine a constructor"):
         load_recipe(recipe)
     assert isinstance(yaml.safe_load("lr: 1e-4")["lr"], str)  # the PyYAML behaviour this guards against
+
+
+def test_every_trainer_ends_with_one_summary_line_naming_steps_loss_and_output(tmp_path, capsys):
+    TinyRegression(tmp_path / "run", total=3).fit()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("tiny finished: 3 steps, final loss ")
+    assert last.endswith(f"-> {tmp_path / 'run'}")
+    TinyRegression(tmp_path / "run", total=4).fit()  # resumes from checkpoint-2 (save_steps=2)... and the last, 3
+    assert "1 steps (resumed at step 3)" in capsys.readouterr().out
+
+
+def test_loss_figure_is_titled_labelled_and_puts_each_unit_on_its_own_axes():
+    from egoforge.train.loss_log import loss_figure
+
+    steps = range(1, 51)
+    curves = {"loss": [(s, 10.0 / s) for s in steps], "loss_rep": [(s, 5.0) for s in steps],
+              "loss_pred": [(s, 5.0) for s in steps], "loss_act": [(s, 0.3) for s in steps]}
+    units = {"loss_rep": "cross-entropy (nats)", "loss_pred": "cross-entropy (nats)", "loss_act": "MPJPE (m)"}
+    fig = loss_figure(curves, "stage 2", xlabel="optimiser step", ylabel="weighted total", units=units)
+    axes = fig.axes
+    assert [ax.get_ylabel() for ax in axes] == ["weighted total", "cross-entropy (nats)", "MPJPE (m)"]
+    assert axes[0].get_title() == "stage 2" and axes[-1].get_xlabel() == "optimiser step"
+    assert axes[0].get_yscale() == "log"  # 10 .. 0.2: a linear axis would flatten it
+    assert axes[1].get_yscale() == "linear"
+    rep, pred = axes[1].get_lines()
+    # two identical curves stay distinguishable: other colour, other style, the later one thinner on top
+    assert rep.get_color() != pred.get_color() and rep.get_linestyle() != pred.get_linestyle()
+    assert rep.get_linewidth() > pred.get_linewidth()
+    for ax in axes:  # the legend is outside the data area (anchored right of the axes)
+        legend = ax.get_legend()
+        assert legend is not None and legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_loss_plot_png_is_large_enough_to_read(tmp_path):
+    from PIL import Image
+
+    log = LossLog(tmp_path / "log.jsonl")
+    for step in range(1, 6):
+        log.write({"step": step, "loss": 1.0 / step, "loss_a": 0.5})
+    png = plot_loss_log(tmp_path / "log.jsonl", tmp_path / "loss.png", "t", units={"loss_a": "metres (m)"})
+    width, height = Image.open(png).size
+    assert width >= 700 and height >= 500
+
+
+def test_steps_plan_says_both_step_counts_when_max_steps_stops_the_schedule_early():
+    from egoforge.train.loop import steps_plan
+
+    assert steps_plan(175, None) == "175 steps" and steps_plan(175, 200) == "175 steps"
+    line = steps_plan(175, 100, lambda step: 1.0 - step / 174)
+    assert line.startswith("100 steps (max_steps) of a 175-step learning-rate schedule")
+    assert "last lr 0.431, schedule's final 0" in line
+
+
+def test_a_cpu_run_prints_no_deepspeed_accelerator_notice():
+    pytest.importorskip("deepspeed")
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom egoforge.train.accelerator import make_accelerator\n"
+            "a = make_accelerator('no'); m = a.prepare(torch.nn.Linear(2, 2)); a.unwrap_model(m)\n"
+            "import logging; logging.getLogger('DeepSpeed').warning('other DeepSpeed warnings stay')\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Setting accelerator to CPU" not in out.stdout + out.stderr
+    assert "other DeepSpeed warnings stay" in out.stdout + out.stderr

@@ -171,7 +171,7 @@ def _poses(args) -> int:
 
 def _knn(args) -> int:
     from egoforge.data.models import resolve_model_path
-    from egoforge.egoagent.eval.knn import evaluate_knn
+    from egoforge.egoagent.eval.knn import evaluate_knn, knn_table
     from egoforge.egoagent.network import load_backbone
 
     model = resolve_model_path(args.model, what="--model")
@@ -182,10 +182,8 @@ def _knn(args) -> int:
     results = evaluate_knn(backbone, args.train, args.val, size, k=args.k, temperature=args.temperature,
                            batch_size=args.batch_size, device=_device(args.device), num_workers=args.num_workers)
     results["model"] = args.model
-    rows = {Path(args.model).name: results, "chance": {"top1": results["chance_top1"],
-                                                        "top5": min(100.0, 5 * results["chance_top1"])}}
-    _write_results(args.out, f"kNN (k={args.k}, T={args.temperature}) on {args.val}", results, rows,
-                   ["top1", "top5"])
+    _write_results(args.out, f"kNN (k={args.k}, T={args.temperature}) on {args.val}", results,
+                   *knn_table(results, Path(args.model).name))
     return 0
 
 
@@ -195,7 +193,7 @@ def _world(args) -> int:
     from egoforge.data.errors import InputError
     from egoforge.data.models import resolve_model_path
     from egoforge.egoagent.data.sequences import SequenceSpec
-    from egoforge.egoagent.eval.world import evaluate_world
+    from egoforge.egoagent.eval.world import evaluate_world, world_table
     from egoforge.egoagent.network import read_spec
 
     checkpoint = Path(resolve_model_path(args.checkpoint, online=False, what="--checkpoint"))
@@ -213,12 +211,8 @@ def _world(args) -> int:
                              history_attention=options.get("history_attention", True), batch_size=args.batch_size,
                              device=_device(args.device), num_workers=args.num_workers,
                              takes_json=args.takes_json or data.get("takes_json"))
-    retrieval, motion = results["retrieval"], results["motion"]
-    rows = {checkpoint.name: {**retrieval, **motion},
-            "chance / zero-velocity": {"top1": retrieval["chance_top1"], "top5": 5 * retrieval["chance_top1"],
-                                       "mpjpe_mm_steps_1plus": motion["zero_velocity_mpjpe_mm"]}}
-    _write_results(args.out, f"Future-state retrieval and 3D motion prediction on {args.pose_dir}", results, rows,
-                   ["top1", "top5", "mean_rank", "mpjpe_mm", "mpjpe_mm_steps_1plus"])
+    _write_results(args.out, f"Future-state retrieval and 3D motion prediction on {args.pose_dir}", results,
+                   *world_table(results, checkpoint.name))
     return 0
 
 

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from egoforge import registry
-    from egoforge.train.recipe import RecipeError, load_recipe
+    from egoforge.train.recipe import RecipeError, load_recipe, missing_local_paths
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
@@ -35,6 +35,13 @@ def main(args) -> int:
         for error in errors:
             print(f"  (could not load {error})", file=sys.stderr)
         return 2
+    missing = missing_local_paths(recipe, getattr(trainer, "local_paths", ()))
+    if missing:  # one message before any model or data loads; a dry run only reports them
+        lines = "\n  ".join(missing)
+        print(f"egoforge train: {args.recipe}: missing local path(s), set the key or create the path:\n  {lines}",
+              file=sys.stderr)
+        if not args.dry_run:
+            return 2
     try:
         return int(trainer(recipe, dry_run=args.dry_run) or 0)
     except RecipeError as exc:

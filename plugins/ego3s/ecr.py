@@ -109,10 +109,15 @@ Rescore = Callable[[list[str]], Mapping[str, float]]
 class ECRCurriculum:
     """Active slots over a sample pool, with per-sample variance states and stagnation-triggered recuration."""
 
-    def __init__(self, active: Sequence[str], pool: Sequence[str] = (), config: ECRConfig = ECRConfig()) -> None:
+    def __init__(self, active: Sequence[str], pool: Sequence[str] = (), config: ECRConfig = ECRConfig(),
+                 source: str | None = None) -> None:
+        """``source`` names the file the active samples came from, for the error when there are none."""
         active = [str(x) for x in active]
         if not active:
-            raise ValueError("ECR needs at least one active sample")
+            where = f"{source}: " if source else ""
+            raise ValueError(f"{where}no samples to train on: ECR needs at least one active sample (an empty CSM "
+                             "selection? `egoforge ego3s csm` keeps only the samples its model answers with varied "
+                             "rewards; run it on more data or a stronger model, or train on the converted set)")
         if len(set(active)) != len(active):
             raise ValueError("active sample ids must be unique")
         self.config = config

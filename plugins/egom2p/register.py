@@ -6,6 +6,10 @@ Importing this module is cheap: each trainer imports torch and its modules only 
 from __future__ import annotations
 
 from egoforge.registry import TRAINERS
+from egoforge.train.recipe import LocalPath
+
+_CLIPS = LocalPath("data.clips", "write clips with `egoforge egom2p prepare RAW --out DIR --dataset NAME` "
+                   "(generated recordings: `egoforge egom2p synth RAW`)")
 
 
 @TRAINERS.register("egom2p", doc="EgoM2P 4M-style multimodal masked pre-training on token shards (HF accelerate)")
@@ -15,6 +19,10 @@ def egom2p(recipe: dict, dry_run: bool = False) -> int:
     return train(recipe, dry_run)
 
 
+egom2p.local_paths = (LocalPath("data.root", "write token shards with `egoforge egom2p tokenize CLIPS --out DIR "
+                                "--modality M --tokenizer TOKENIZER`"),)
+
+
 @TRAINERS.register("egom2p_traj_tokenizer", doc="EgoM2P camera / gaze VQ-VAE tokenizer on prepared clips")
 def egom2p_traj_tokenizer(recipe: dict, dry_run: bool = False) -> int:
     from egoforge.egom2p.train_tokenizers import guarded
@@ -22,8 +30,14 @@ def egom2p_traj_tokenizer(recipe: dict, dry_run: bool = False) -> int:
     return guarded("traj", recipe, dry_run)
 
 
+egom2p_traj_tokenizer.local_paths = (_CLIPS,)
+
+
 @TRAINERS.register("egom2p_video_tokenizer", doc="egoforge FSQ video tokenizer (Cosmos DV grid) on prepared clips")
 def egom2p_video_tokenizer(recipe: dict, dry_run: bool = False) -> int:
     from egoforge.egom2p.train_tokenizers import guarded
 
     return guarded("video", recipe, dry_run)
+
+
+egom2p_video_tokenizer.local_paths = (_CLIPS,)

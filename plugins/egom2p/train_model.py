@@ -22,6 +22,7 @@ from egoforge.egom2p.modalities import Modality, modality_table
 from egoforge.egom2p.model import EgoM2P, ModelConfig, build_model, count_parameters
 from egoforge.egom2p.schedule import absolute_lr, steps_for_tokens
 from egoforge.egom2p.shards import DataConfig, DatasetSpec, MixtureBatches
+from egoforge.train.loop import steps_plan
 from egoforge.train.recipe import RecipeError, build_config
 
 MODEL_TYPE = "egom2p"
@@ -116,8 +117,9 @@ def _train(recipe: dict, dry_run: bool) -> int:
     with torch.device("meta"):
         params = count_parameters(build_model(cfg.model, table))
     summary = (f"EgoM2P: {params / 1e6:.1f}M parameters, {len(cfg.data.datasets)} datasets, global batch "
-               f"{global_batch} ({world} processes), lr {schedule.peak_lr:.3g}, {schedule.total_steps} steps "
-               f"({schedule.warmup_steps} warm-up), {per_sample} tokens per sample")
+               f"{global_batch} ({world} processes), lr {schedule.peak_lr:.3g}, "
+               f"{steps_plan(schedule.total_steps, cfg.max_steps, schedule.lr)} ({schedule.warmup_steps} "
+               f"warm-up), {per_sample} tokens per sample")
     if dry_run:
         print(summary)
         print(json.dumps(asdict(cfg), indent=2, default=str))

@@ -24,6 +24,7 @@ from egoforge.data.atomic import atomic_write_json
 from egoforge.egom2p.clips import has_modality, list_clips, load_clip
 from egoforge.egom2p.loop import OptimConfig, Pipeline, RunConfig, Schedule, fit
 from egoforge.egom2p.schedule import absolute_lr
+from egoforge.train.loop import steps_plan
 from egoforge.train.recipe import build_config
 from egoforge.train.steps import epochs_to_steps, global_batch
 
@@ -163,7 +164,8 @@ class TrajJob:
 
     def summary(self, batch: int, schedule: Schedule) -> str:
         return (f"{self.modality} tokenizer: {len(self.train_dirs)} train / {len(self.val_dirs)} val clips, global "
-                f"batch {batch}, lr {schedule.peak_lr:.3g}, {schedule.total_steps} steps")
+                f"batch {batch}, lr {schedule.peak_lr:.3g}, "
+                f"{steps_plan(schedule.total_steps, self.cfg.max_steps, schedule.lr)}")
 
     def _features(self, dirs: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         from egoforge.egom2p.traj_tokenizer import clip_features
@@ -247,7 +249,7 @@ class VideoJob:
     def summary(self, batch: int, schedule: Schedule) -> str:
         return (f"video tokenizer: {len(self.items)} train clips ({', '.join(self.cfg.modalities)}), grid "
                 f"{self.tcfg.token_grid}, vocabulary {self.tcfg.vocab_size}, global batch {batch}, "
-                f"{schedule.total_steps} steps")
+                f"{steps_plan(schedule.total_steps, self.cfg.max_steps, schedule.lr)}")
 
     def load(self) -> None:
         from egoforge.egom2p.video_tokenizer import FSQVideoAutoencoder
@@ -290,7 +292,7 @@ class VideoJob:
         sample = load_clip(folder, modality)
         with torch.no_grad():
             recon = tensor_to_video(module.decode(module.encode(video_to_tensor(sample[None], modality))), modality)[0]
-        _save_preview(out / "reconstruction.png", sample, recon)
+        _save_preview(out / "reconstruction.png", modality, sample, recon, f"{folder.parent.name}/{folder.name}")
         _write_metrics(out, metrics)
         print(json.dumps(metrics))
 
@@ -298,17 +300,45 @@ class VideoJob:
 JOBS = {"traj": TrajJob, "video": VideoJob}
 
 
-def _save_preview(path: Path, clip: np.ndarray, recon: np.ndarray) -> None:
-    """First / middle / last frame of a clip above its reconstruction, as a PNG."""
-    from PIL import Image
+def reconstruction_figure(modality: str, clip: np.ndarray, recon: np.ndarray, where: str = ""):
+    """First / middle / last frame of a held-out clip (row "original") above the tokenizer's reconstruction (row
+    "reconstruction"), each frame shown large with nearest-neighbour pixels and its PSNR in the title."""
+    import matplotlib
 
-    def frames(video: np.ndarray) -> np.ndarray:
-        picks = [0, len(video) // 2, len(video) - 1]
-        rows = [video[i] if video.ndim == 4 else np.repeat((np.clip(video[i], 0, 1) * 255)[..., None], 3, -1)
-                for i in picks]
-        return np.concatenate([np.asarray(r, dtype=np.uint8) for r in rows], axis=1)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    grid = np.concatenate([frames(clip), frames(recon)], axis=0)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(grid).save(tmp)
-    tmp.replace(path)
+    from egoforge.egom2p.metrics import psnr
+
+    def shown(frame: np.ndarray) -> np.ndarray:
+        return frame if frame.ndim == 3 else np.clip(frame, 0, 1)
+
+    scale = 255.0 if clip.ndim == 4 else 1.0
+    picks = [0, len(clip) // 2, len(clip) - 1]
+    height, width = clip.shape[1:3]
+    fig, axes = plt.subplots(2, 3, figsize=(3 * max(2.6, 2.6 * width / height), 2 * 2.6 + 0.8))
+    for row, (name, video) in enumerate((("original", clip), ("reconstruction", recon))):
+        for col, index in enumerate(picks):
+            ax = axes[row, col]
+            ax.imshow(shown(video[index]), cmap=None if video.ndim == 4 else "magma", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {index}", fontsize=9)
+            else:
+                value = psnr(np.asarray(recon[index], np.float64) / scale, np.asarray(clip[index], np.float64) / scale)
+                ax.set_title(f"frame {index}, PSNR {value:.1f} dB", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=11)
+    fig.suptitle(f"{modality} tokenizer: held-out clip {where} ({width}x{height} px, upscaled)".replace("  ", " "),
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _save_preview(path: Path, modality: str, clip: np.ndarray, recon: np.ndarray, where: str = "") -> Path:
+    """``reconstruction.png``: :func:`reconstruction_figure`, written atomically."""
+    from egoforge.train.loss_log import save_figure
+
+    return save_figure(reconstruction_figure(modality, clip, recon, where), path, dpi=100)

@@ -51,7 +51,9 @@ class ModelConfig:
 
 @dataclass
 class FeaturesConfig:
-    format: str = "shards"  # shards: `egoforge lego features` output; npy: the official per-sample .npy release
+    # auto: shards when dir is set, npy when image_dir/text_dir are; shards: `egoforge lego features` output; npy: the
+    # official per-sample .npy release. A dir holding `lego features` shards is read as shards whatever this says.
+    format: str = "auto"
     dir: str | None = None  # shards folder
     image_dir: str | None = None  # npy: vllm_image_feature/<model>/<split>
     text_dir: str | None = None  # npy: vllm_text_feature/<model>/<split>

@@ -31,17 +31,51 @@ def mix_seed(*parts: object) -> int:
     return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:15], 16)
 
 
-def open_features(cfg: FeaturesConfig):
-    """The feature reader a recipe names (None when no features are configured)."""
+FEATURE_FORMATS = ("auto", "shards", "npy")
+
+
+def has_feature_shards(folder: str | os.PathLike | None) -> bool:
+    """Whether ``folder`` holds `egoforge lego features` output (its ``index-c*.json`` chunk indexes)."""
+    return bool(folder) and Path(folder).is_dir() and any(Path(folder).glob("index-c*.json"))
+
+
+def feature_format(cfg: FeaturesConfig) -> str:
+    """The layout to read: shards whenever ``dir`` holds `egoforge lego features` output (whatever ``format`` says,
+    so a recipe written for the official npy release reads the shards it is pointed at); otherwise ``format``, and
+    for ``auto`` npy when ``image_dir``/``text_dir`` are set, shards when not."""
+    if cfg.format not in FEATURE_FORMATS:
+        raise LegoSetupError(f"features.format {cfg.format!r}: choose one of {FEATURE_FORMATS}")
+    if has_feature_shards(cfg.dir):
+        return "shards"
+    if cfg.format == "auto":
+        return "npy" if (cfg.image_dir or cfg.text_dir) else "shards"
+    return cfg.format
+
+
+def open_features(cfg: FeaturesConfig, where: str = "features"):
+    """The feature reader a recipe names (None when no features are configured); errors name the folders looked in."""
+    import sys
+
     from egoforge.lego.features import FeatureReader, NpyFeatureReader
 
-    if cfg.format == "shards":
+    layout = feature_format(cfg)
+    if layout == "shards":
+        if cfg.format == "npy":
+            print(f"note: {where}.dir {cfg.dir} holds `egoforge lego features` shards: reading them (format npy's "
+                  f"image_dir/text_dir are not used)", file=sys.stderr)
         return FeatureReader(cfg.dir) if cfg.dir else None
-    if cfg.format == "npy":
-        if not (cfg.image_dir and cfg.text_dir):
-            raise LegoSetupError("features with format npy need image_dir and text_dir")
-        return NpyFeatureReader(cfg.image_dir, cfg.text_dir)
-    raise LegoSetupError(f"features.format {cfg.format!r}: choose shards or npy")
+    if cfg.dir:
+        raise LegoSetupError(f"{where}.dir {cfg.dir}: no `egoforge lego features` shards there (no index-c*.json), "
+                             f"and format {cfg.format} reads the official npy release from {where}.image_dir / "
+                             f"text_dir; point {where}.dir at the features folder or unset it")
+    if not (cfg.image_dir and cfg.text_dir):
+        raise LegoSetupError(f"{where}: format npy needs image_dir and text_dir (the official release's "
+                             "vllm_image_feature/... and vllm_text_feature/... folders), or set dir to the "
+                             "folder `egoforge lego features` wrote")
+    for key in ("image_dir", "text_dir"):
+        if not Path(getattr(cfg, key)).is_dir():
+            raise LegoSetupError(f"{where}.{key} {getattr(cfg, key)}: no such folder")
+    return NpyFeatureReader(cfg.image_dir, cfg.text_dir)
 
 
 def load_frame(path: Path, resolution: int) -> torch.Tensor:

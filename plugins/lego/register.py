@@ -9,6 +9,7 @@ import json
 
 from egoforge.lego.config import LegoRecipe, LegoSetupError
 from egoforge.registry import TRAINERS
+from egoforge.train.recipe import LocalPath
 
 TRAINER_NAME = "lego_ldm"
 
@@ -41,3 +42,15 @@ def run(recipe: dict, dry_run: bool = False) -> int:
     if summary.pop("main_process"):
         print(json.dumps(summary))
     return 0
+
+
+_FEATURES = "write it with `egoforge lego features` (stage A's VLLM features), or point at the official release"
+run.local_paths = (
+    LocalPath("model.pretrained", "a local diffusers Stable Diffusion folder (stable-diffusion-v1-5, downloaded "
+              "from its hub page), or model.pretrained=null for the tiny random model of recipes/lego_ldm_tiny.yaml"),
+    LocalPath("data.train_index", "write it with `egoforge lego convert`", kind="file"),
+    LocalPath("data.val_index", "write it with `egoforge lego convert`", kind="file"),
+    LocalPath("data.media_root", "the folder holding the index's images (LEGO's EgoGen frames)"),
+    *(LocalPath(f"data.{split}_features.{kind}", _FEATURES) for split in ("train", "val")
+      for kind in ("dir", "image_dir", "text_dir")),
+)

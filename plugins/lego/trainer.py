@@ -42,7 +42,7 @@ def make_dataset(cfg: LegoRecipe, split: str):
     if not index:
         raise LegoSetupError("data.train_index is not set (an LDM index from `egoforge lego convert --to ldm`)")
     features_cfg = cfg.data.train_features if split == "train" else cfg.data.val_features
-    features = open_features(features_cfg) if cfg.model.use_vllm else None
+    features = open_features(features_cfg, f"data.{split}_features") if cfg.model.use_vllm else None
     if cfg.model.use_vllm and features is None:
         raise LegoSetupError(f"model.use_vllm is true but data.{split}_features names no features")
     rows = read_index(index)

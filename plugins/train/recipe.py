@@ -128,3 +128,48 @@ def build_config(cls: type, values: dict[str, Any], where: str = "recipe") -> An
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{where}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPath:
+    """A recipe key that names a local file or folder, and how a user gets it when it is missing."""
+
+    key: str  # dotted, e.g. "data.pose_dir"; a list value is checked item by item
+    how: str  # the command (or step) that produces it
+    kind: str = "dir"  # "dir", "file" or "any"
+
+
+def _lookup(recipe: dict, key: str) -> Any:
+    node: Any = recipe
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def missing_local_paths(recipe: dict, paths: typing.Sequence[LocalPath]) -> list[str]:
+    """One line per missing path: the key, the path and how to get it. Unset keys (None, "") are the trainer's to
+    check; only paths the recipe names are looked for."""
+    problems = []
+    for spec in paths:
+        value = _lookup(recipe, spec.key)
+        for index, item in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+            if item in (None, "") or not isinstance(item, (str, os.PathLike)):
+                continue
+            path = Path(item).expanduser()
+            found = {"dir": path.is_dir, "file": path.is_file, "any": path.exists}[spec.kind]()
+            if not found:
+                key = f"{spec.key}[{index}]" if isinstance(value, (list, tuple)) else spec.key
+                what = {"dir": "no such folder", "file": "no such file", "any": "does not exist"}[spec.kind]
+                if spec.kind == "dir" and path.is_file():
+                    what = "is a file, expected a folder"
+                problems.append(f"{key} = {item}: {what}; {spec.how}")
+    return problems
+
+
+def check_local_paths(recipe: dict, paths: typing.Sequence[LocalPath]) -> None:
+    """RecipeError listing every missing local path of the recipe (before anything loads a model or data)."""
+    problems = missing_local_paths(recipe, paths)
+    if problems:
+        raise RecipeError("missing local path(s), set the key or create the path:\n  " + "\n  ".join(problems))

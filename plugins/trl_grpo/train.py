@@ -119,7 +119,7 @@ def build_trainer(recipe: Ego3STRLRecipe):
     rescore_candidates = int(ecr_settings.pop("rescore_candidates", 32))
     if rescore_mode not in (None, "csm"):
         raise RecipeError(f"ecr.rescore: {rescore_mode!r} is not supported; use `csm` or leave it out")
-    curriculum = ECRCurriculum(list(train), pool_ids, build_config(ECRConfig, ecr_settings, "ecr"))
+    curriculum = ECRCurriculum(list(train), pool_ids, build_config(ECRConfig, ecr_settings, "ecr"), recipe.data.train)
     d = recipe.data
     budget = FrameBudget(fps=d.fps, min_frames=d.min_frames, max_frames=d.max_frames, max_pixels=d.max_pixels,
                          min_pixels=d.min_pixels, image_max_pixels=d.max_pixels, image_min_pixels=d.min_pixels)

@@ -163,3 +163,10 @@ def test_config_validation():
         ECRConfig(lambda_s=1.5)
     with pytest.raises(ValueError, match="unique"):
         ECRCurriculum(["a", "a"], [])
+
+
+def test_an_empty_selection_is_an_error_naming_the_file():
+    from egoforge.ego3s.ecr import ECRCurriculum
+
+    with pytest.raises(ValueError, match=r"^runs/csm/selected.parquet: no samples to train on: .*egoforge ego3s csm"):
+        ECRCurriculum([], ["a"], source="runs/csm/selected.parquet")

@@ -63,3 +63,23 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["egoagent", "poses", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no takes.json (looked in" in capsys.readouterr().err
     assert cli(["egoagent"]) == 2
+
+
+def test_world_results_table_has_units_and_compares_the_baseline_with_steps_1plus():
+    from egoforge.egoagent.eval.world import world_table
+    from egoforge.eval.report import markdown_table
+
+    results = {"retrieval": {"top1": 6.7, "top5": 33.3, "mean_rank": 12.0, "candidates": 48, "chance_top1": 100 / 48,
+                             "queries": 9},
+               "motion": {"mpjpe_mm": 70.7, "mpjpe_mm_steps_1plus": 71.5, "zero_velocity_mpjpe_mm": 72.6,
+                          "windows": 3}}
+    rows, columns = world_table(results, "checkpoint-200")
+    table = markdown_table(rows, columns, "model").splitlines()
+    assert table[0] == ("| model | top-1 (%) | top-5 (%) | mean rank (1 = best) | MPJPE steps 1+ (mm) | "
+                        "MPJPE all steps (mm) |")
+    baseline = next(line for line in table if line.startswith("| zero-velocity baseline"))
+    cells = [c.strip() for c in baseline.strip("|").split("|")]
+    assert cells[columns.index("MPJPE steps 1+ (mm)") + 1] == "72.60"  # in the steps-1+ column, never all-steps
+    assert cells[columns.index("MPJPE all steps (mm)") + 1] == "–"  # en dash: no value
+    chance = next(line for line in table if line.startswith("| chance (48 candidates)"))
+    assert "24.50" in chance  # chance mean rank (48 + 1) / 2

@@ -197,3 +197,13 @@ def test_sequence_windows_and_items(egoagent_data):
                                       "processed_data", spec, image_size=32, train=False)
     item = evaluation[0]
     torch.testing.assert_close(item["student"], item["observer"][:-1])  # one centre crop for both
+
+
+def test_extraction_progress_bar_reaches_100_percent(tour, tmp_path, capsys):
+    from egoforge.egoagent.data.frames import expected_frames
+
+    assert expected_frames(30, 1) == 30 and expected_frames(31, 5) == 7 and expected_frames(0, 5) is None
+    for every in (1, 7):
+        result = extract_video(tour, tmp_path / str(every), every=every, progress=True)
+        final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+        assert "100%" in final and f"{result.frames}/{result.frames}" in final, final

@@ -34,7 +34,8 @@ def test_stage1_learns_and_knn_beats_chance(stage1_run, egoagent_data, tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["classes"] == 4 and results["k"] == 20 and results["temperature"] == 0.07
     assert results["top1"] >= 2 * results["chance_top1"], results  # 4 cities: chance 25%
-    assert "| chance | 25.00" in (tmp_path / "results.md").read_text()
+    assert "| chance | 25.00 | 100.00 |" in (tmp_path / "results.md").read_text()
+    assert "top-1 (%)" in (tmp_path / "results.md").read_text()
 
 
 def test_stage1_resume_restores_the_identical_state(egoagent_data, tmp_path):

@@ -39,11 +39,33 @@ def test_stage2_starts_from_the_stage1_checkpoint(stage1_run, egoagent_data, tmp
     assert trainer.optimizer.param_groups[0]["lr"] <= 1e-3  # stage 2's own schedule (warm-up from 0)
 
 
-def test_stage2_learns_then_world_model_evaluation_and_export(stage1_run, egoagent_data, tmp_path):
+def test_stage2_loss_plot_separates_cross_entropy_from_metres(tmp_path):
+    from egoforge.egoagent.train.config import Stage2Config
+    from egoforge.egoagent.train.stage2 import stage2_loss_units
+    from egoforge.train.loss_log import loss_figure
+
+    units = stage2_loss_units(Stage2Config())
+    steps = range(1, 11)
+    curves = {key: [(s, 5.0) for s in steps] for key in ("loss", "loss_pred", "loss_rep")}
+    curves["loss_act"] = [(s, 0.2) for s in steps]
+    fig = loss_figure(curves, "t", units=units)
+    by_label = {ax.get_ylabel(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
+    assert by_label["DINO cross-entropy (nats)"] == ["loss_pred", "loss_rep"]
+    assert by_label["MPJPE (m)"] == ["loss_act"]
+    assert len(fig.axes) == 3
+    scaled = Stage2Config()
+    scaled.data.pose_scale, scaled.stage2.action_loss = 10.0, "mse"
+    assert stage2_loss_units(scaled)["loss_act"] == "joint squared error (m² × 10)"
+
+
+def test_stage2_learns_then_world_model_evaluation_and_export(stage1_run, egoagent_data, tmp_path, capsys):
     out = tmp_path / "run"
     overrides = stage2_overrides(egoagent_data, out, stage1_checkpoint(stage1_run), max_steps=60, save_steps=60,
                                  per_device_batch_size=4, logging_steps=5)
     assert cli(["train", str(STAGE2_TINY), *overrides]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("egoagent_stage2 finished: 60 steps, final loss ") and summary.endswith(f"-> {out}")
+    assert (out / "loss.png").stat().st_size > 0
     records = read_log(out / "trainer_log.jsonl")
     assert {"loss_rep", "loss_pred", "loss_act"} <= records[0].keys()
     assert records[-1]["loss_act"] < 0.7 * records[0]["loss_act"], records  # future joints are learnt

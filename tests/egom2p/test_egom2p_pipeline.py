@@ -122,6 +122,9 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
         assert results["clips"] == 2 and keys <= set(results["mean"])
         assert all(np.isfinite(v) for v in results["mean"].values())
         assert (out / "results.md").is_file() and (out / "preview.png").stat().st_size > 0
+        table = (out / "results.md").read_text()
+        assert ("static camera (baseline)" in table) == (task == "rgb2cam"), table
+        assert {"rgb2cam": "ate (m)", "rgb2gaze": "gaze_l2 (crop", "depth2rgb": "psnr (dB)"}.get(task, "") in table
         target = task.split("2")[1]
         first = next(iter(results["per_clip"]))
         prediction = np.load(out / first / f"{target}.npy")

@@ -74,6 +74,11 @@ def output_keys(videos: list[Path]) -> list[Path]:
     return keys
 
 
+def expected_frames(total: int | None, every: int) -> int | None:
+    """Frames 0, every, 2 * every, ... below ``total``: the progress bar's length (None when the count is unknown)."""
+    return -(-total // every) if total else None
+
+
 def extract_video(video: str | os.PathLike, out_root: str | os.PathLike, every: int | None = None,
                   max_side: int | None = None, quality: int = 95, progress: bool = True,
                   key: str | os.PathLike | None = None) -> ExtractedVideo:
@@ -105,11 +110,12 @@ def extract_video(video: str | os.PathLike, out_root: str | os.PathLike, every: 
             return ExtractedVideo(str(video), folder, previous["frames"], fps, every, skipped=True)
     count = 0
     with atomic_dir(folder) as tmp:
-        bar = tqdm(total=(total // every + 1) if total else None, desc=video.name, unit="frame", disable=not progress)
+        bar = tqdm(total=expected_frames(total, every), desc=video.name, unit="frame", disable=not progress)
         for index, image in iter_every_nth(video, every):
             _resized(image, max_side).save(tmp / f"frame_{index:07d}.jpg", quality=quality)
             count += 1
             bar.update(1)
+        bar.total = count  # the container's frame count is an estimate: the bar ends at what was decoded, 100%
         bar.close()
         if count == 0:
             raise VideoError(f"{video}: no frames decoded")

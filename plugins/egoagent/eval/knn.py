@@ -77,3 +77,11 @@ def evaluate_knn(backbone, train_dir: str | os.PathLike, val_dir: str | os.PathL
     return {**topk_accuracy(scores, val_labels), "k": k, "temperature": temperature,
             "classes": len(train_set.classes), "train_images": len(train_set), "val_images": len(val_set),
             "chance_top1": 100.0 / len(train_set.classes)}
+
+
+def knn_table(results: dict, model: str) -> tuple[dict[str, dict], list[str]]:
+    """(rows, columns) of results.md: the model and chance, accuracies in percent."""
+    columns = ["top-1 (%)", "top-5 (%)"]
+    rows = {model: {columns[0]: results["top1"], columns[1]: results["top5"]},
+            "chance": {columns[0]: results["chance_top1"], columns[1]: min(100.0, 5 * results["chance_top1"])}}
+    return rows, columns

@@ -78,3 +78,25 @@ def evaluate_world(checkpoint: str | os.PathLike, pose_dir: str | os.PathLike, f
               "zero_velocity_mpjpe_mm": to_mm * masked_mean_error(torch.cat(base_errors), torch.cat(base_visibles)),
               "windows": len(dataset)}
     return {"retrieval": retrieval_metrics(ranks, len(dataset.frame_ids)), "motion": motion}
+
+
+# results.md's columns: each metric with its unit, and which rows it has a value in
+WORLD_COLUMNS = {"top1": "top-1 (%)", "top5": "top-5 (%)", "mean_rank": "mean rank (1 = best)",
+                 "mpjpe_mm_steps_1plus": "MPJPE steps 1+ (mm)", "mpjpe_mm": "MPJPE all steps (mm)"}
+
+
+def world_table(results: dict, model: str) -> tuple[dict[str, dict], list[str]]:
+    """(rows, columns) of results.md: the model, chance for retrieval and the zero-velocity baseline for motion.
+
+    The baseline holds the last observed pose, which exists from the second step on, so it is compared with the
+    model's steps-1+ column; the all-steps column (step 0 included) has no baseline value."""
+    retrieval, motion = results["retrieval"], results["motion"]
+    values = {**retrieval, **motion}
+    rows = {model: {WORLD_COLUMNS[k]: values[k] for k in WORLD_COLUMNS},
+            f"chance ({retrieval['candidates']} candidates)": {
+                WORLD_COLUMNS["top1"]: retrieval["chance_top1"],
+                WORLD_COLUMNS["top5"]: min(100.0, 5 * retrieval["chance_top1"]),
+                WORLD_COLUMNS["mean_rank"]: (retrieval["candidates"] + 1) / 2},
+            "zero-velocity baseline (last pose held)": {
+                WORLD_COLUMNS["mpjpe_mm_steps_1plus"]: motion["zero_velocity_mpjpe_mm"]}}
+    return rows, list(WORLD_COLUMNS.values())

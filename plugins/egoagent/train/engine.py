@@ -109,6 +109,10 @@ class EgoAgentTrainer(StepTrainer):
     def images_in(self, batch: dict) -> int:
         raise NotImplementedError
 
+    def loss_units(self) -> dict[str, str]:
+        """The y-axis label (quantity and unit) of each logged loss term: one axes per label in ``loss.png``."""
+        return {"loss": "DINO cross-entropy (nats)"}
+
     # --- schedules -------------------------------------------------------------------------------------------------
     def teacher_temp(self, step: int) -> float:
         dino = self.config.dino
@@ -226,7 +230,7 @@ class EgoAgentTrainer(StepTrainer):
 
     def finish(self, record: dict) -> TrainState:
         if self.accelerator.is_main_process:
-            plot_log(self.log_path, self.output_dir / "loss.png", self.stage)
+            plot_log(self.log_path, self.output_dir / "loss.png", self.stage, self.loss_units())
         self.accelerator.end_training()
         return self.state
 
@@ -303,6 +307,6 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def plot_log(log_path: Path, out: Path, title: str) -> Path | None:
-    """``loss.png``: every loss term of the log against the optimiser step."""
-    return plot_loss_log(log_path, out, title, xlabel="optimiser step")
+def plot_log(log_path: Path, out: Path, title: str, units: dict[str, str] | None = None) -> Path | None:
+    """``loss.png``: every loss term of the log against the optimiser step, one axes per unit."""
+    return plot_loss_log(log_path, out, f"{title}: training losses", xlabel="optimiser step", units=units)

@@ -125,6 +125,20 @@ class Stage2Trainer(EgoAgentTrainer):
     def images_in(self, batch: dict) -> int:
         return int(batch["student"].shape[0] * batch["student"].shape[1])
 
+    def loss_units(self) -> dict[str, str]:
+        return stage2_loss_units(self.config)
+
+
+def stage2_loss_units(config: Stage2Config) -> dict[str, str]:
+    """``loss.png``'s axes: the two DINO terms share a cross-entropy axis, the action term (metres, or squared
+    metres, times ``data.pose_scale``) and the weighted total (a mix of both units) each get their own."""
+    scale = config.data.pose_scale
+    unit = "m" if config.stage2.action_loss == "mpjpe" else "m²"
+    unit = unit if scale == 1 else f"{unit} × {scale:g}"
+    action = "MPJPE" if config.stage2.action_loss == "mpjpe" else "joint squared error"
+    return {"loss": "weighted total (no unit)", "loss_rep": "DINO cross-entropy (nats)",
+            "loss_pred": "DINO cross-entropy (nats)", "loss_act": f"{action} ({unit})"}
+
 
 def run(recipe: dict, dry_run: bool = False) -> int:
     """EgoAgent stage 2: joint representation-prediction-action training from a stage-1 checkpoint (accelerate)."""
