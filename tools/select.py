@@ -95,6 +95,7 @@ def main(args) -> int:
           f"{s['coarse_kept']}; {s['generations_per_sample']:.1f} generations per sample", file=sys.stderr)
     if not s["kept"]:
         print("no sample was kept: nothing to train on (selected.parquet not written)", file=sys.stderr)
-    print(json.dumps({"selected_json": str(result.selected_json), "selected_parquet": str(result.selected_parquet),
+    print(json.dumps({"selected_json": str(result.selected_json), "selected_parquet": (str(result.selected_parquet)
+                                                                          if result.selected_parquet else None),
                       "report": str(result.report), "histogram": str(result.histogram), **s}))
     return 0

@@ -54,7 +54,7 @@ class CSMRunOptions:
 @dataclass
 class CSMResult:
     selected_json: Path
-    selected_parquet: Path
+    selected_parquet: Path | None  # None when CSM kept nothing (no parquet is written)
     report: Path
     histogram: Path
     summary: dict
@@ -203,8 +203,11 @@ def run_csm(source: str | os.PathLike, out_dir: str | os.PathLike, sampler, opts
                        masked_acc)
     kept_rows = [r for r in rows if str(r["problem_id"]) in selection.kept]
     selected_json = atomic_write_json(out_dir / "selected.json", kept_rows)
-    selected_parquet = out_dir / "selected.parquet"
-    if kept_rows:
+    selected_parquet: Path | None = out_dir / "selected.parquet"
+    if not kept_rows:  # nothing to train on: no parquet, and none left over from an earlier run in this folder
+        selected_parquet.unlink(missing_ok=True)
+        selected_parquet = None
+    else:
         convert = replace(opts.convert, media_root=root)
         verl_rows = to_verl_rows(kept_rows, root, convert, out_dir / "selected.frames")
         index_of = {str(r["problem_id"]): i for i, r in enumerate(rows)}

@@ -193,3 +193,22 @@ def test_the_response_cache_refuses_another_models_answers(tmp_path):
     (tmp_path / "csm" / "responses.generator.json").unlink()  # a cache of unknown origin is refused too
     with pytest.raises(ValueError, match="its model is unknown"):
         run_csm(source, tmp_path / "csm", policy, opts)
+
+
+def test_an_empty_selection_writes_no_parquet_and_says_so(tmp_path):
+    """A policy that ignores the video keeps nothing: no selected.parquet (not even one left from an earlier run in
+    the folder), and the result says None instead of naming a file that does not exist."""
+    from egoforge.ego3s.csm_run import CSMRunOptions, run_csm
+    from egoforge.testing.ego3s_data import make_video_r1_dataset
+
+    class BlindPolicy:
+        def generate(self, requests):
+            return [["<think>no look</think><answer>A</answer>"] * 5 for _ in requests]
+
+    source = make_video_r1_dataset(tmp_path / "data", n=6, seed=3)
+    (tmp_path / "csm").mkdir()
+    (tmp_path / "csm" / "selected.parquet").write_bytes(b"left over from an earlier run")
+    result = run_csm(source, tmp_path / "csm", BlindPolicy(), CSMRunOptions(csm=CSMConfig.preset("paper")))
+    assert result.summary["kept"] == 0 and result.selected_parquet is None
+    assert not (tmp_path / "csm" / "selected.parquet").exists()
+    assert json.loads(result.selected_json.read_text()) == []
