@@ -80,7 +80,9 @@ def test_a_batch_mixing_clip_lengths_is_processed_in_one_call(mixed_parquet, tin
 def test_recipes_pin_vllms_multimodal_cache_off(size, tmp_path, tiny_qwen2_5_vl, tiny_clip, ego3s_parquet):
     """The value verl's Hydra composition hands vLLM, and the vLLM fact that makes it the safe one."""
     from test_ego3s_verl import RECIPES, compose_recipe  # this folder is on sys.path under pytest
-    from vllm.multimodal.parse import VideoProcessorItems
+
+    parse = pytest.importorskip("vllm.multimodal.parse", reason="vLLM is in the rl environment (make test-rl)")
+    VideoProcessorItems = parse.VideoProcessorItems
 
     job = compose_recipe(RECIPES[size], tmp_path, MODEL=tiny_qwen2_5_vl, CLIP_MODEL=tiny_clip,
                          TRAIN_FILES=ego3s_parquet, POOL_FILES=ego3s_parquet, VAL_FILES=ego3s_parquet)

@@ -129,6 +129,10 @@ def test_offline_pipeline_end_to_end(tmp_path, egom2p_raw_and_clips, capsys):
         first = next(iter(results["per_clip"]))
         prediction = np.load(out / first / f"{target}.npy")
         assert prediction.shape == np.load(clips / first / f"{target}.npy").shape
-        assert cli(["egom2p", "metrics", "--task", task, "--pred", str(out), "--clips", str(clips)]) == 0
+        # generate ran with --limit 2: scoring every clip with the target is refused; --allow-partial says "2 of N"
+        assert cli(["egom2p", "metrics", "--task", task, "--pred", str(out), "--clips", str(clips)]) == 2
+        assert cli(["egom2p", "metrics", "--task", task, "--pred", str(out), "--clips", str(clips),
+                    "--allow-partial"]) == 0
         rescored = json.loads((out / "metrics.json").read_text())
         assert rescored["mean"] == pytest.approx(results["mean"])
+        assert rescored["coverage"]["scored"] == 2 < rescored["coverage"]["clips"]

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from lego_helpers import TINY_RECIPE, TRAINED_STEPS, read_jsonl, tiny_overrides_for
 
+from egoforge.data.models import ModelNotFoundError
 from egoforge.lego.conditioning import VLLMConditioner, build_context, fit_tokens
 from egoforge.lego.config import LegoRecipe, ModelConfig
 from egoforge.lego.guidance import dropout_masks, dual_guidance, keep_vllm
@@ -79,7 +80,10 @@ def test_pretrained_sd_folder_gets_an_8_channel_unet(tmp_path):
     assert ldm.unet.config.in_channels == 8 and conv.weight.shape[1] == 8
     assert torch.equal(conv.weight[:, :4], unet4.conv_in.weight) and conv.weight[:, 4:].eq(0).all()
     assert torch.equal(conv.bias, unet4.conv_in.bias)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ModelConfigError, match=r"missing \['unet', 'vae', 'text_encoder', 'tokenizer'\]"):
+        LegoLDM.from_config(build_config(ModelConfig, {**TINY_MODEL, "pretrained": str(tmp_path / "empty")}))
+    with pytest.raises(ModelNotFoundError, match="model.pretrained .*nothing: model folder not found"):
         LegoLDM.from_config(build_config(ModelConfig, {**TINY_MODEL, "pretrained": str(tmp_path / "nothing")}))
     with pytest.raises(ModelConfigError, match="cross_attention_dim"):
         LegoLDM.from_config(build_config(ModelConfig, {**TINY_MODEL, "text_encoder": {
