@@ -264,3 +264,23 @@ def test_open_prompt_keeps_the_official_quirks():
             "sampling at 1.0 fps.Your answer should be reasoned") in prompt
     assert "'prediction' (your answer as text)" in prompt and "Options" not in prompt
     assert prompt.endswith('so 240 / 24 = 10 seconds."\n}\n')
+
+
+def test_openqa_cli_refuses_partial_predictions_unless_allowed(real_testbed, stand_in, tmp_path, capsys):
+    """Judged predictions are held to the same coverage rule as CloseQA scoring: a run that lacks questions is
+    refused (before any judge call); ``--allow-partial`` judges it, the missing ones wrong, coverage "n of N"."""
+    server = stand_in(_mark_from_prediction)
+    predictions = list(_predictions(real_testbed).values())
+    n = len(predictions)
+    preds = tmp_path / "open.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in predictions[:-2]))  # the last two questions unanswered
+    out = tmp_path / "out"
+    args = ["evaluate", "egocross", "openqa", "--testbed", str(real_testbed / TESTBED), "--answers",
+            str(real_testbed / ANSWERS), "--predictions", str(preds), "--out", str(out), "--judge-url", server.url,
+            "--judge-model", "local-judge", "--quiet"]
+    assert cli(args) == 2
+    assert f"partial run: {n - 2} of the testbed's {n} ids have a prediction" in capsys.readouterr().err
+    assert not (out / "openqa_results.json").exists()
+    assert cli([*args, "--allow-partial"]) == 0
+    results = json.loads((out / "openqa_results.json").read_text())
+    assert results["coverage"] == f"{n - 2} of {n}" and f"{n - 2} of {n}" in (out / "results_openqa.md").read_text()

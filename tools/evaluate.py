@@ -85,6 +85,9 @@ def _add_openqa_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-timeout", type=positive_float, default=120.0)
     parser.add_argument("--model", help="model folder to answer the open questions (or give --predictions)")
     parser.add_argument("--predictions", help="existing OpenQA predictions.jsonl to judge instead of generating")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="with --predictions: judge a run that lacks some questions (they count as wrong, the "
+                             "denominator stays every question, the table prints the coverage 'n of N')")
     parser.add_argument("--media-dir", help="folder holding the testbed's frames (see `evaluate egocross run`)")
     parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
     parser.add_argument("--frames-as", choices=["video", "images"], help="default: video (as for CloseQA)")
@@ -128,19 +131,33 @@ def _openqa(opts) -> int:
     judge = JudgeClient(opts.judge_url, opts.judge_model, api_key=os.environ.get(opts.judge_key_env) or None,
                         timeout=opts.judge_timeout, retries=opts.judge_retries)
     cache = JudgeCache(out / "judgments.jsonl")
-    # a given --predictions file is scored as it is (strict); a generated one was just completed by the run
-    results = judge_predictions(items, answers, read_predictions(predictions, strict=bool(opts.predictions)), judge,
+    # a given --predictions file is scored as it is (strict, covering the testbed); a generated one was just
+    # completed by the run
+    records = read_predictions(predictions, strict=bool(opts.predictions))
+    coverage = None
+    if opts.predictions:
+        from egoforge.eval.egocross_score import check_coverage
+
+        check_coverage(items, records, opts.predictions, allow_partial=opts.allow_partial)
+        covered = sum(str(item["id"]) in records for item in items)
+        coverage = f"{covered} of {len(items)}" if covered < len(items) else None
+    results = judge_predictions(items, answers, records, judge,
                                 cache,
                                 progress=lambda it: tqdm(it, desc="judging", unit="q", disable=opts.quiet),
                                 answers_file=opts.answers)
     atomic_write_json(out / "openqa_results.json", results.as_dict() | {"label": opts.label,
-                                                                         "judge_model": opts.judge_model})
+                                                                         "judge_model": opts.judge_model,
+                                                                         "coverage": coverage})
     atomic_write_json(out / "openqa_marks.json", results.records)
     row = {d: 100.0 * c / t for d, (c, t) in results.per_domain.items() if t} | {"micro": results.micro,
                                                                                    "macro": results.macro}
     columns = [*(d for d in DOMAINS if results.per_domain[d][1]), "micro", "macro"]
+    if coverage:  # a partial run (--allow-partial): the missing questions count as wrong
+        row["coverage"] = coverage
+        columns.append("coverage")
     write_tables({opts.label: row}, columns, out, "results_openqa",
-                 f"EgoCross OpenQA accuracy (%), judge {opts.judge_model}, mark >= 4")
+                 f"EgoCross OpenQA accuracy (%), judge {opts.judge_model}, mark >= 4"
+                 + (f", predictions for {coverage} questions" if coverage else ""))
     print(markdown_table({opts.label: row}, columns), end="")
     print(f"judge calls {results.judge_calls}, cached {results.cached}; results: {out}/openqa_results.json "
           "(+ openqa_marks.json, results_openqa.md/.csv/.png, judgments.jsonl)")
