@@ -34,6 +34,22 @@ from egoforge.ego3s.media import FrameBudget, load_one_clip, sampling_fps
 _BUDGET_KEYS = {"fps", "min_frames", "max_frames", "frames_fps"}
 
 
+def check_training_file(path) -> None:
+    """A training file ECR serves from must exist and hold rows: verl's own reader fails on either with an error
+    that does not say why (an empty CSM selection writes no ``selected.parquet``)."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training file not found (an empty CSM selection writes no "
+                                "selected.parquet: see csm_report.json beside it)")
+    if path.suffix == ".parquet" and pq.ParquetFile(path).metadata.num_rows == 0:
+        raise ValueError(f"{path}: no samples to train on: ECR needs at least one active sample (an empty CSM "
+                         "selection?)")
+
+
 def _as_list(files) -> list[str]:
     if files is None:
         return []
@@ -188,6 +204,9 @@ class ECRDataset(Ego3SDataset):
 
     # -- data ----------------------------------------------------------------------------------------------
     def _read_files_and_tokenize(self):
+        if self.split != "val":
+            for path in self.data_files:
+                check_training_file(path)
         super()._read_files_and_tokenize()
         active_frame = self.dataframe
         frames = [active_frame]
@@ -211,7 +230,8 @@ class ECRDataset(Ego3SDataset):
         active = list(dict.fromkeys(ids[: len(active_frame)]))
         pool = [x for x in dict.fromkeys(ids[len(active_frame):]) if x not in set(active)]
         if self.curriculum is None:  # keep the live curriculum when verl re-reads files on resume
-            self.curriculum = ECRCurriculum(active, pool, self.ecr_config)
+            self.curriculum = ECRCurriculum(active, pool, self.ecr_config,
+                                            source=", ".join(str(f) for f in self.data_files))
         self._fingerprint = _fingerprint(active, pool)
 
     def __len__(self):

@@ -447,6 +447,24 @@ def _train_steps(ds, loader, steps, state_at=None):
     return seen, saved
 
 
+def test_an_empty_ecr_selection_is_an_error_naming_the_file(ego3s_parquet, tiny_qwen2_5_vl, tmp_path):
+    """An empty CSM selection (a parquet without rows, or none written) stops verl's dataset with the file named
+    (verl's own reader fails with "BatchSize must be greater than 0" / a bare file-not-found)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen2_5_vl)
+    empty, pool = _split_parquet(ego3s_parquet, tmp_path, 0)
+    ecr = {"pool_files": [pool], "probe_size": 6, "interval": 2, "lambda_s": 0.4, "seed": 0}
+    custom = {"path": "pkg://egoforge.verl.dataset", "name": "ECRDataset"}
+    config = _data_config([empty], [pool], filter_overlong_prompts=False, ecr=ecr, custom_cls=custom)
+    with pytest.raises(ValueError, match=r"active\.parquet: no samples to train on"):
+        _loader(config, processor)
+    config = _data_config([str(tmp_path / "selected.parquet")], [pool], filter_overlong_prompts=False, ecr=ecr,
+                          custom_cls=custom)
+    with pytest.raises(FileNotFoundError, match=r"selected\.parquet: training file not found .*csm_report\.json"):
+        _loader(config, processor)
+
+
 def test_ecr_dataset_recurates_and_resumes_from_the_dataloader_checkpoint(ego3s_parquet, tiny_qwen2_5_vl,
                                                                           tmp_path):
     from transformers import AutoProcessor
