@@ -149,7 +149,9 @@ def test_a_step_through_verls_reward_loop_worker_takes_ceil_n_over_micro_batch_c
         batcher = manager.clip_batcher
         assert (batcher.batches, batcher.requests) == (math.ceil(needing_clip / micro_batch), needing_clip)
         passes = batcher.backend.forward_passes
-        assert passes["image"] == min(4, batcher.batches) and passes["text"] <= batcher.batches
+        # one image pass per batch that meets a not-yet-cached image: which batches do depends on the order the
+        # concurrent rollouts arrive in, so between 1 and min(4 images, batches)
+        assert 1 <= passes["image"] <= min(4, batcher.batches) and passes["text"] <= batcher.batches
         assert any(o["reward_extra_info"]["r_int"] > 0 for o in outputs)
     assert torch.tensor([o["reward_extra_info"]["clip_sim"] for o in outputs]).count_nonzero() == needing_clip
 

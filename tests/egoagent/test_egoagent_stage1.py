@@ -64,15 +64,18 @@ def test_stage1_resume_restores_the_identical_state(egoagent_data, tmp_path):
 
 
 def test_bad_recipes_and_data_fail_clearly(egoagent_data, tmp_path, capsys):
-    assert cli(["train", str(STAGE1_TINY), "optim.lrr=1"]) == 2
+    paths = stage1_overrides(egoagent_data, tmp_path / "x")  # the recipe's data exists: the key errors show
+    assert cli(["train", str(STAGE1_TINY), *paths, "optim.lrr=1"]) == 2
     assert "unknown key(s) ['lrr']" in capsys.readouterr().err
     assert cli(["train", str(STAGE1_TINY), "model.size=7b", "--dry-run"]) == 2
     assert "unknown EgoAgent size '7b'" in capsys.readouterr().err
-    assert cli(["train", str(STAGE1_TINY), "mixed_precision=fp8"]) == 2
+    assert cli(["train", str(STAGE1_TINY), *paths, "mixed_precision=fp8"]) == 2
     assert "mixed_precision must be no, fp16 or bf16" in capsys.readouterr().err
+    # a missing frame folder is named by `egoforge train` before anything loads
     missing = stage1_overrides(egoagent_data, tmp_path / "x")[:-3] + [f"data.frame_roots=[{tmp_path / 'none'}]"]
-    assert cli(["train", str(STAGE1_TINY), *missing, "progress=false"]) == 1
-    assert "frame folder not found" in capsys.readouterr().err
+    assert cli(["train", str(STAGE1_TINY), *missing, "progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert "missing local path" in err and str(tmp_path / "none") in err and "egoforge egoagent frames" in err
     # a checkpoint from a 2-process run cannot resume in 1 process (the data order is sharded per process)
     run = tmp_path / "one"
     assert cli(["train", str(STAGE1_TINY), *stage1_overrides(egoagent_data, run, max_steps=1, save_steps=1,
