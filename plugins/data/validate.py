@@ -74,6 +74,13 @@ class MediaCheck:
         self._cache[path] = result
         return result
 
+    def file_problem(self, real: Path) -> str | None:
+        """None if the already-resolved file ``real`` decodes (or decoding is off), else why not; cached."""
+        key = f"file:{real}"
+        if key not in self._cache:
+            self._cache[key] = _decode_problem(real) if self.decode else None
+        return self._cache[key]
+
 
 def _decode_problem(path: Path) -> str | None:
     if path.suffix.lower() in _VIDEO_SUFFIXES:

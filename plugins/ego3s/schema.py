@@ -50,7 +50,11 @@ def _media_problem(media: MediaCheck, rel: str, data_type: str) -> str | None:
         return str(exc)
     if data_type == "video" and real.is_dir():
         frames = list_frames(real)
-        return None if frames else f"frame folder has no images: {real}"
+        if not frames:
+            return f"frame folder has no images: {real}"
+        # every frame decodes, as the converter and the trainers will need (a text file named .jpg is refused here,
+        # not at training time)
+        return next(filter(None, (media.file_problem(frame) for frame in frames)), None)
     if data_type == "image" and real.suffix.lower() not in IMAGE_SUFFIXES:
         return f"data_type is 'image' but {real.name} is not an image file"
     return media.problem(rel)

@@ -31,11 +31,18 @@ def e3(tmp_path_factory) -> dict:
     (work / "target.parquet").write_text("precious\n")
     os.symlink(work / "target.parquet", work / "link.parquet")
     (work / "a_folder").mkdir()
+    (work / "text_frames").mkdir()  # a frame folder whose .jpg files are text: validate used to pass it
+    for i in range(4):
+        (work / "text_frames" / f"{i:05d}.jpg").write_text("not an image\n")
+    text_frames = work / "text_frames.json"
+    text_frames.write_text(json.dumps([{"problem_id": 1, "problem": "q", "problem_type": "multiple choice",
+                                        "options": ["A. x", "B. y"], "solution": "<answer>A</answer>",
+                                        "data_type": "video", "path": "text_frames"}]))
     broken_recipe = work / "broken.sh"
     broken_recipe.write_text("#!/bin/bash\npython3 -m verl.trainer.main_ppo \\\n    no_such_key.really=1\n")
     return {"work": work, "source": source, "latin1": latin1, "object": shape, "bad_rows": bad_rows,
             "link": work / "link.parquet", "target": work / "target.parquet", "folder": work / "a_folder",
-            "broken_recipe": broken_recipe}
+            "broken_recipe": broken_recipe, "text_frames": text_frames}
 
 
 def _convert(source: str, out, *extra):
@@ -68,6 +75,11 @@ CASES = [
     Case("sft-data rows with problems", lambda f: ["ego3s", "sft-data", f["bad_rows"], "--out",
                                                    f["work"] / "sft2.json", "--no-decode"], 2, "nothing written",
          lambda f: [f["bad_rows"]], lambda f: [f["work"] / "sft2.json"]),
+    Case("convert a frame folder of text .jpg files", _convert("text_frames", lambda f: f["work"] / "c3.parquet"), 2,
+         "image does not decode", lambda f: [f["text_frames"], f["work"] / "text_frames"],
+         lambda f: [f["work"] / "c3.parquet"]),
+    Case("validate a frame folder of text .jpg files", lambda f: ["ego3s", "validate", f["text_frames"]], 1,
+         "image does not decode", lambda f: [f["text_frames"]]),
     Case("plan a missing recipe", lambda f: ["ego3s", "plan", f["work"] / "missing.sh"], 2, "missing.sh"),
 ]
 
