@@ -37,6 +37,10 @@ def add_arguments(parser) -> None:
     p.add_argument("file")
     p.add_argument("--frames-dir", help="frame folder the paths are relative to (default: the file's folder)")
     p.add_argument("--no-decode", action="store_true", help="only check that frames exist")
+    p.add_argument("--prompt-key", default="llava_forecast_finetune",
+                   help="the field `lego convert` will take the prompt from: rows without it are errors")
+    p.add_argument("--fallback-to-action", action="store_true",
+                   help="as `convert --fallback-to-action`: rows without the prompt key are fine")
 
     p = sub.add_parser("features", help="stage-A VLLM: descriptions, image features, text hidden states (shards)")
     p.add_argument("--model", required=True, help="tuned VLLM folder (full checkpoint or LoRA adapter)")
@@ -188,7 +192,8 @@ def _validate(args) -> int:
     from egoforge.lego.formats import detect_kind, validate_lego_file
 
     detect_kind(args.file)  # a missing / unreadable / non-JSON file: one line and exit 2, not "1 problem found"
-    issues = validate_lego_file(args.file, args.frames_dir, decode=not args.no_decode)
+    issues = validate_lego_file(args.file, args.frames_dir, decode=not args.no_decode,
+                                prompt_key=None if args.fallback_to_action else args.prompt_key)
     for issue in issues[:50]:
         print(issue)
     errors = sum(i.severity == "error" for i in issues)

@@ -160,8 +160,11 @@ def detect_kind(path: str | os.PathLike) -> str:
 
 
 def validate_lego_file(path: str | os.PathLike, frames_dir: str | os.PathLike | None = None,
-                       decode: bool = True) -> list[Issue]:
-    """All problems of a LEGO json or GPT-curation file, frames checked under ``frames_dir`` (never writes)."""
+                       decode: bool = True, prompt_key: str | None = DESCRIPTION_KEY) -> list[Issue]:
+    """All problems of a LEGO json or GPT-curation file, frames checked under ``frames_dir`` (never writes).
+
+    ``prompt_key``: the field ``lego convert`` takes the text prompt from; a LEGO row without it is an error, as
+    the converter refuses it (None: not checked, as ``convert --fallback-to-action`` uses the action label)."""
     try:
         kind = detect_kind(path)
         media = MediaCheck(Path(frames_dir) if frames_dir else Path(path).parent, decode=decode)
@@ -172,6 +175,10 @@ def validate_lego_file(path: str | os.PathLike, frames_dir: str | os.PathLike | 
                 if isinstance(item, Issue):
                     issues.append(item)
                     continue
+                if prompt_key and prompt_key != "action" and item.text(prompt_key) is None:
+                    issues.append(Issue(str(path), item.row, _where(item.clip_id, item.action_id, prompt_key),
+                                        "missing: `lego convert` takes the prompt from it (--prompt-key action or "
+                                        "--fallback-to-action use the action label)"))
                 for name in ("image_0", "image_1"):
                     problem = media.problem(getattr(item, name))
                     if problem:

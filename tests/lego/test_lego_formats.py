@@ -184,6 +184,10 @@ def test_missing_prompt_key_names_the_field_unless_falling_back(layout, tmp_path
     raw.write_text(json.dumps(data))
     with pytest.raises(DataFormatError, match=r"row 0, field .*llava_forecast_finetune"):
         convert_file(raw, "ldm", layout.frames_dir("val"), layout.egogen, tmp_path / "a.jsonl", "ego4d")
+    # the validator agrees with the converter: the same rows are errors, fine when falling back to the action
+    issues = validate_lego_file(raw, layout.frames_dir("val"), decode=False)
+    assert issues and all(i.field.endswith(".llava_forecast_finetune") and i.severity == "error" for i in issues)
+    assert validate_lego_file(raw, layout.frames_dir("val"), decode=False, prompt_key=None) == []
     out, _ = convert_file(raw, "ldm", layout.frames_dir("val"), layout.egogen, tmp_path / "a.jsonl", "ego4d",
                           fallback_to_action=True)
     assert read_index(out)[0]["prompt"].startswith("#C C ")
